@@ -1,0 +1,175 @@
+"""A Python-based Triton backend named `onnxruntime`.
+
+Triton loads `<backend-dir>/onnxruntime/model.py` for every model whose config says
+`backend: "onnxruntime"` when no native ONNX Runtime backend is installed (the
+embedded server from the nvidia-pytriton wheel has only the Python backend). The same
+`config.pbtxt` and `model.onnx` then run unchanged under the native backend in the NGC
+container.
+
+What it honours from the config: inputs/outputs (names, dtypes, dims), max_batch_size,
+default_model_filename, and the native backend's `intra_op_thread_count`,
+`inter_op_thread_count` and `execution_mode` parameters.
+
+Each dynamic batch becomes one ONNX Runtime call: requests are validated one by one,
+concatenated along the batch axis, run once, and the outputs are split back. A bad
+request gets its own error response; the others in the batch still succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class RequestError(Exception):
+    """A single request is malformed; it gets an error response, the batch carries on."""
+
+
+class TensorConfig:
+    def __init__(self, entry: dict):
+        self.name = entry["name"]
+        self.data_type = entry["data_type"]
+        self.numpy_dtype = pb_utils.triton_string_to_numpy(self.data_type)
+        self.dims = [int(d) for d in entry.get("dims", [])]
+        self.optional = bool(entry.get("optional", False))
+
+
+def _session_options(parameters: dict[str, str]) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(parameters.get("intra_op_thread_count", "0"))
+    options.inter_op_num_threads = int(parameters.get("inter_op_thread_count", "0"))
+    # Native backend: execution_mode 0 = sequential, 1 = parallel.
+    if parameters.get("execution_mode", "0") == "1":
+        options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        self.model_name = config["name"]
+        self.max_batch_size = int(config.get("max_batch_size", 0))
+        self.inputs = [TensorConfig(entry) for entry in config.get("input", [])]
+        self.outputs = [TensorConfig(entry) for entry in config.get("output", [])]
+        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        filename = config.get("default_model_filename") or "model.onnx"
+        path = os.path.join(args["model_repository"], args["model_version"], filename)
+        if not os.path.isfile(path):
+            raise pb_utils.TritonModelException(f"{self.model_name}: model file not found: {path}")
+        self.session = ort.InferenceSession(path, _session_options(parameters), providers=["CPUExecutionProvider"])
+        self._check_config_matches_model()
+
+    def _check_config_matches_model(self) -> None:
+        model_inputs = {i.name for i in self.session.get_inputs()}
+        model_outputs = {o.name for o in self.session.get_outputs()}
+        missing = [t.name for t in self.inputs if t.name not in model_inputs]
+        missing += [t.name for t in self.outputs if t.name not in model_outputs]
+        if missing:
+            raise pb_utils.TritonModelException(
+                f"{self.model_name}: config names tensors the ONNX model lacks: {missing}; "
+                f"model inputs {sorted(model_inputs)}, outputs {sorted(model_outputs)}"
+            )
+
+    # -- request handling -------------------------------------------------------
+
+    def execute(self, requests: list) -> list:
+        responses: list = [None] * len(requests)
+        valid: list[tuple[int, dict[str, np.ndarray], list[str]]] = []
+        for index, request in enumerate(requests):
+            try:
+                valid.append((index, self._read_inputs(request), self._requested_outputs(request)))
+            except RequestError as error:
+                responses[index] = _error_response(str(error))
+        for group in self._group_by_shape(valid):
+            self._run_group(group, responses)
+        return responses
+
+    def _read_inputs(self, request) -> dict[str, np.ndarray]:
+        arrays = {}
+        for spec in self.inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, spec.name)
+            if tensor is None:
+                if spec.optional:
+                    continue
+                raise RequestError(f"{self.model_name}: missing input `{spec.name}`")
+            arrays[spec.name] = self._validated(spec, tensor.as_numpy())
+        return arrays
+
+    def _validated(self, spec: TensorConfig, array: np.ndarray) -> np.ndarray:
+        if array.dtype != spec.numpy_dtype:
+            raise RequestError(
+                f"{self.model_name}: input `{spec.name}` has dtype {array.dtype}; expected {spec.data_type}"
+            )
+        expected = ([-1] if self.max_batch_size > 0 else []) + spec.dims
+        if array.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, array.shape)):
+            raise RequestError(
+                f"{self.model_name}: input `{spec.name}` has shape {list(array.shape)}; expected {expected}"
+            )
+        if self.max_batch_size > 0 and array.shape[0] > self.max_batch_size:
+            raise RequestError(
+                f"{self.model_name}: input `{spec.name}` batch size {array.shape[0]} exceeds "
+                f"max_batch_size {self.max_batch_size}"
+            )
+        if spec.numpy_dtype == np.object_:
+            # Triton hands BYTES as bytes objects; ONNX Runtime string tensors want str.
+            try:
+                return np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array)
+            except UnicodeDecodeError as error:
+                raise RequestError(f"{self.model_name}: input `{spec.name}` is not valid UTF-8: {error}") from None
+        return array
+
+    def _requested_outputs(self, request) -> list[str]:
+        names = request.requested_output_names()
+        return list(names) if names else [o.name for o in self.outputs]
+
+    def _group_by_shape(self, valid: list) -> list[list]:
+        """Requests whose non-batch dims agree can share one ONNX Runtime call."""
+        if self.max_batch_size == 0:
+            return [[item] for item in valid]
+        groups: dict[tuple, list] = {}
+        for item in valid:
+            key = tuple((name, array.shape[1:]) for name, array in sorted(item[1].items()))
+            groups.setdefault(key, []).append(item)
+        return list(groups.values())
+
+    def _run_group(self, group: list, responses: list) -> None:
+        try:
+            self._run_batched(group, responses)
+        except Exception as error:  # noqa: BLE001 - ONNX Runtime raises plain exceptions
+            if len(group) == 1:
+                responses[group[0][0]] = _error_response(f"{self.model_name}: inference failed: {error}")
+                return
+            # One request poisoned the batch (e.g. a value the graph rejects); retry
+            # one by one so that only the culprit gets the error.
+            for item in group:
+                self._run_group([item], responses)
+
+    def _run_batched(self, group: list, responses: list) -> None:
+        output_names = [o.name for o in self.outputs]
+        if len(group) == 1:
+            feeds = group[0][1]
+        else:
+            feeds = {name: np.concatenate([item[1][name] for item in group]) for name in group[0][1]}
+        results = dict(zip(output_names, self.session.run(output_names, feeds)))
+        start = 0
+        for index, arrays, requested in group:
+            size = next(iter(arrays.values())).shape[0] if self.max_batch_size > 0 else None
+            end = start + size if size is not None else None
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(results[name][start:end] if size is not None else results[name]))
+                for name in requested
+            ]
+            responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
+            start = end if end is not None else 0
+
+    def finalize(self) -> None:
+        self.session = None
+
+
+def _error_response(message: str):
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))

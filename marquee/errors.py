@@ -1,0 +1,46 @@
+"""Marquee's error hierarchy. Messages name the field, the value and what is allowed."""
+
+
+class MarqueeError(Exception):
+    """Base class of every error Marquee raises on purpose."""
+
+
+class UnknownModelError(MarqueeError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class ConfigDriftError(MarqueeError):
+    """A committed `config.pbtxt` differs from what its spec renders."""
+
+
+class ExportValidationError(MarqueeError):
+    """An exported artifact disagrees with its framework reference beyond tolerance."""
+
+
+class ServerError(MarqueeError):
+    """The Triton server could not be started, or died."""
+
+
+class PerfAnalyzerUnavailableError(MarqueeError):
+    """perf_analyzer cannot run on this host."""
+
+
+class InputValidationError(MarqueeError, ValueError):
+    """A client request does not match the model's spec; raised before sending."""
+
+
+class InferenceError(MarqueeError):
+    """The server answered an inference request with an error."""
+
+
+class ModelNotReadyError(InferenceError):
+    pass
+
+
+class InferenceTimeoutError(InferenceError, TimeoutError):
+    pass
+
+
+class ServerUnavailableError(InferenceError, ConnectionError):
+    pass

@@ -1,0 +1,89 @@
+"""Render `config.pbtxt` from a ModelSpec through Triton's own protobuf schema.
+
+spec -> dict -> `json_format.ParseDict(ModelConfig)` -> `text_format`: an unknown field
+or a wrong type fails here, not when Triton loads the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+
+from marquee.errors import ConfigDriftError
+from marquee.specs.base import ModelSpec, TensorSpec
+
+HEADER = "# Rendered by `marquee render` from marquee/specs; do not edit by hand.\n"
+
+
+def _tensor(t: TensorSpec) -> dict:
+    return {"name": t.name, "data_type": t.dtype.config_name, "dims": t.triton_dims}
+
+
+def config_dict(spec: ModelSpec) -> dict:
+    config: dict = {
+        "name": spec.name,
+        "backend": spec.backend,
+        "max_batch_size": spec.max_batch_size,
+        "default_model_filename": spec.artifact,
+        "input": [_tensor(t) for t in spec.inputs],
+        "output": [_tensor(t) for t in spec.outputs],
+        "instance_group": [{"count": g.count, "kind": g.kind} for g in spec.instance_groups],
+        "version_policy": {"specific": {"versions": [spec.version]}},
+    }
+    if spec.dynamic_batching is not None:
+        batching = spec.dynamic_batching
+        config["dynamic_batching"] = {"max_queue_delay_microseconds": batching.max_queue_delay_us}
+        if batching.preferred_batch_sizes:
+            config["dynamic_batching"]["preferred_batch_size"] = list(batching.preferred_batch_sizes)
+    if spec.parameters:
+        config["parameters"] = {k: {"string_value": v} for k, v in sorted(spec.parameters.items())}
+    return config
+
+
+def to_model_config(spec: ModelSpec) -> model_config_pb2.ModelConfig:
+    return json_format.ParseDict(config_dict(spec), model_config_pb2.ModelConfig())
+
+
+def render(spec: ModelSpec) -> str:
+    text = text_format.MessageToString(to_model_config(spec))
+    if spec.max_batch_size == 0:
+        # proto3 omits zero scalars, but Triton reads a missing max_batch_size as
+        # "unknown" and may auto-complete it; spell the 0 out.
+        text = text.replace(f'name: "{spec.name}"\n', f'name: "{spec.name}"\nmax_batch_size: 0\n', 1)
+    return HEADER + text
+
+
+def parse(text: str) -> model_config_pb2.ModelConfig:
+    return text_format.Parse(text, model_config_pb2.ModelConfig())
+
+
+def config_path(repository: Path, spec: ModelSpec) -> Path:
+    return repository / spec.name / "config.pbtxt"
+
+
+def write(specs: list[ModelSpec], repository: Path) -> list[Path]:
+    written = []
+    for spec in specs:
+        path = config_path(repository, spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(spec))
+        written.append(path)
+    return written
+
+
+def stale(specs: list[ModelSpec], repository: Path) -> list[Path]:
+    """Committed configs that are missing or differ from what their spec renders."""
+    return [
+        config_path(repository, spec)
+        for spec in specs
+        if not config_path(repository, spec).is_file() or config_path(repository, spec).read_text() != render(spec)
+    ]
+
+
+def check(specs: list[ModelSpec], repository: Path) -> None:
+    drifted = stale(specs, repository)
+    if drifted:
+        listing = "\n".join(f"  {p}" for p in drifted)
+        raise ConfigDriftError(f"{len(drifted)} config(s) are stale; run `marquee render`:\n{listing}")

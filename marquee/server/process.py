@@ -1,0 +1,152 @@
+"""Start, watch and stop a `tritonserver` process."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from marquee.errors import ServerError
+from marquee.server.embedded import build_backend_directory, server_environment, tritonserver_binary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerPorts:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+
+def free_ports() -> ServerPorts:
+    sockets = [socket.socket() for _ in range(3)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        http, grpc, metrics = (s.getsockname()[1] for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+    return ServerPorts(http=http, grpc=grpc, metrics=metrics)
+
+
+def http_ready(http_url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{http_url}/v2/health/ready", timeout=timeout) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    if not path.is_file():
+        return "(no server log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class TritonServer:
+    """The embedded tritonserver as a subprocess, ready when `start()` returns.
+
+    `models=None` loads every model in the repository; a list switches Triton to
+    explicit model control and loads only those.
+    """
+
+    def __init__(
+        self,
+        repository: Path,
+        ports: ServerPorts | None = None,
+        log_path: Path | None = None,
+        models: list[str] | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
+        self.repository = Path(repository).resolve()
+        self.ports = ports or ServerPorts()
+        self.models = models
+        self.extra_args = extra_args
+        self._workdir = Path(tempfile.mkdtemp(prefix="marquee-triton-"))
+        self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.metrics}/metrics"
+
+    def command(self, backend_dir: Path) -> list[str]:
+        command = [
+            str(tritonserver_binary()),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backend_dir}",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--metrics-port={self.ports.metrics}",
+            "--allow-cpu-metrics=true",
+            "--exit-on-error=true",
+            "--strict-readiness=true",
+        ]
+        if self.models is not None:
+            command.append("--model-control-mode=explicit")
+            command += [f"--load-model={name}" for name in self.models]
+        return command + list(self.extra_args)
+
+    def start(self, timeout: float = 120.0) -> TritonServer:
+        backend_dir = build_backend_directory(self._workdir / "backends")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = self.log_path.open("w")
+        log.info("starting tritonserver on http=%d grpc=%d", self.ports.http, self.ports.grpc)
+        self.process = subprocess.Popen(
+            self.command(backend_dir), stdout=log_file, stderr=subprocess.STDOUT, env=server_environment()
+        )
+        log_file.close()
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"tritonserver exited with code {self.process.returncode} before becoming ready; "
+                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
+                )
+            if http_ready(self.http_url):
+                return
+            time.sleep(0.25)
+        self.stop()
+        raise ServerError(f"tritonserver not ready after {timeout:.0f}s; log {self.log_path}:\n{log_tail(self.log_path)}")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM lets Triton drain in-flight requests and unload models; kill after `grace`."""
+        if not self.alive():
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.warning("tritonserver did not stop within %.0fs; killing it", grace)
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

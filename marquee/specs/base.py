@@ -1,0 +1,173 @@
+"""Typed model specs: the single source of truth for every served model.
+
+Everything else is derived from a `ModelSpec`: ONNX export axes, `config.pbtxt`,
+client-side validation and perf_analyzer shapes. The module needs only numpy so that
+clients can import it without torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BATCH_AXIS = "batch_size"
+
+
+class DataType(enum.Enum):
+    """Triton tensor dtypes we use, with their numpy and wire ("FP32") names."""
+
+    FP32 = ("TYPE_FP32", np.float32)
+    FP16 = ("TYPE_FP16", np.float16)
+    INT32 = ("TYPE_INT32", np.int32)
+    INT64 = ("TYPE_INT64", np.int64)
+    BOOL = ("TYPE_BOOL", np.bool_)
+    BYTES = ("TYPE_STRING", np.object_)
+
+    @property
+    def config_name(self) -> str:
+        """Name used in `config.pbtxt` (`TYPE_FP32`)."""
+        return self.value[0]
+
+    @property
+    def numpy(self) -> type:
+        return self.value[1]
+
+    @property
+    def wire_name(self) -> str:
+        """Name used by the inference protocol and tritonclient (`FP32`)."""
+        return self.name
+
+
+class Precision(str, enum.Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output, without the batch axis.
+
+    `dims` holds ints for fixed sizes and strings for named dynamic axes; named axes
+    become `-1` in Triton and dynamic axes in the ONNX export.
+    `fields` optionally names the columns of the last axis (used in error messages).
+    `value_range` is the inclusive range of valid values, checked by clients.
+    """
+
+    name: str
+    dtype: DataType
+    dims: tuple[int | str, ...]
+    description: str = ""
+    fields: tuple[str, ...] = ()
+    value_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fields and self.dims and self.dims[-1] != len(self.fields):
+            raise ValueError(
+                f"TensorSpec `{self.name}`: last dim {self.dims[-1]} does not match "
+                f"{len(self.fields)} field names"
+            )
+
+    @property
+    def triton_dims(self) -> list[int]:
+        return [d if isinstance(d, int) else -1 for d in self.dims]
+
+    def onnx_dynamic_axes(self, batched: bool) -> dict[int, str]:
+        offset = 1 if batched else 0
+        axes = {0: BATCH_AXIS} if batched else {}
+        axes.update({i + offset: d for i, d in enumerate(self.dims) if isinstance(d, str)})
+        return axes
+
+
+@dataclass(frozen=True)
+class DynamicBatching:
+    max_queue_delay_us: int = 0
+    preferred_batch_sizes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstanceGroup:
+    count: int = 1
+    kind: str = "KIND_CPU"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("KIND_CPU", "KIND_GPU", "KIND_AUTO", "KIND_MODEL"):
+            raise ValueError(f"InstanceGroup.kind={self.kind!r}; allowed: KIND_CPU, KIND_GPU, KIND_AUTO, KIND_MODEL")
+        if self.count < 1:
+            raise ValueError(f"InstanceGroup.count={self.count}; must be >= 1")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close the exported model must stay to the framework reference."""
+
+    atol: float
+    rtol: float = 0.0
+    max_auc_drop: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """Budgets in perf_analyzer / Model Analyzer metric names (microseconds, infer/s)."""
+
+    perf_latency_p99_us: int
+    batch_size: int = 1
+    concurrency: int = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    precision: Precision
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_batch_size: int
+    tolerance: Tolerance
+    budget: LatencyBudget
+    backend: str = "onnxruntime"
+    version: int = 1
+    description: str = ""
+    dynamic_batching: DynamicBatching | None = DynamicBatching()
+    instance_groups: tuple[InstanceGroup, ...] = (InstanceGroup(),)
+    # Backend parameters, named as the native backend names them (see render.py).
+    parameters: dict[str, str] = field(default_factory=dict)
+    artifact: str = "model.onnx"
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 0:
+            raise ValueError(f"ModelSpec `{self.name}`: max_batch_size={self.max_batch_size}; must be >= 0")
+        names = [t.name for t in self.inputs + self.outputs]
+        if len(names) != len(set(names)):
+            raise ValueError(f"ModelSpec `{self.name}`: tensor names must be unique, got {names}")
+
+    @property
+    def batched(self) -> bool:
+        return self.max_batch_size > 0
+
+    def input(self, name: str) -> TensorSpec:
+        return _find(self.inputs, name, self.name)
+
+    def output(self, name: str) -> TensorSpec:
+        return _find(self.outputs, name, self.name)
+
+    def onnx_dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {t.name: t.onnx_dynamic_axes(self.batched) for t in self.inputs + self.outputs}
+
+    def perf_analyzer_shapes(self) -> list[str]:
+        """`--shape` arguments for inputs with dynamic non-batch dims (none when fixed)."""
+        return [
+            f"{t.name}:{','.join(str(d) for d in t.dims)}"
+            for t in self.inputs
+            if any(isinstance(d, str) for d in t.dims)
+        ]
+
+
+def _find(tensors: tuple[TensorSpec, ...], name: str, model: str) -> TensorSpec:
+    for tensor in tensors:
+        if tensor.name == name:
+            return tensor
+    allowed = ", ".join(t.name for t in tensors)
+    raise KeyError(f"model `{model}` has no tensor `{name}`; allowed: {allowed}")

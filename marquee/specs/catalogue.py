@@ -1,0 +1,24 @@
+"""Every model Marquee serves, by name. Add a spec here and `marquee render` picks it up."""
+
+from __future__ import annotations
+
+from marquee.errors import UnknownModelError
+from marquee.specs.base import ModelSpec
+from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
+
+CATALOGUE: dict[str, ModelSpec] = {spec.name: spec for spec in (RANKER_FP32, RANKER_INT8)}
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return CATALOGUE[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model `{name}`; known models: {', '.join(sorted(CATALOGUE))}") from None
+
+
+def specs_for_family(family: str) -> list[ModelSpec]:
+    specs = [spec for spec in CATALOGUE.values() if spec.family == family]
+    if not specs:
+        families = sorted({spec.family for spec in CATALOGUE.values()})
+        raise UnknownModelError(f"unknown model family `{family}`; known families: {', '.join(families)}")
+    return specs

@@ -1,0 +1,101 @@
+"""Spec of the DCN-v2 ranker: its features, tensors, tolerances and budgets.
+
+The feature schema lives here (not in the trainer) because the client, the synthetic
+data generator, the exporter and the served config all have to agree on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marquee.specs.base import (
+    DataType,
+    DynamicBatching,
+    InstanceGroup,
+    LatencyBudget,
+    ModelSpec,
+    Precision,
+    TensorSpec,
+    Tolerance,
+)
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    name: str
+    cardinality: int
+
+
+# Column order of the `categorical` input. Ids outside [0, cardinality) are valid on the
+# wire and map to a learned out-of-vocabulary row: new users and items appear every day.
+CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...] = (
+    CategoricalFeature("user_id", 10_000),
+    CategoricalFeature("user_region", 8),
+    CategoricalFeature("item_id", 5_000),
+    CategoricalFeature("item_genre", 16),
+    CategoricalFeature("context_device", 4),
+    CategoricalFeature("context_hour", 24),
+)
+
+# Column order of the `dense` input; each is standardised to roughly zero mean, unit scale.
+DENSE_FEATURES: tuple[str, ...] = (
+    "user_log_activity",
+    "user_tenure_years",
+    "item_log_popularity",
+    "item_age_years",
+    "item_duration_hours",
+    "context_session_depth",
+)
+
+RANKER_MAX_BATCH = 1024
+FAMILY = "ranker"
+
+
+def _ranker_spec(precision: Precision, tolerance: Tolerance, budget_us: int) -> ModelSpec:
+    return ModelSpec(
+        name=f"ranker_{precision.value}",
+        family=FAMILY,
+        precision=precision,
+        description=f"DCN-v2 click-probability ranker ({precision.value.upper()} ONNX)",
+        inputs=(
+            TensorSpec(
+                "categorical",
+                DataType.INT64,
+                (len(CATEGORICAL_FEATURES),),
+                description="user, item and context ids",
+                fields=tuple(f.name for f in CATEGORICAL_FEATURES),
+            ),
+            TensorSpec(
+                "dense",
+                DataType.FP32,
+                (len(DENSE_FEATURES),),
+                description="standardised numeric features",
+                fields=DENSE_FEATURES,
+            ),
+        ),
+        outputs=(
+            TensorSpec(
+                "probability",
+                DataType.FP32,
+                (1,),
+                description="predicted click probability",
+                value_range=(0.0, 1.0),
+            ),
+        ),
+        max_batch_size=RANKER_MAX_BATCH,
+        # A ranking request already carries hundreds of candidates, so a short queue
+        # delay is enough to merge concurrent pages into one ONNX Runtime call.
+        dynamic_batching=DynamicBatching(max_queue_delay_us=200),
+        instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
+        # One intra-op thread per instance: on small hosts concurrency comes from
+        # instances and batching; spinning pools fight each other otherwise.
+        parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+        tolerance=tolerance,
+        budget=LatencyBudget(perf_latency_p99_us=budget_us, batch_size=256, concurrency=1),
+    )
+
+
+RANKER_FP32 = _ranker_spec(Precision.FP32, Tolerance(atol=1e-4), budget_us=20_000)
+# Static INT8 quantisation moves probabilities by a few 1e-3; ranking quality is what
+# matters, so the AUC drop is bounded as well as the absolute difference.
+RANKER_INT8 = _ranker_spec(Precision.INT8, Tolerance(atol=0.03, max_auc_drop=0.01), budget_us=20_000)
