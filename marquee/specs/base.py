@@ -103,8 +103,9 @@ class InstanceGroup:
 class Tolerance:
     """How close the exported model must stay to the framework reference."""
 
-    atol: float
+    atol: float  # on the largest absolute difference
     rtol: float = 0.0
+    mean_atol: float | None = None  # on the mean absolute difference
     max_auc_drop: float | None = None
 
 

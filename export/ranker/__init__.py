@@ -1,0 +1,1 @@
+"""The DCN-v2 ranker family: synthetic data, model, training, export."""
