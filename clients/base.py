@@ -1,0 +1,135 @@
+"""A thin typed wrapper over tritonclient for one model spec: sync and asyncio, gRPC or HTTP.
+
+What it adds to tritonclient: inputs checked against the spec before sending, explicit
+timeouts, and Marquee's own exceptions (see `marquee.errors`):
+- InputValidationError: the request does not match the spec (nothing was sent);
+- InferenceTimeoutError: no answer within `timeout_s`;
+- ServerUnavailableError: no server at the URL;
+- ModelNotReadyError: the server does not have the model loaded;
+- InferenceError: the server rejected or failed the request.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from clients.errors import translate
+from clients.validation import validate_inputs
+from marquee.specs.base import ModelSpec
+
+Protocol = Literal["grpc", "http"]
+DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
+
+
+def _module(protocol: Protocol, asynchronous: bool):
+    if protocol == "grpc":
+        if asynchronous:
+            import tritonclient.grpc.aio as module
+        else:
+            import tritonclient.grpc as module
+    elif protocol == "http":
+        if asynchronous:
+            import tritonclient.http.aio as module
+        else:
+            import tritonclient.http as module
+    else:
+        raise ValueError(f"protocol={protocol!r}; allowed: 'grpc', 'http'")
+    return module
+
+
+class _ModelClientBase:
+    _asynchronous = False
+
+    def __init__(self, spec: ModelSpec, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 5.0):
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s={timeout_s}; must be > 0")
+        self.spec = spec
+        self.protocol = protocol
+        self.url = url or DEFAULT_URLS.get(protocol, "")
+        self.timeout_s = timeout_s
+        self._tc = _module(protocol, self._asynchronous)
+        self._client = self._connect()
+
+    def _connect(self):
+        if self.protocol == "grpc":
+            return self._tc.InferenceServerClient(self.url)
+        if self._asynchronous:  # aiohttp: one total timeout per request
+            return self._tc.InferenceServerClient(self.url, conn_timeout=self.timeout_s)
+        return self._tc.InferenceServerClient(
+            self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
+        )
+
+    def _request(self, inputs: dict[str, object]) -> tuple[list, list, dict]:
+        arrays = validate_inputs(self.spec, inputs)
+        infer_inputs = []
+        for tensor in self.spec.inputs:
+            array = arrays[tensor.name]
+            infer_input = self._tc.InferInput(tensor.name, list(array.shape), tensor.dtype.wire_name)
+            infer_input.set_data_from_numpy(array)
+            infer_inputs.append(infer_input)
+        outputs = [self._tc.InferRequestedOutput(t.name) for t in self.spec.outputs]
+        options = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        return infer_inputs, outputs, options
+
+    def _outputs(self, result) -> dict[str, np.ndarray]:
+        return {t.name: result.as_numpy(t.name) for t in self.spec.outputs}
+
+
+class ModelClient(_ModelClientBase):
+    """Blocking client for one model."""
+
+    def infer(self, **inputs: object) -> dict[str, np.ndarray]:
+        infer_inputs, outputs, options = self._request(inputs)
+        try:
+            result = self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
+        except Exception as error:  # noqa: BLE001 - translated into our own hierarchy
+            raise translate(error, self.spec.name, self.url) from error
+        return self._outputs(result)
+
+    def is_ready(self) -> bool:
+        try:
+            return bool(self._client.is_model_ready(self.spec.name))
+        except Exception:  # noqa: BLE001 - unreachable server means "not ready"
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncModelClient(_ModelClientBase):
+    """asyncio client for one model; use `async with`."""
+
+    _asynchronous = True
+
+    async def infer(self, **inputs: object) -> dict[str, np.ndarray]:
+        infer_inputs, outputs, options = self._request(inputs)
+        if self.protocol == "http":
+            options = {"timeout": self.timeout_s}
+        try:
+            result = await self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
+        except Exception as error:  # noqa: BLE001
+            raise translate(error, self.spec.name, self.url) from error
+        return self._outputs(result)
+
+    async def is_ready(self) -> bool:
+        try:
+            return bool(await self._client.is_model_ready(self.spec.name))
+        except Exception:  # noqa: BLE001
+            return False
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

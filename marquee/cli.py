@@ -1,0 +1,213 @@
+"""`marquee` command line. Each command parses arguments and calls a library function;
+heavy libraries (torch, onnxruntime) are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marquee.console import configure_logging, console
+from marquee.errors import MarqueeError
+
+app = typer.Typer(help="Marquee: media AI on NVIDIA Triton Inference Server.", no_args_is_help=True)
+export_app = typer.Typer(help="Export models into the model repository.", no_args_is_help=True)
+perf_app = typer.Typer(help="Measure served models.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+app.add_typer(perf_app, name="perf")
+
+RepositoryOption = Annotated[
+    Path | None, typer.Option("--repository", "-r", help="Model repository (default: ./model_repository).")
+]
+
+
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+class ProtocolChoice(str, Enum):
+    grpc = "grpc"
+    http = "http"
+
+
+def _repository(path: Path | None) -> Path:
+    from marquee.paths import model_repository
+
+    return (path or model_repository()).resolve()
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    configure_logging(verbose)
+
+
+@app.command()
+def render(
+    check: Annotated[bool, typer.Option("--check", help="Fail if a committed config.pbtxt is stale.")] = False,
+    repository: RepositoryOption = None,
+) -> None:
+    """Render every model's config.pbtxt from its spec (or check they are current)."""
+    from marquee import render as rendering
+    from marquee.specs import CATALOGUE
+
+    specs = list(CATALOGUE.values())
+    if check:
+        rendering.check(specs, _repository(repository))
+        console.print(f"[green]✓ {len(specs)} configs match their specs")
+    else:
+        for path in rendering.write(specs, _repository(repository)):
+            console.print(f"wrote {path}")
+
+
+@export_app.command("ranker")
+def export_ranker(
+    checkpoint: Annotated[Path | None, typer.Option(help="Ranker checkpoint; default: train the seeded one.")] = None,
+    precision: Annotated[
+        list[PrecisionChoice] | None, typer.Option("--precision", "-p", help="Repeatable; default: fp32 and int8.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
+    repository: RepositoryOption = None,
+) -> None:
+    """Train (or load) the DCN-v2 ranker, export FP32/INT8 ONNX, validate, install."""
+    from export.ranker.pipeline import export_ranker as run_export
+    from marquee.progress import progress_bar
+    from marquee.specs.base import Precision
+
+    precisions = tuple(Precision(p.value) for p in (precision or list(PrecisionChoice)))
+    with progress_bar() as progress:
+        results = run_export(_repository(repository), precisions, checkpoint, force=force, progress=progress)
+    for result in results:
+        state = "unchanged, skipped" if result.skipped else "exported and validated"
+        console.print(f"[green]✓[/] {result.spec.name}: {state} -> {result.path}")
+
+
+@app.command()
+def serve(
+    repository: RepositoryOption = None,
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    log_file: Annotated[Path, typer.Option(help="Server log.")] = Path(".marquee/logs/tritonserver.log"),
+    url: Annotated[str | None, typer.Option(help="Use an external server (host:http_port) instead.")] = None,
+) -> None:
+    """Serve the model repository on the embedded tritonserver until Ctrl-C."""
+    from marquee import serving
+    from marquee.server import ServerPorts
+
+    if url:
+        serving.require_ready(url)
+        console.print(serving.models_table(url))
+        return
+    server = serving.start_embedded(_repository(repository), ServerPorts(http_port, grpc_port, metrics_port), log_file)
+    console.print(serving.models_table(server.http_url))
+    console.print(serving.endpoints_table(server.http_url, server.grpc_url, server.metrics_url))
+    console.print(f"server log: {server.log_path}. Ctrl-C stops the server.")
+    serving.wait_until_signalled(server)
+
+
+@app.command()
+def models(url: Annotated[str, typer.Option(help="Server HTTP address.")] = "localhost:8000") -> None:
+    """List the models a running server knows, with states and tensors."""
+    from marquee import serving
+
+    serving.require_ready(url)
+    console.print(serving.models_table(url))
+
+
+@app.command()
+def rank(
+    url: Annotated[str | None, typer.Option(help="Server address; default localhost:8001 (gRPC).")] = None,
+    protocol: ProtocolChoice = ProtocolChoice.grpc,
+    precision: PrecisionChoice = PrecisionChoice.fp32,
+    seed: int = 0,
+) -> None:
+    """Send a sample page of candidates to the ranker and print them ranked."""
+    from clients.ranker import RankerClient
+    from marquee.sample import ranked_table, sample_page
+
+    categorical, dense = sample_page(seed)
+    with RankerClient(url, protocol=protocol.value, precision=precision.value) as client:
+        probability = client.score(categorical, dense)
+    console.print(ranked_table(client.spec.name, categorical, probability))
+
+
+@app.command()
+def up(
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    wait: Annotated[bool, typer.Option(help="Keep serving until Ctrl-C.")] = True,
+) -> None:
+    """Export the default models, serve them, send a sample request, keep serving."""
+    from marquee import render as rendering
+    from marquee import serving
+    from marquee.paths import model_repository
+    from marquee.server import ServerPorts
+    from marquee.specs import CATALOGUE
+
+    repository = model_repository().resolve()
+    rendering.check(list(CATALOGUE.values()), repository)
+    export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
+    server = serving.start_embedded(
+        repository, ServerPorts(http_port, grpc_port, metrics_port), Path(".marquee/logs/tritonserver.log")
+    )
+    try:
+        console.print(serving.models_table(server.http_url))
+        for precision in PrecisionChoice:
+            rank(url=server.grpc_url, protocol=ProtocolChoice.grpc, precision=precision, seed=0)
+        console.print(serving.endpoints_table(server.http_url, server.grpc_url, server.metrics_url))
+        console.print(_next_steps(server.http_url, server.grpc_url))
+    except BaseException:
+        server.stop()
+        raise
+    if wait:
+        serving.wait_until_signalled(server)
+    else:
+        server.stop()
+
+
+def _next_steps(http_url: str, grpc_url: str) -> str:
+    return (
+        "[bold]Send more requests:[/]\n"
+        f"  marquee rank --url {grpc_url} --precision int8\n"
+        f"  curl -s http://{http_url}/v2/models/ranker_fp32 | python -m json.tool\n"
+        f"  marquee perf analyzer -- -m ranker_int8 -u {grpc_url} -i grpc -b 64 --concurrency-range 1:4\n"
+        "Ctrl-C stops the server."
+    )
+
+
+@perf_app.command("setup")
+def perf_setup() -> None:
+    """Fetch perf_analyzer (and, on glibc < 2.38, a private newer glibc runtime)."""
+    from perf.perf_analyzer import locate
+
+    analyzer = locate(install=True)
+    via = f" through the loader in {analyzer.loader_root}" if analyzer.loader_root else ""
+    console.print(f"[green]✓ perf_analyzer {analyzer.binary}{via}")
+
+
+@perf_app.command(
+    "analyzer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def perf_analyzer(ctx: typer.Context) -> None:
+    """Run perf_analyzer with the given arguments (after `--`), on any glibc."""
+    import subprocess
+
+    from perf.perf_analyzer import locate
+
+    raise typer.Exit(subprocess.call(locate().command(list(ctx.args))))
+
+
+def run() -> None:
+    try:
+        app()
+    except MarqueeError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,85 @@
+"""What `marquee serve` and `marquee up` do: choose models, run the server, describe it."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+
+import tritonclient.http as httpclient
+from rich.table import Table
+
+from marquee.errors import ServerError
+from marquee.server.process import ServerPorts, TritonServer, http_ready
+
+log = logging.getLogger(__name__)
+
+
+def exported_models(repository: Path) -> tuple[list[str], list[str]]:
+    """Models with a config and at least one version directory holding files, and the rest."""
+    ready, missing = [], []
+    for config in sorted(repository.glob("*/config.pbtxt")):
+        model_dir = config.parent
+        has_version = any(p.is_dir() and p.name.isdigit() and any(p.iterdir()) for p in model_dir.iterdir())
+        (ready if has_version else missing).append(model_dir.name)
+    return ready, missing
+
+
+def start_embedded(repository: Path, ports: ServerPorts, log_path: Path) -> TritonServer:
+    ready, missing = exported_models(repository)
+    if missing:
+        log.warning("not loading %s: no exported version (run `marquee export ...`)", ", ".join(missing))
+    if not ready:
+        raise ServerError(f"no exported models in {repository}; run `marquee export ranker` first")
+    return TritonServer(repository, ports, log_path=log_path, models=ready).start()
+
+
+def models_table(http_url: str) -> Table:
+    client = httpclient.InferenceServerClient(http_url)
+    table = Table(title=f"Triton at {http_url}")
+    for column in ("model", "version", "state", "inputs", "outputs"):
+        table.add_column(column)
+    for entry in client.get_model_repository_index():
+        name, state = entry["name"], entry.get("state", "")
+        inputs = outputs = ""
+        if state == "READY":
+            meta = client.get_model_metadata(name)
+            inputs = ", ".join(f"{t['name']} {t['datatype']}{t['shape']}" for t in meta["inputs"])
+            outputs = ", ".join(f"{t['name']} {t['datatype']}{t['shape']}" for t in meta["outputs"])
+        table.add_row(name, entry.get("version", ""), state, inputs, outputs)
+    client.close()
+    return table
+
+
+def endpoints_table(http_url: str, grpc_url: str, metrics_url: str) -> Table:
+    table = Table(title="Endpoints")
+    table.add_column("protocol")
+    table.add_column("address")
+    table.add_row("HTTP/REST (KServe v2)", f"http://{http_url}")
+    table.add_row("gRPC (KServe v2)", grpc_url)
+    table.add_row("Prometheus metrics", metrics_url)
+    return table
+
+
+def wait_until_signalled(server: TritonServer) -> None:
+    """Block until Ctrl-C or SIGTERM, or until the server dies; then stop it cleanly."""
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        while server.alive():
+            time.sleep(0.5)
+        raise ServerError(f"tritonserver exited with code {server.process.returncode}; log {server.log_path}")
+    except KeyboardInterrupt:
+        log.info("stopping tritonserver ...")
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def require_ready(http_url: str) -> None:
+    if not http_ready(http_url, timeout=3.0):
+        raise ServerError(f"no ready Triton server at http://{http_url}/v2/health/ready")

@@ -1,0 +1,1 @@
+"""Measuring served models: perf_analyzer (and, later, locust) against budgets."""
