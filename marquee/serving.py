@@ -68,7 +68,8 @@ def wait_until_signalled(server: TritonServer) -> None:
     def _terminate(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # Installed explicitly: a backgrounded process inherits SIGINT as ignored.
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while server.alive():
             time.sleep(0.5)
@@ -77,7 +78,8 @@ def wait_until_signalled(server: TritonServer) -> None:
         log.info("stopping tritonserver ...")
     finally:
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def require_ready(http_url: str) -> None:

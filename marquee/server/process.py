@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 import socket
@@ -36,6 +37,13 @@ def free_ports() -> ServerPorts:
         for s in sockets:
             s.close()
     return ServerPorts(http=http, grpc=grpc, metrics=metrics)
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if Marquee is killed outright, take tritonserver along
+    instead of leaving an orphan holding the ports."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def http_ready(http_url: str, timeout: float = 1.0) -> bool:
@@ -110,7 +118,9 @@ class TritonServer:
         log_file = self.log_path.open("w")
         log.info("starting tritonserver on http=%d grpc=%d", self.ports.http, self.ports.grpc)
         self.process = subprocess.Popen(
-            self.command(backend_dir), stdout=log_file, stderr=subprocess.STDOUT, env=server_environment()
+            self.command(backend_dir), stdout=log_file, stderr=subprocess.STDOUT,
+            env=server_environment(),
+            preexec_fn=_die_with_parent,
         )
         log_file.close()
         self._wait_ready(timeout)
