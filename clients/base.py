@@ -111,8 +111,6 @@ class AsyncModelClient(_ModelClientBase):
 
     async def infer(self, **inputs: object) -> dict[str, np.ndarray]:
         infer_inputs, outputs, options = self._request(inputs)
-        if self.protocol == "http":
-            options = {"timeout": self.timeout_s}
         try:
             result = await self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001

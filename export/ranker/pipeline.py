@@ -44,8 +44,9 @@ class ExportResult:
     figures: dict
 
 
-def default_checkpoint(config: TrainingConfig = TrainingConfig(), progress: Progress | None = None) -> Path:
+def default_checkpoint(config: TrainingConfig | None = None, progress: Progress | None = None) -> Path:
     """The checkpoint trained from `config`, trained once and cached by content hash."""
+    config = config or TrainingConfig()
     key = artifacts.content_hash(json.dumps(config.to_dict(), sort_keys=True), torch.__version__, *TRAINING_SOURCES)
     path = cache_dir() / "checkpoints" / f"ranker-{key}.pt"
     if not path.is_file():
@@ -58,7 +59,7 @@ def export_ranker(
     repository: Path,
     precisions: tuple[Precision, ...] = (Precision.FP32, Precision.INT8),
     checkpoint: Path | None = None,
-    training: TrainingConfig = TrainingConfig(),
+    training: TrainingConfig | None = None,
     force: bool = False,
     progress: Progress | None = None,
 ) -> list[ExportResult]:
@@ -68,9 +69,7 @@ def export_ranker(
     results, pending = [], []
     for precision in precisions:
         spec = RANKER_BY_PRECISION[precision]
-        input_hash = artifacts.content_hash(
-            checkpoint, repr(spec), artifacts.toolchain_fingerprint(), *EXPORT_SOURCES
-        )
+        input_hash = artifacts.content_hash(checkpoint, repr(spec), artifacts.toolchain_fingerprint(), *EXPORT_SOURCES)
         version_dir = repository / spec.name / str(spec.version)
         if not force and artifacts.is_current(version_dir, input_hash, spec.artifact):
             stamp = artifacts.read_stamp(version_dir) or {}
@@ -168,7 +167,9 @@ def validate_ranker(
     candidate = run_onnx(onnx_path, holdout, spec.max_batch_size)
     report.close_to("probability[holdout]", reference, candidate, tolerance.atol, tolerance.rtol, tolerance.mean_atol)
     edges = _edge_cases()
-    report.close_to("probability[batch 1, OOV ids]", predict(model, edges), run_onnx(onnx_path, edges, 1), tolerance.atol)
+    report.close_to(
+        "probability[batch 1, OOV ids]", predict(model, edges), run_onnx(onnx_path, edges, 1), tolerance.atol
+    )
     auc_torch, auc_onnx = roc_auc(holdout.clicked, reference), roc_auc(holdout.clicked, candidate)
     report.figures.update(holdout_auc_pytorch=auc_torch, holdout_auc_onnx=auc_onnx)
     if tolerance.max_auc_drop is not None:

@@ -98,8 +98,15 @@ def evaluate(model: DCNRanker, holdout: Interactions) -> dict:
 def save_checkpoint(model: DCNRanker, config: TrainingConfig, metrics: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"format": "marquee-ranker/1", "training": config.to_dict(), "metrics": metrics,
-                "state_dict": model.state_dict()}, tmp)
+    torch.save(
+        {
+            "format": "marquee-ranker/1",
+            "training": config.to_dict(),
+            "metrics": metrics,
+            "state_dict": model.state_dict(),
+        },
+        tmp,
+    )
     tmp.replace(path)  # atomic: an interrupted save never leaves a half-written checkpoint
     return path
 

@@ -118,7 +118,9 @@ class TritonServer:
         log_file = self.log_path.open("w")
         log.info("starting tritonserver on http=%d grpc=%d", self.ports.http, self.ports.grpc)
         self.process = subprocess.Popen(
-            self.command(backend_dir), stdout=log_file, stderr=subprocess.STDOUT,
+            self.command(backend_dir),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             env=server_environment(),
             preexec_fn=_die_with_parent,
         )
@@ -138,7 +140,9 @@ class TritonServer:
                 return
             time.sleep(0.25)
         self.stop()
-        raise ServerError(f"tritonserver not ready after {timeout:.0f}s; log {self.log_path}:\n{log_tail(self.log_path)}")
+        raise ServerError(
+            f"tritonserver not ready after {timeout:.0f}s; log {self.log_path}:\n{log_tail(self.log_path)}"
+        )
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

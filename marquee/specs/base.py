@@ -40,7 +40,7 @@ class DataType(enum.Enum):
         return self.name
 
 
-class Precision(str, enum.Enum):
+class Precision(enum.StrEnum):
     FP32 = "fp32"
     FP16 = "fp16"
     INT8 = "int8"
@@ -66,8 +66,7 @@ class TensorSpec:
     def __post_init__(self) -> None:
         if self.fields and self.dims and self.dims[-1] != len(self.fields):
             raise ValueError(
-                f"TensorSpec `{self.name}`: last dim {self.dims[-1]} does not match "
-                f"{len(self.fields)} field names"
+                f"TensorSpec `{self.name}`: last dim {self.dims[-1]} does not match {len(self.fields)} field names"
             )
 
     @property

@@ -99,8 +99,6 @@ RANKER_FP32 = _ranker_spec(Precision.FP32, Tolerance(atol=1e-4), budget_us=20_00
 # Static INT8 quantisation moves probabilities by ~3e-3 on average and by up to ~0.035 on
 # the worst of 50k holdout rows (measured); ranking quality is what matters, so the AUC
 # drop is bounded as well as the mean and the worst absolute difference.
-RANKER_INT8 = _ranker_spec(
-    Precision.INT8, Tolerance(atol=0.06, mean_atol=0.008, max_auc_drop=0.01), budget_us=20_000
-)
+RANKER_INT8 = _ranker_spec(Precision.INT8, Tolerance(atol=0.06, mean_atol=0.008, max_auc_drop=0.01), budget_us=20_000)
 
 RANKER_BY_PRECISION: dict[Precision, ModelSpec] = {Precision.FP32: RANKER_FP32, Precision.INT8: RANKER_INT8}

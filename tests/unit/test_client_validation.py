@@ -30,7 +30,9 @@ def test_wrong_dtype_names_the_input_the_dtype_and_what_is_allowed():
 def test_wrong_shape_names_the_columns():
     request = good()
     request["categorical"] = np.zeros((3, 5), np.int64)
-    with pytest.raises(InputValidationError, match=r"`categorical` has shape \[3, 5\]; allowed: \['batch', 6\].*user_id"):
+    with pytest.raises(
+        InputValidationError, match=r"`categorical` has shape \[3, 5\]; allowed: \['batch', 6\].*user_id"
+    ):
         validate_inputs(RANKER_FP32, request)
 
 

@@ -52,7 +52,9 @@ def test_exported_model_accepts_batch_1_and_max_batch(exported_repository):
 
     session = ort.InferenceSession(str(exported_repository / "ranker_fp32" / "1" / "model.onnx"))
     for batch in (1, RANKER_FP32.max_batch_size):
-        out = session.run(None, {"categorical": np.zeros((batch, 6), np.int64), "dense": np.zeros((batch, 6), np.float32)})
+        out = session.run(
+            None, {"categorical": np.zeros((batch, 6), np.int64), "dense": np.zeros((batch, 6), np.float32)}
+        )
         assert out[0].shape == (batch, 1)
 
 

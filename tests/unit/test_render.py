@@ -15,17 +15,27 @@ GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 # Exercises what the catalogue's specs do not: dynamic dims, preferred batch sizes,
 # GPU instances, and an unbatched model (max_batch_size 0, which proto3 would drop).
 ENCODER = ModelSpec(
-    name="golden_encoder", family="golden", precision=RANKER_FP32.precision, max_batch_size=8,
+    name="golden_encoder",
+    family="golden",
+    precision=RANKER_FP32.precision,
+    max_batch_size=8,
     inputs=(TensorSpec("input_ids", DataType.INT64, ("sequence",)),),
     outputs=(TensorSpec("embedding", DataType.FP32, (384,)),),
     dynamic_batching=DynamicBatching(max_queue_delay_us=500, preferred_batch_sizes=(4, 8)),
     instance_groups=(InstanceGroup(count=2, kind="KIND_GPU"),),
-    tolerance=RANKER_FP32.tolerance, budget=RANKER_FP32.budget,
+    tolerance=RANKER_FP32.tolerance,
+    budget=RANKER_FP32.budget,
 )
 UNBATCHED = ModelSpec(
-    name="golden_unbatched", family="golden", precision=RANKER_FP32.precision, max_batch_size=0,
-    inputs=(TensorSpec("x", DataType.FP32, (2, 3)),), outputs=(TensorSpec("y", DataType.FP32, (2,)),),
-    dynamic_batching=None, tolerance=RANKER_FP32.tolerance, budget=RANKER_FP32.budget,
+    name="golden_unbatched",
+    family="golden",
+    precision=RANKER_FP32.precision,
+    max_batch_size=0,
+    inputs=(TensorSpec("x", DataType.FP32, (2, 3)),),
+    outputs=(TensorSpec("y", DataType.FP32, (2,)),),
+    dynamic_batching=None,
+    tolerance=RANKER_FP32.tolerance,
+    budget=RANKER_FP32.budget,
 )
 
 

@@ -22,10 +22,14 @@ def test_named_dims_become_minus_one_and_dynamic_onnx_axes():
 def test_perf_analyzer_shapes_only_for_dynamic_dims():
     assert RANKER_FP32.perf_analyzer_shapes() == []
     spec = ModelSpec(
-        name="m", family="f", precision=RANKER_FP32.precision, max_batch_size=4,
+        name="m",
+        family="f",
+        precision=RANKER_FP32.precision,
+        max_batch_size=4,
         inputs=(TensorSpec("tokens", DataType.INT64, ("sequence",)),),
         outputs=(TensorSpec("y", DataType.FP32, (1,)),),
-        tolerance=RANKER_FP32.tolerance, budget=RANKER_FP32.budget,
+        tolerance=RANKER_FP32.tolerance,
+        budget=RANKER_FP32.budget,
     )
     assert spec.perf_analyzer_shapes() == ["tokens:sequence"]
 
@@ -51,9 +55,14 @@ def test_get_spec_names_the_known_models_when_the_name_is_unknown():
 def test_duplicate_tensor_names_are_rejected():
     with pytest.raises(ValueError, match="tensor names must be unique"):
         ModelSpec(
-            name="m", family="f", precision=RANKER_FP32.precision, max_batch_size=1,
-            inputs=(TensorSpec("x", DataType.FP32, (1,)),), outputs=(TensorSpec("x", DataType.FP32, (1,)),),
-            tolerance=RANKER_FP32.tolerance, budget=RANKER_FP32.budget,
+            name="m",
+            family="f",
+            precision=RANKER_FP32.precision,
+            max_batch_size=1,
+            inputs=(TensorSpec("x", DataType.FP32, (1,)),),
+            outputs=(TensorSpec("x", DataType.FP32, (1,)),),
+            tolerance=RANKER_FP32.tolerance,
+            budget=RANKER_FP32.budget,
         )
 
 

@@ -24,7 +24,9 @@ def test_world_and_samples_are_deterministic_for_a_seed():
 def test_ids_stay_in_vocabulary_and_columns_are_consistent():
     world = SyntheticWorld(0)
     rows = world.sample(2000, seed=1)
-    for column, name in enumerate(["user_id", "user_region", "item_id", "item_genre", "context_device", "context_hour"]):
+    for column, name in enumerate(
+        ["user_id", "user_region", "item_id", "item_genre", "context_device", "context_hour"]
+    ):
         assert rows.categorical[:, column].min() >= 0 and rows.categorical[:, column].max() < CARDINALITY[name]
     users, items = rows.categorical[:, 0], rows.categorical[:, 2]
     np.testing.assert_array_equal(rows.categorical[:, 1], world.user_region[users])

@@ -106,7 +106,7 @@ class TritonPythonModel:
                 f"{self.model_name}: input `{spec.name}` has dtype {array.dtype}; expected {spec.data_type}"
             )
         expected = ([-1] if self.max_batch_size > 0 else []) + spec.dims
-        if array.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, array.shape)):
+        if array.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, array.shape, strict=False)):
             raise RequestError(
                 f"{self.model_name}: input `{spec.name}` has shape {list(array.shape)}; expected {expected}"
             )
@@ -155,13 +155,15 @@ class TritonPythonModel:
             feeds = group[0][1]
         else:
             feeds = {name: np.concatenate([item[1][name] for item in group]) for name in group[0][1]}
-        results = dict(zip(output_names, self.session.run(output_names, feeds)))
+        results = dict(zip(output_names, self.session.run(output_names, feeds), strict=False))
         start = 0
         for index, arrays, requested in group:
             size = next(iter(arrays.values())).shape[0] if self.max_batch_size > 0 else None
             end = start + size if size is not None else None
             tensors = [
-                pb_utils.Tensor(name, np.ascontiguousarray(results[name][start:end] if size is not None else results[name]))
+                pb_utils.Tensor(
+                    name, np.ascontiguousarray(results[name][start:end] if size is not None else results[name])
+                )
                 for name in requested
             ]
             responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
