@@ -90,7 +90,7 @@ def serve(
     http_port: int = 8000,
     grpc_port: int = 8001,
     metrics_port: int = 8002,
-    log_file: Annotated[Path, typer.Option(help="Server log.")] = Path(".marquee/logs/tritonserver.log"),
+    log_file: Annotated[Path | None, typer.Option(help="Server log [default: .marquee/logs/tritonserver.log].")] = None,
     url: Annotated[str | None, typer.Option(help="Use an external server (host:http_port) instead.")] = None,
 ) -> None:
     """Serve the model repository on the embedded tritonserver until Ctrl-C."""
@@ -101,7 +101,8 @@ def serve(
         serving.require_ready(url)
         console.print(serving.models_table(url))
         return
-    server = serving.start_embedded(_repository(repository), ServerPorts(http_port, grpc_port, metrics_port), log_file)
+    ports = ServerPorts(http_port, grpc_port, metrics_port)
+    server = serving.start_embedded(_repository(repository), ports, log_file or serving.default_log_path())
     console.print(serving.models_table(server.http_url))
     console.print(serving.endpoints_table(server.http_url, server.grpc_url, server.metrics_url))
     console.print(f"server log: {server.log_path}. Ctrl-C stops the server.")
@@ -151,9 +152,8 @@ def up(
     repository = model_repository().resolve()
     rendering.check(list(CATALOGUE.values()), repository)
     export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
-    server = serving.start_embedded(
-        repository, ServerPorts(http_port, grpc_port, metrics_port), Path(".marquee/logs/tritonserver.log")
-    )
+    ports = ServerPorts(http_port, grpc_port, metrics_port)
+    server = serving.start_embedded(repository, ports, serving.default_log_path())
     try:
         console.print(serving.models_table(server.http_url))
         for precision in PrecisionChoice:

@@ -14,6 +14,10 @@ class ConfigDriftError(MarqueeError):
     """A committed `config.pbtxt` differs from what its spec renders."""
 
 
+class CheckpointError(MarqueeError, FileNotFoundError):
+    """A checkpoint is missing or is not in the format the exporter reads."""
+
+
 class ExportValidationError(MarqueeError):
     """An exported artifact disagrees with its framework reference beyond tolerance."""
 

@@ -11,6 +11,7 @@ import tritonclient.http as httpclient
 from rich.table import Table
 
 from marquee.errors import ServerError
+from marquee.paths import cache_dir
 from marquee.server.process import ServerPorts, TritonServer, http_ready
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,10 @@ def exported_models(repository: Path) -> tuple[list[str], list[str]]:
         has_version = any(p.is_dir() and p.name.isdigit() and any(p.iterdir()) for p in model_dir.iterdir())
         (ready if has_version else missing).append(model_dir.name)
     return ready, missing
+
+
+def default_log_path() -> Path:
+    return cache_dir() / "logs" / "tritonserver.log"
 
 
 def start_embedded(repository: Path, ports: ServerPorts, log_path: Path) -> TritonServer:

@@ -66,12 +66,28 @@ def served(repository: Path, batch: int, concurrencies: str, workdir: Path) -> d
         for spec in MODELS:
             csv_path = workdir / f"{spec.name}.csv"
             analyzer.run(
-                ["-m", spec.name, "-u", server.grpc_url, "-i", "grpc", "-b", str(batch),
-                 "--concurrency-range", concurrencies, "--measurement-interval", "4000", "-f", str(csv_path)],
+                [
+                    "-m",
+                    spec.name,
+                    "-u",
+                    server.grpc_url,
+                    "-i",
+                    "grpc",
+                    "-b",
+                    str(batch),
+                    "--concurrency-range",
+                    concurrencies,
+                    "--measurement-interval",
+                    "4000",
+                    "-f",
+                    str(csv_path),
+                    *(f"--shape={shape}" for shape in spec.perf_analyzer_shapes()),
+                ],
                 timeout_s=600,
             )
-            out[spec.name] = [row.__dict__ | {"server_compute_us": row.server_compute_us}
-                              for row in parse_csv(csv_path)]
+            out[spec.name] = [
+                row.__dict__ | {"server_compute_us": row.server_compute_us} for row in parse_csv(csv_path)
+            ]
     return out
 
 
@@ -129,8 +145,10 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     console.print(report_table(bare, serving))
-    console.print(f"report: {args.out}  ({report['machine']['cpu']}, {report['machine']['cores']} cores, "
-                  f"{report['machine']['date']})")
+    console.print(
+        f"report: {args.out}  ({report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"{report['machine']['date']})"
+    )
 
 
 if __name__ == "__main__":

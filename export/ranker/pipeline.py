@@ -23,7 +23,7 @@ from export.ranker import train as train_module
 from export.ranker.data import Interactions, SyntheticWorld, roc_auc
 from export.ranker.train import TrainingConfig, holdout_set, load_checkpoint, predict, save_checkpoint, train
 from export.validate import ValidationReport
-from marquee.errors import ExportValidationError
+from marquee.errors import CheckpointError, ExportValidationError
 from marquee.paths import cache_dir
 from marquee.specs.base import ModelSpec, Precision
 from marquee.specs.ranker import CATEGORICAL_FEATURES, RANKER_BY_PRECISION
@@ -65,7 +65,7 @@ def export_ranker(
 ) -> list[ExportResult]:
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(training, progress)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"--checkpoint {checkpoint}: no such file")
+        raise CheckpointError(f"--checkpoint {checkpoint}: no such file")
     results, pending = [], []
     for precision in precisions:
         spec = RANKER_BY_PRECISION[precision]

@@ -12,6 +12,7 @@ from rich.progress import Progress
 
 from export.ranker.data import Interactions, SyntheticWorld, roc_auc
 from export.ranker.model import DCNRanker, RankerArchitecture
+from marquee.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def save_checkpoint(model: DCNRanker, config: TrainingConfig, metrics: dict, pat
 def load_checkpoint(path: Path) -> tuple[DCNRanker, TrainingConfig, dict]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != "marquee-ranker/1":
-        raise ValueError(f"{path}: not a Marquee ranker checkpoint (expected format `marquee-ranker/1`)")
+        raise CheckpointError(f"{path}: not a Marquee ranker checkpoint (expected format `marquee-ranker/1`)")
     config = TrainingConfig.from_dict(payload["training"])
     model = DCNRanker(config.arch)
     model.load_state_dict(payload["state_dict"])

@@ -10,7 +10,7 @@ import torch
 from export import artifacts
 from export.ranker.pipeline import export_ranker, run_onnx, validate_ranker
 from export.ranker.train import holdout_set, load_checkpoint, predict
-from marquee.errors import ExportValidationError
+from marquee.errors import CheckpointError, ExportValidationError
 from marquee.specs import Precision, Tolerance
 from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
 
@@ -91,5 +91,5 @@ def test_missing_checkpoint_is_named(tmp_path):
 def test_foreign_checkpoint_is_rejected_with_the_expected_format(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"weights": 1}, path)
-    with pytest.raises(ValueError, match="expected format `marquee-ranker/1`"):
+    with pytest.raises(CheckpointError, match="expected format `marquee-ranker/1`"):
         load_checkpoint(path)
