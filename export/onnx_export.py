@@ -27,6 +27,9 @@ def export_to_onnx(
         raise ValueError(f"example_inputs keys {list(example_inputs)} must match spec inputs {expected} in order")
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # torch configures its own loggers on import; silence the exporter's note that
+    # torchvision (which Marquee does not use) is absent.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter about renamed axes and deprecations
         torch.onnx.export(
