@@ -12,7 +12,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from marquee.errors import ConfigDriftError
-from marquee.specs.base import ModelSpec, TensorSpec
+from marquee.specs.base import EnsembleStep, ModelSpec, TensorSpec
 
 HEADER = "# Rendered by `marquee render` from marquee/specs; do not edit by hand.\n"
 
@@ -24,14 +24,19 @@ def _tensor(t: TensorSpec) -> dict:
 def config_dict(spec: ModelSpec) -> dict:
     config: dict = {
         "name": spec.name,
-        "backend": spec.backend,
         "max_batch_size": spec.max_batch_size,
-        "default_model_filename": spec.artifact,
         "input": [_tensor(t) for t in spec.inputs],
         "output": [_tensor(t) for t in spec.outputs],
-        "instance_group": [{"count": g.count, "kind": g.kind} for g in spec.instance_groups],
         "version_policy": {"specific": {"versions": [spec.version]}},
     }
+    if spec.backend == "ensemble":
+        # Ensembles have no backend, instances or batching of their own.
+        config["platform"] = "ensemble"
+        config["ensemble_scheduling"] = {"step": [_step(step) for step in spec.ensemble_steps]}
+        return config
+    config["backend"] = spec.backend
+    config["default_model_filename"] = spec.artifact
+    config["instance_group"] = [{"count": g.count, "kind": g.kind} for g in spec.instance_groups]
     if spec.dynamic_batching is not None:
         batching = spec.dynamic_batching
         config["dynamic_batching"] = {"max_queue_delay_microseconds": batching.max_queue_delay_us}
@@ -40,6 +45,10 @@ def config_dict(spec: ModelSpec) -> dict:
     if spec.parameters:
         config["parameters"] = {k: {"string_value": v} for k, v in sorted(spec.parameters.items())}
     return config
+
+
+def _step(step: EnsembleStep) -> dict:
+    return {"model_name": step.model, "model_version": -1, "input_map": step.input_map, "output_map": step.output_map}
 
 
 def to_model_config(spec: ModelSpec) -> model_config_pb2.ModelConfig:

@@ -12,18 +12,22 @@ from rich.table import Table
 
 from marquee.errors import ServerError
 from marquee.paths import cache_dir
+from marquee.render import parse
 from marquee.server.process import ServerPorts, TritonServer, http_ready
 
 log = logging.getLogger(__name__)
 
 
 def exported_models(repository: Path) -> tuple[list[str], list[str]]:
-    """Models with a config and at least one version directory holding files, and the rest."""
+    """Models whose version directory holds an export (ensembles need only the directory),
+    and the models that have a config but no export yet."""
     ready, missing = [], []
     for config in sorted(repository.glob("*/config.pbtxt")):
         model_dir = config.parent
-        has_version = any(p.is_dir() and p.name.isdigit() and any(p.iterdir()) for p in model_dir.iterdir())
-        (ready if has_version else missing).append(model_dir.name)
+        ensemble = parse(config.read_text()).platform == "ensemble"
+        versions = [p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+        exported = any(ensemble or any(v.iterdir()) for v in versions)
+        (ready if exported else missing).append(model_dir.name)
     return ready, missing
 
 

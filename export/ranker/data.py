@@ -13,6 +13,7 @@ is reported next to the model's.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,16 @@ class Interactions:
         return len(self.clicked)
 
 
+def _draw_items(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    return {
+        "genre": rng.integers(0, N_GENRES, n),
+        "popularity": rng.zipf(1.6, n).clip(max=10_000).astype(float),
+        "age": rng.exponential(2.0, n),
+        "duration": rng.choice([0.4, 0.8, 1.5, 2.5], n, p=[0.35, 0.3, 0.25, 0.1]),
+        "quality": rng.normal(0.0, 0.5, n),
+    }
+
+
 def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-9)
 
@@ -54,11 +65,7 @@ class SyntheticWorld:
         self.user_tenure = rng.gamma(2.0, 1.5, n_users)
         self.genre_preference = rng.dirichlet(np.full(N_GENRES, 0.25), n_users)
 
-        self.item_genre = rng.integers(0, N_GENRES, n_items)
-        self.item_popularity = rng.zipf(1.6, n_items).clip(max=10_000).astype(float)
-        self.item_age = rng.exponential(2.0, n_items)
-        self.item_duration = rng.choice([0.4, 0.8, 1.5, 2.5], n_items, p=[0.35, 0.3, 0.25, 0.1])
-        self.item_quality = rng.normal(0.0, 0.5, n_items)
+        self._set_items(_draw_items(rng, n_items))
 
         self.region_genre = rng.normal(0.0, 0.4, (n_regions, N_GENRES))
         hours = np.arange(n_hours)
@@ -67,14 +74,52 @@ class SyntheticWorld:
         self.hour_genre[:, NIGHT_GENRES] = 0.9 * np.exp(-(((hours - 23) % 24) ** 2) / 8.0)[:, None]
 
         self._dense_user = np.stack([_standardise(np.log1p(self.user_activity)), _standardise(self.user_tenure)], 1)
-        self._dense_item = np.stack(
-            [
-                _standardise(np.log1p(self.item_popularity)),
-                _standardise(self.item_age),
-                _standardise(self.item_duration),
-            ],
-            1,
-        )
+        raw = self._raw_item_features()
+        # Standardisation statistics of the training catalogue, reused for new titles.
+        self._item_mean, self._item_scale = raw.mean(0), raw.std(0) + 1e-9
+        self._dense_item = (raw - self._item_mean) / self._item_scale
+
+    def _set_items(self, items: dict[str, np.ndarray]) -> None:
+        self.item_genre = items["genre"]
+        self.item_popularity = items["popularity"]
+        self.item_age = items["age"]
+        self.item_duration = items["duration"]
+        self.item_quality = items["quality"]
+
+    def _raw_item_features(self) -> np.ndarray:
+        return np.stack([np.log1p(self.item_popularity), self.item_age, self.item_duration], 1)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_genre)
+
+    def user_dense(self, users: np.ndarray) -> np.ndarray:
+        return self._dense_user[users]
+
+    def item_dense(self, items: np.ndarray) -> np.ndarray:
+        return self._dense_item[items]
+
+    def with_new_titles(self, n_items: int, seed: int) -> SyntheticWorld:
+        """The same users and rules, with the catalogue grown to `n_items`.
+
+        The first titles are the ones the ranker trained on; the rest are new (their
+        ids are out of the ranker's vocabulary) and are drawn from the same
+        distributions, standardised with the training catalogue's statistics.
+        """
+        if n_items < self.n_items:
+            raise ValueError(f"n_items={n_items}; must be >= the training catalogue's {self.n_items}")
+        grown = copy.copy(self)
+        extra = _draw_items(np.random.default_rng([seed, n_items]), n_items - self.n_items)
+        base = {
+            "genre": self.item_genre,
+            "popularity": self.item_popularity,
+            "age": self.item_age,
+            "duration": self.item_duration,
+            "quality": self.item_quality,
+        }
+        grown._set_items({k: np.concatenate([base[k], extra[k]]) for k in base})
+        grown._dense_item = (grown._raw_item_features() - self._item_mean) / self._item_scale
+        return grown
 
     def sample(self, n: int, seed: int) -> Interactions:
         """Sample `n` impressions: who saw what, where and when, and whether they clicked."""

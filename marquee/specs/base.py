@@ -118,6 +118,15 @@ class LatencyBudget:
 
 
 @dataclass(frozen=True)
+class EnsembleStep:
+    """One step of a Triton ensemble: `input_map` / `output_map` go model tensor -> ensemble tensor."""
+
+    model: str
+    input_map: dict[str, str]
+    output_map: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     family: str
@@ -135,10 +144,14 @@ class ModelSpec:
     # Backend parameters, named as the native backend names them (see render.py).
     parameters: dict[str, str] = field(default_factory=dict)
     artifact: str = "model.onnx"
+    # Only for backend "ensemble": the steps Triton chains without Python in between.
+    ensemble_steps: tuple[EnsembleStep, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 0:
             raise ValueError(f"ModelSpec `{self.name}`: max_batch_size={self.max_batch_size}; must be >= 0")
+        if (self.backend == "ensemble") != bool(self.ensemble_steps):
+            raise ValueError(f"ModelSpec `{self.name}`: ensemble_steps go with backend 'ensemble' and only with it")
         names = [t.name for t in self.inputs + self.outputs]
         if len(names) != len(set(names)):
             raise ValueError(f"ModelSpec `{self.name}`: tensor names must be unique, got {names}")

@@ -1,0 +1,1 @@
+"""The recommendation route: catalogue, two-tower retrieval, feature tables, route model."""

@@ -1,0 +1,120 @@
+"""`marquee export recommend`: catalogue -> two-tower -> user_tower + candidates ONNX ->
+feature table + route model -> model_repository, each checked against its reference."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from rich.progress import Progress
+
+from export import artifacts
+from export.onnx_export import export_to_onnx
+from export.recommend import candidates as candidates_module
+from export.recommend import catalogue as catalogue_module
+from export.recommend import two_tower as two_tower_module
+from export.recommend.candidates import build_candidates_model, candidate_bias, exact_top_k
+from export.recommend.catalogue import build_catalogue, user_histories, write_feature_table
+from export.recommend.two_tower import TwoTowerConfig, train_two_tower
+from export.validate import ValidationReport
+from marquee.routes import recommend as route_package
+from marquee.specs.recommend import CANDIDATES, RECOMMEND, RECOMMEND_MODELS, RETRIEVE, SETTINGS, USER_TOWER
+
+log = logging.getLogger(__name__)
+ROUTE_SOURCES = [Path(route_package.__file__).parent / name for name in ("model.py", "route_logic.py")]
+SOURCES = [Path(m.__file__) for m in (candidates_module, catalogue_module, two_tower_module)] + [
+    Path(__file__),
+    *ROUTE_SOURCES,
+]
+VALIDATION_USERS = 256
+
+
+def _input_hash(config: TwoTowerConfig) -> str:
+    return artifacts.content_hash(
+        json.dumps(asdict(config), sort_keys=True),
+        repr(RECOMMEND_MODELS),
+        artifacts.toolchain_fingerprint(),
+        *SOURCES,
+    )
+
+
+def _version_dir(repository: Path, spec) -> Path:
+    return repository / spec.name / str(spec.version)
+
+
+def export_recommend(
+    repository: Path, n_items: int = SETTINGS.n_items, force: bool = False, progress: Progress | None = None
+) -> bool:
+    """Export the route's models; returns False when everything was already current."""
+    config = TwoTowerConfig(n_items=n_items)
+    input_hash = _input_hash(config)
+    if not force and all(
+        artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact)
+        for spec in (USER_TOWER, CANDIDATES, RECOMMEND)
+    ):
+        return False
+    catalogue = build_catalogue(n_items)
+    user_tower, item_matrix = train_two_tower(catalogue, config, progress)
+    bias = candidate_bias(catalogue.world.item_popularity)
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp)
+        export_to_onnx(user_tower, _example_tower_inputs(catalogue, 4), USER_TOWER, staged / "user_tower.onnx")
+        build_candidates_model(item_matrix, bias, config.temperature, SETTINGS.top_k, staged / "candidates.onnx")
+        report = _validate(catalogue, user_tower, item_matrix, bias, config.temperature, staged)
+        log.info("%s", report.summary())
+        report.raise_if_failed()
+        stamp = {"input_hash": input_hash, "n_items": n_items, "validation": report.figures}
+        artifacts.install(staged / "user_tower.onnx", _version_dir(repository, USER_TOWER), USER_TOWER.artifact, stamp)
+        artifacts.install(staged / "candidates.onnx", _version_dir(repository, CANDIDATES), CANDIDATES.artifact, stamp)
+        _install_route(catalogue, repository, staged, stamp)
+    _version_dir(repository, RETRIEVE).mkdir(parents=True, exist_ok=True)  # ensembles need an (empty) version
+    return True
+
+
+def _install_route(catalogue, repository: Path, staged: Path, stamp: dict) -> None:
+    version_dir = _version_dir(repository, RECOMMEND)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    write_feature_table(catalogue, version_dir / "features.npz")
+    shutil.copy2(ROUTE_SOURCES[1], version_dir / "route_logic.py")
+    blocklist = version_dir / RECOMMEND.parameters["blocklist"]
+    if not blocklist.exists():
+        blocklist.write_text("# item ids blocked by moderation, one per line; re-read on change\n")
+    shutil.copy2(ROUTE_SOURCES[0], staged / "model.py")
+    artifacts.install(staged / "model.py", version_dir, RECOMMEND.artifact, stamp)
+
+
+def _example_tower_inputs(catalogue, users: int) -> dict[str, torch.Tensor]:
+    user_ids = np.arange(users, dtype=np.int64)
+    histories = user_histories(catalogue)[:users, : SETTINGS.tower_history]
+    regions = catalogue.world.user_region[:users].astype(np.int64)
+    return {
+        "user_id": torch.from_numpy(user_ids[:, None]),
+        "region": torch.from_numpy(regions[:, None]),
+        "history": torch.from_numpy(histories),
+    }
+
+
+def _validate(catalogue, user_tower, item_matrix, bias, temperature, staged: Path) -> ValidationReport:
+    report = ValidationReport("recommend (user_tower, candidates)")
+    feeds = {name: tensor.numpy() for name, tensor in _example_tower_inputs(catalogue, VALIDATION_USERS).items()}
+    feeds["user_id"][-1, 0] = -7  # a user the tower never saw
+    feeds["history"][-2, :] = -1  # a user with no history
+    with torch.no_grad():
+        reference = user_tower(*(torch.from_numpy(feeds[k]) for k in ("user_id", "region", "history"))).numpy()
+    tower = ort.InferenceSession(str(staged / "user_tower.onnx"), providers=["CPUExecutionProvider"])
+    embedding = tower.run(None, feeds)[0]
+    report.close_to("user_embedding", reference, embedding, USER_TOWER.tolerance.atol)
+    search = ort.InferenceSession(str(staged / "candidates.onnx"), providers=["CPUExecutionProvider"])
+    served_ids, served_scores = search.run(["candidate_ids", "candidate_scores"], {"user_embedding": embedding})
+    exact_ids, exact_scores = exact_top_k(embedding, item_matrix, bias, temperature, SETTINGS.top_k)
+    report.close_to("candidate_scores", exact_scores, served_scores, 1e-3)
+    overlap = np.mean([len(np.intersect1d(a, b)) / SETTINGS.top_k for a, b in zip(served_ids, exact_ids, strict=True)])
+    report.at_most("candidate_ids_missed_vs_exact", 1.0 - float(overlap), 0.002)
+    return report

@@ -1,0 +1,171 @@
+"""Specs of the layered recommendation route: retrieval, filtering, ranking, business rules.
+
+recommend (Python BLS: control flow, budgets, fallback)
+  ├─ retrieve (ensemble: data flows straight through)
+  │    ├─ user_tower  (ONNX)  user, region, history -> embedding
+  │    └─ candidates  (ONNX)  embedding -> top-K item ids by inner product
+  ├─ filter          (in recommend: region availability, history, blocklist)
+  ├─ ranker_fp32     (ONNX, dynamically batched across concurrent pages)
+  └─ rules           (in recommend: genre cap, freshness boost, tie-breaks)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marquee.specs.base import (
+    DataType,
+    DynamicBatching,
+    EnsembleStep,
+    InstanceGroup,
+    LatencyBudget,
+    ModelSpec,
+    Precision,
+    TensorSpec,
+    Tolerance,
+)
+from marquee.specs.ranker import CATEGORICAL_FEATURES, RANKER_FP32
+
+FAMILY = "recommend"
+N_REGIONS = next(f.cardinality for f in CATEGORICAL_FEATURES if f.name == "user_region")
+N_DEVICES = next(f.cardinality for f in CATEGORICAL_FEATURES if f.name == "context_device")
+
+
+@dataclass(frozen=True)
+class RouteSettings:
+    n_items: int = 100_000
+    top_k: int = 500
+    tower_history: int = 20  # most recent items the user tower sees
+    max_history: int = 500  # longest history a request may carry (all of it is filtered out)
+    embedding_dim: int = 32
+    max_n: int = 100
+    max_per_genre: int = 3
+    freshness_boost: float = 0.3  # score *= 1 + boost * exp(-age_years / freshness_years)
+    freshness_years: float = 0.25
+
+
+@dataclass(frozen=True)
+class StageBudgets:
+    """Per-stage latency budgets in milliseconds; the route's p99 target is `total`."""
+
+    retrieve: float = 8.0
+    filter: float = 2.0
+    rank: float = 10.0
+    rules: float = 2.0
+    total: float = 25.0
+
+
+SETTINGS = RouteSettings()
+BUDGETS = StageBudgets()
+STAGES = ("retrieve", "filter", "rank", "rules", "total")
+
+_TOWER_INPUTS = (
+    TensorSpec("user_id", DataType.INT64, (1,), description="user id; unknown ids use the cold-start row"),
+    TensorSpec("region", DataType.INT64, (1,), value_range=(0, N_REGIONS - 1)),
+    TensorSpec("history", DataType.INT64, (SETTINGS.tower_history,), description="recent item ids, -1 padded"),
+)
+_NO_TOLERANCE = Tolerance(atol=1e-4)
+
+USER_TOWER = ModelSpec(
+    name="user_tower",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="two-tower retrieval: user embedding",
+    inputs=_TOWER_INPUTS,
+    outputs=(TensorSpec("user_embedding", DataType.FP32, (SETTINGS.embedding_dim,)),),
+    max_batch_size=16,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=100),
+    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    tolerance=_NO_TOLERANCE,
+    budget=LatencyBudget(perf_latency_p99_us=3_000),
+)
+
+CANDIDATES = ModelSpec(
+    name="candidates",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="exact maximum inner product search: MatMul over all item embeddings + TopK",
+    inputs=(TensorSpec("user_embedding", DataType.FP32, (SETTINGS.embedding_dim,)),),
+    outputs=(
+        TensorSpec("candidate_ids", DataType.INT64, (SETTINGS.top_k,)),
+        TensorSpec("candidate_scores", DataType.FP32, (SETTINGS.top_k,)),
+    ),
+    max_batch_size=16,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=100),
+    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    tolerance=_NO_TOLERANCE,
+    budget=LatencyBudget(perf_latency_p99_us=6_000),
+)
+
+RETRIEVE = ModelSpec(
+    name="retrieve",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="user tower -> candidate search, chained by Triton with no Python in between",
+    backend="ensemble",
+    inputs=_TOWER_INPUTS,
+    outputs=CANDIDATES.outputs,
+    max_batch_size=16,
+    dynamic_batching=None,
+    instance_groups=(),
+    ensemble_steps=(
+        EnsembleStep(
+            "user_tower",
+            {t.name: t.name for t in _TOWER_INPUTS},
+            {"user_embedding": "user_embedding"},
+        ),
+        EnsembleStep(
+            "candidates",
+            {"user_embedding": "user_embedding"},
+            {t.name: t.name for t in CANDIDATES.outputs},
+        ),
+    ),
+    tolerance=_NO_TOLERANCE,
+    budget=LatencyBudget(perf_latency_p99_us=int(BUDGETS.retrieve * 1000)),
+)
+
+RECOMMEND = ModelSpec(
+    name="recommend",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="home-page route: retrieve, filter, rank, business rules; degrades instead of failing",
+    backend="python",
+    artifact="model.py",
+    inputs=(
+        TensorSpec("user_id", DataType.INT64, (1,)),
+        TensorSpec("region", DataType.INT64, (1,), value_range=(0, N_REGIONS - 1)),
+        TensorSpec("history", DataType.INT64, ("history_length",), description="recently watched item ids"),
+        TensorSpec("context", DataType.INT64, (2,), fields=("device", "hour")),
+        TensorSpec("n", DataType.INT32, (1,), value_range=(1, SETTINGS.max_n)),
+    ),
+    outputs=(
+        TensorSpec("item_ids", DataType.INT64, ("n",)),
+        TensorSpec("scores", DataType.FP32, ("n",)),
+        TensorSpec("genres", DataType.INT64, ("n",)),
+        TensorSpec("degraded", DataType.BOOL, (1,)),
+        TensorSpec("stage_ms", DataType.FP32, (len(STAGES),), fields=STAGES),
+    ),
+    # The route is control flow around batched models; it batches nothing itself.
+    max_batch_size=0,
+    dynamic_batching=None,
+    # Several instances so that one page waiting on the ranker does not block the next.
+    instance_groups=(InstanceGroup(count=4, kind="KIND_CPU"),),
+    parameters={
+        "retrieve_model": RETRIEVE.name,
+        "ranker_model": RANKER_FP32.name,
+        "retrieve_budget_ms": str(BUDGETS.retrieve),
+        "rank_budget_ms": str(BUDGETS.rank),
+        "max_per_genre": str(SETTINGS.max_per_genre),
+        "freshness_boost": str(SETTINGS.freshness_boost),
+        "freshness_years": str(SETTINGS.freshness_years),
+        "blocklist": "blocklist.txt",
+        "max_n": str(SETTINGS.max_n),
+        "max_history": str(SETTINGS.max_history),
+        "tower_history": str(SETTINGS.tower_history),
+        "top_k": str(SETTINGS.top_k),
+    },
+    tolerance=_NO_TOLERANCE,
+    budget=LatencyBudget(perf_latency_p99_us=int(BUDGETS.total * 1000), batch_size=1, concurrency=4),
+)
+
+RECOMMEND_MODELS = (USER_TOWER, CANDIDATES, RETRIEVE, RECOMMEND)
