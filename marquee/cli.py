@@ -84,6 +84,22 @@ def export_ranker(
         console.print(f"[green]✓[/] {result.spec.name}: {state} -> {result.path}")
 
 
+@export_app.command("recommend")
+def export_recommend(
+    n_items: Annotated[int, typer.Option(min=1000, help="Catalogue size.")] = 100_000,
+    force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
+    repository: RepositoryOption = None,
+) -> None:
+    """Build the catalogue, train the two towers, export user_tower, candidates and the route."""
+    from export.recommend.pipeline import export_recommend as run_export
+    from marquee.progress import progress_bar
+
+    with progress_bar() as progress:
+        exported = run_export(_repository(repository), n_items=n_items, force=force, progress=progress)
+    state = "exported and validated" if exported else "unchanged, skipped"
+    console.print(f"[green]✓[/] recommend route ({n_items:,} items): {state}")
+
+
 @app.command()
 def serve(
     repository: RepositoryOption = None,
@@ -136,6 +152,30 @@ def rank(
 
 
 @app.command()
+def recommend(
+    user: Annotated[int, typer.Option(help="User id.")] = 42,
+    region: Annotated[int, typer.Option(help="Region 0-7.")] = 3,
+    history: Annotated[str, typer.Option(help="Recently watched item ids, comma-separated.")] = "",
+    n: Annotated[int, typer.Option("--n", "-n", help="Page size, 1-100.")] = 20,
+    device: Annotated[int, typer.Option(help="0 mobile, 1 TV, 2 web, 3 tablet.")] = 1,
+    hour: Annotated[int | None, typer.Option(help="0-23; default: now (UTC).")] = None,
+    url: Annotated[str | None, typer.Option(help="Server address; default localhost:8001 (gRPC).")] = None,
+    protocol: ProtocolChoice = ProtocolChoice.grpc,
+) -> None:
+    """Ask the `recommend` route for one home-page row."""
+    from clients.recommend import RecommendClient
+    from marquee.sample import recommendation_table
+
+    try:
+        watched = [int(item) for item in history.split(",") if item.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--history {history!r}: expected comma-separated integers") from None
+    with RecommendClient(url, protocol=protocol.value) as client:
+        page = client.recommend(user, region, watched, n=n, device=device, hour=hour)
+    console.print(recommendation_table(user, region, page))
+
+
+@app.command()
 def up(
     http_port: int = 8000,
     grpc_port: int = 8001,
@@ -152,12 +192,24 @@ def up(
     repository = model_repository().resolve()
     rendering.check(list(CATALOGUE.values()), repository)
     export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
+    export_recommend(n_items=100_000, force=False, repository=repository)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
     server = serving.start_embedded(repository, ports, serving.default_log_path())
     try:
         console.print(serving.models_table(server.http_url))
         for precision in PrecisionChoice:
             rank(url=server.grpc_url, protocol=ProtocolChoice.grpc, precision=precision, seed=0)
+        serving.warm_up_recommend(server.grpc_url)
+        recommend(
+            user=42,
+            region=3,
+            history="1,2,3",
+            n=10,
+            device=1,
+            hour=20,
+            url=server.grpc_url,
+            protocol=ProtocolChoice.grpc,
+        )
         console.print(serving.endpoints_table(server.http_url, server.grpc_url, server.metrics_url))
         console.print(_next_steps(server.http_url, server.grpc_url))
     except BaseException:
@@ -173,6 +225,7 @@ def _next_steps(http_url: str, grpc_url: str) -> str:
     return (
         "[bold]Send more requests:[/]\n"
         f"  marquee rank --url {grpc_url} --precision int8\n"
+        f"  marquee recommend --url {grpc_url} --user 7 --region 2 --history 10,11 -n 20\n"
         f"  curl -s http://{http_url}/v2/models/ranker_fp32 | python -m json.tool\n"
         f"  marquee perf analyzer -- -m ranker_int8 -u {grpc_url} -i grpc -b 64 --concurrency-range 1:4\n"
         "Ctrl-C stops the server."

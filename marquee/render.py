@@ -42,6 +42,8 @@ def config_dict(spec: ModelSpec) -> dict:
         config["dynamic_batching"] = {"max_queue_delay_microseconds": batching.max_queue_delay_us}
         if batching.preferred_batch_sizes:
             config["dynamic_batching"]["preferred_batch_size"] = list(batching.preferred_batch_sizes)
+    if spec.warmup_batch_sizes:
+        config["model_warmup"] = [_warmup(spec, size) for size in spec.warmup_batch_sizes]
     if spec.parameters:
         config["parameters"] = {k: {"string_value": v} for k, v in sorted(spec.parameters.items())}
     return config
@@ -49,6 +51,13 @@ def config_dict(spec: ModelSpec) -> dict:
 
 def _step(step: EnsembleStep) -> dict:
     return {"model_name": step.model, "model_version": -1, "input_map": step.input_map, "output_map": step.output_map}
+
+
+def _warmup(spec: ModelSpec, batch_size: int) -> dict:
+    if any(d == -1 for t in spec.inputs for d in t.triton_dims):
+        raise ValueError(f"ModelSpec `{spec.name}`: warmup needs fixed input dims, got dynamic ones")
+    inputs = {t.name: {"data_type": t.dtype.config_name, "dims": t.triton_dims, "zero_data": True} for t in spec.inputs}
+    return {"name": f"zeros_batch_{batch_size}", "batch_size": batch_size, "inputs": inputs}
 
 
 def to_model_config(spec: ModelSpec) -> model_config_pb2.ModelConfig:

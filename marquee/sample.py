@@ -30,3 +30,14 @@ def ranked_table(model: str, categorical: np.ndarray, probability: np.ndarray) -
     for rank, row in enumerate(np.argsort(-probability), start=1):
         table.add_row(str(rank), str(categorical[row, item]), str(categorical[row, genre]), f"{probability[row]:.4f}")
     return table
+
+
+def recommendation_table(user: int, region: int, page) -> Table:
+    state = "[yellow]degraded[/]" if page.degraded else "[green]ranked[/]"
+    stages = ", ".join(f"{name} {ms:.1f}" for name, ms in page.stage_ms.items())
+    table = Table(title=f"recommend: user {user}, region {region} ({state})", caption=f"server ms: {stages}")
+    for column in ("rank", "item_id", "genre", "score"):
+        table.add_column(column, justify="right")
+    for rank, item in enumerate(page.items, start=1):
+        table.add_row(str(rank), str(item.item_id), str(item.genre), f"{item.score:.4f}")
+    return table

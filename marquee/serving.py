@@ -91,6 +91,16 @@ def wait_until_signalled(server: TritonServer) -> None:
             signal.signal(sig, handler)
 
 
+def warm_up_recommend(grpc_url: str, pages: int = 3) -> None:
+    """The first pages after start pay for lazy initialisation in the Python stub and come
+    back degraded; spend them before anyone is looking."""
+    from clients.recommend import RecommendClient
+
+    with RecommendClient(grpc_url) as client:
+        for user in range(pages):
+            client.recommend(user, region=0, history=(), n=5)
+
+
 def require_ready(http_url: str) -> None:
     if not http_ready(http_url, timeout=3.0):
         raise ServerError(f"no ready Triton server at http://{http_url}/v2/health/ready")

@@ -144,6 +144,9 @@ class ModelSpec:
     # Backend parameters, named as the native backend names them (see render.py).
     parameters: dict[str, str] = field(default_factory=dict)
     artifact: str = "model.onnx"
+    # Batch sizes Triton runs (zero-filled) before marking the model ready, so the first
+    # real request does not pay for ONNX Runtime's lazy initialisation.
+    warmup_batch_sizes: tuple[int, ...] = ()
     # Only for backend "ensemble": the steps Triton chains without Python in between.
     ensemble_steps: tuple[EnsembleStep, ...] = ()
 

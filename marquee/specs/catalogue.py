@@ -5,8 +5,9 @@ from __future__ import annotations
 from marquee.errors import UnknownModelError
 from marquee.specs.base import ModelSpec
 from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
+from marquee.specs.recommend import RECOMMEND_MODELS
 
-CATALOGUE: dict[str, ModelSpec] = {spec.name: spec for spec in (RANKER_FP32, RANKER_INT8)}
+CATALOGUE: dict[str, ModelSpec] = {spec.name: spec for spec in (RANKER_FP32, RANKER_INT8, *RECOMMEND_MODELS)}
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -92,6 +92,7 @@ def _ranker_spec(precision: Precision, tolerance: Tolerance, budget_us: int) -> 
         parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
         tolerance=tolerance,
         budget=LatencyBudget(perf_latency_p99_us=budget_us, batch_size=256, concurrency=1),
+        warmup_batch_sizes=(1, 256),
     )
 
 

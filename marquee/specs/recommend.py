@@ -76,6 +76,7 @@ USER_TOWER = ModelSpec(
     max_batch_size=16,
     dynamic_batching=DynamicBatching(max_queue_delay_us=100),
     parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    warmup_batch_sizes=(1,),
     tolerance=_NO_TOLERANCE,
     budget=LatencyBudget(perf_latency_p99_us=3_000),
 )
@@ -93,6 +94,7 @@ CANDIDATES = ModelSpec(
     max_batch_size=16,
     dynamic_batching=DynamicBatching(max_queue_delay_us=100),
     parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    warmup_batch_sizes=(1,),
     tolerance=_NO_TOLERANCE,
     budget=LatencyBudget(perf_latency_p99_us=6_000),
 )

@@ -91,7 +91,8 @@ class TritonPythonModel:
             self._warn(f"retrieval degraded to popularity: {reason}")
             degraded = True
             ids = self.tables.popularity_order[: self.fallback_size]
-            retrieval_scores = -np.arange(len(ids), dtype=np.float32)  # popularity order
+            # Popularity rank as a gently decaying score, so rules can still reorder a little.
+            retrieval_scores = -np.arange(len(ids), dtype=np.float32) / 50.0
         stage_ms[0] = _ms_since(clock)
 
         clock = time.perf_counter()
