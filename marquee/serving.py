@@ -91,11 +91,13 @@ def wait_until_signalled(server: TritonServer) -> None:
             signal.signal(sig, handler)
 
 
-def warm_up_recommend(grpc_url: str, pages: int = 3) -> None:
-    """The first pages after start pay for lazy initialisation in the Python stub and come
-    back degraded; spend them before anyone is looking."""
+def warm_up_recommend(grpc_url: str, pages: int | None = None) -> None:
+    """Each route instance's first pages pay for lazy initialisation in its Python stub
+    and come back degraded; spend them before anyone is looking."""
     from clients.recommend import RecommendClient
+    from marquee.specs.recommend import RECOMMEND
 
+    pages = pages or 2 * sum(group.count for group in RECOMMEND.instance_groups)
     with RecommendClient(grpc_url) as client:
         for user in range(pages):
             client.recommend(user, region=0, history=(), n=5)

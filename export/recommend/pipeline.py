@@ -50,10 +50,15 @@ def _version_dir(repository: Path, spec) -> Path:
 
 
 def export_recommend(
-    repository: Path, n_items: int = SETTINGS.n_items, force: bool = False, progress: Progress | None = None
+    repository: Path,
+    n_items: int = SETTINGS.n_items,
+    force: bool = False,
+    progress: Progress | None = None,
+    config: TwoTowerConfig | None = None,
 ) -> bool:
     """Export the route's models; returns False when everything was already current."""
-    config = TwoTowerConfig(n_items=n_items)
+    config = config or TwoTowerConfig(n_items=n_items)
+    n_items = config.n_items
     input_hash = _input_hash(config)
     if not force and all(
         artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,9 @@ from marquee.server import TritonServer, free_ports
 from marquee.server.process import log_tail
 from marquee.specs import DataType, DynamicBatching, ModelSpec, TensorSpec
 from marquee.specs.ranker import RANKER_FP32
+from marquee.specs.recommend import RECOMMEND, RECOMMEND_MODELS
+
+ROUTE_ITEMS = 20_000
 
 LOOKUP_TABLE = np.arange(10, dtype=np.float32)[:, None] * 10.0
 
@@ -54,11 +59,68 @@ def _write_strict_lookup(repository: Path) -> None:
     onnx.save(model, repository / STRICT_LOOKUP.name / "1" / "model.onnx")
 
 
+# Stand-ins for the ranker that misbehave, to prove the route degrades instead of failing.
+_MISBEHAVING_RANKER = """
+import time
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def execute(self, requests):
+        if {failing}:
+            return [pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError("ranker exploded"))
+                    for _ in requests]
+        time.sleep(0.2)  # far over the route's 10 ms ranking budget
+        responses = []
+        for request in requests:
+            rows = pb_utils.get_input_tensor_by_name(request, "categorical").as_numpy().shape[0]
+            probability = pb_utils.Tensor("probability", np.full((rows, 1), 0.5, np.float32))
+            responses.append(pb_utils.InferenceResponse([probability]))
+        return responses
+"""
+
+
+def _write_misbehaving_routes(repository: Path) -> None:
+    for kind in ("slow", "failing"):
+        ranker = dataclasses.replace(
+            RANKER_FP32,
+            name=f"{kind}_ranker",
+            backend="python",
+            artifact="model.py",
+            parameters={},
+            warmup_batch_sizes=(),
+        )
+        route = dataclasses.replace(
+            RECOMMEND, name=f"recommend_{kind}_ranker", parameters={**RECOMMEND.parameters, "ranker_model": ranker.name}
+        )
+        render.write([ranker, route], repository)
+        (repository / ranker.name / "1").mkdir(parents=True, exist_ok=True)
+        (repository / ranker.name / "1" / "model.py").write_text(_MISBEHAVING_RANKER.format(failing=kind == "failing"))
+        shutil.copytree(repository / RECOMMEND.name / "1", repository / route.name / "1", dirs_exist_ok=True)
+
+
 @pytest.fixture(scope="session")
-def triton(exported_repository, tmp_path_factory):
+def route_repository(exported_repository) -> Path:
+    """The recommend route over a 20k-title catalogue, plus routes wired to bad rankers."""
+    from export.recommend.pipeline import export_recommend
+    from export.recommend.two_tower import TwoTowerConfig
+
+    render.write(list(RECOMMEND_MODELS), exported_repository)
+    export_recommend(exported_repository, config=TwoTowerConfig(n_items=ROUTE_ITEMS, log_rows=150_000, epochs=1))
+    _write_misbehaving_routes(exported_repository)
+    return exported_repository
+
+
+@pytest.fixture(scope="session")
+def triton(route_repository, tmp_path_factory):
+    exported_repository = route_repository
     _write_strict_lookup(exported_repository)
     log_path = tmp_path_factory.mktemp("triton-log") / "tritonserver.log"
     server = TritonServer(exported_repository, free_ports(), log_path=log_path).start(timeout=180)
+    from marquee.serving import warm_up_recommend
+
+    warm_up_recommend(server.grpc_url)
     yield server
     server.stop()
 

@@ -10,12 +10,11 @@ degrades to retrieval order (or popularity, if retrieval fails) with `degraded=t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -55,20 +54,18 @@ class TritonPythonModel:
         self.max_history = int(params["max_history"])
         self.tower_history = int(params["tower_history"])
         self.fallback_size = int(params["top_k"])
-        # BLS calls run on worker threads so that a slow model can be abandoned at its
-        # budget; an abandoned call finishes in the background and is discarded.
-        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recommend-bls")
+        self.rank_candidates = int(params["rank_candidates"])
         self.logger = pb_utils.Logger
+        self._abandoned: set[asyncio.Future] = set()
 
-    def execute(self, requests: list) -> list:
-        return [self._answer(request) for request in requests]
-
-    def finalize(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    async def execute(self, requests: list) -> list:
+        # A coroutine: the Python backend runs it on its event loop, so each downstream
+        # call can be awaited with a deadline and abandoned when its budget is spent.
+        return list(await asyncio.gather(*(self._answer(request) for request in requests)))
 
     # -- one page --------------------------------------------------------------
 
-    def _answer(self, request):
+    async def _answer(self, request):
         started = time.perf_counter()
         try:
             page = parse_request(
@@ -86,7 +83,7 @@ class TritonPythonModel:
         degraded = False
         clock = time.perf_counter()
         try:
-            ids, retrieval_scores = self._retrieve(page)
+            ids, retrieval_scores = await self._retrieve(page)
         except StageFailed as reason:
             self._warn(f"retrieval degraded to popularity: {reason}")
             degraded = True
@@ -106,9 +103,12 @@ class TritonPythonModel:
 
         clock = time.perf_counter()
         scores = None
+        if not degraded:
+            # Candidates arrive best-first; only the head is worth the ranker's time.
+            ids, retrieval_scores = ids[: self.rank_candidates], retrieval_scores[: self.rank_candidates]
         if not degraded and len(ids):
             try:
-                scores = self._rank(page, ids)
+                scores = await self._rank(page, ids)
             except StageFailed as reason:
                 self._warn(f"ranking degraded to retrieval order: {reason}")
                 degraded = True
@@ -134,7 +134,7 @@ class TritonPythonModel:
 
     # -- downstream models ------------------------------------------------------
 
-    def _retrieve(self, page) -> tuple[np.ndarray, np.ndarray]:
+    async def _retrieve(self, page) -> tuple[np.ndarray, np.ndarray]:
         history = np.full((1, self.tower_history), -1, np.int64)
         recent = page.history[: self.tower_history]
         history[0, : len(recent)] = recent
@@ -143,15 +143,18 @@ class TritonPythonModel:
             pb_utils.Tensor("region", np.array([[page.region]], np.int64)),
             pb_utils.Tensor("history", history),
         ]
-        outputs = self._call(self.retrieve_model, inputs, ["candidate_ids", "candidate_scores"], self.retrieve_budget_s)
+        outputs = await self._call(
+            self.retrieve_model, inputs, ["candidate_ids", "candidate_scores"], self.retrieve_budget_s
+        )
         return outputs["candidate_ids"][0], outputs["candidate_scores"][0]
 
-    def _rank(self, page, ids: np.ndarray) -> np.ndarray:
+    async def _rank(self, page, ids: np.ndarray) -> np.ndarray:
         categorical, dense = ranker_inputs(page, ids, self.tables)
         inputs = [pb_utils.Tensor("categorical", categorical), pb_utils.Tensor("dense", dense)]
-        return self._call(self.ranker_model, inputs, ["probability"], self.rank_budget_s)["probability"][:, 0]
+        outputs = await self._call(self.ranker_model, inputs, ["probability"], self.rank_budget_s)
+        return outputs["probability"][:, 0]
 
-    def _call(self, model: str, inputs: list, outputs: list[str], budget_s: float) -> dict[str, np.ndarray]:
+    async def _call(self, model: str, inputs: list, outputs: list[str], budget_s: float) -> dict[str, np.ndarray]:
         bls = pb_utils.InferenceRequest(
             model_name=model,
             inputs=inputs,
@@ -159,11 +162,16 @@ class TritonPythonModel:
             # Lets Triton drop the request if it is still queued when the budget is gone.
             timeout=int(budget_s * 1_000_000),
         )
-        future = self.pool.submit(bls.exec)
+        call = asyncio.ensure_future(bls.async_exec())
+        # asyncio.wait, not wait_for: on timeout wait_for also waits for the cancelled call
+        # to wind down, which for an in-flight BLS request means waiting for the slow model.
+        done, _ = await asyncio.wait({call}, timeout=budget_s)
+        if not done:
+            self._abandoned.add(call)  # let it finish in the background, then drop it
+            call.add_done_callback(self._abandoned.discard)
+            raise StageFailed(f"{model} over its {budget_s * 1000:.0f} ms budget")
         try:
-            response = future.result(timeout=budget_s)
-        except FutureTimeout:
-            raise StageFailed(f"{model} over its {budget_s * 1000:.0f} ms budget") from None
+            response = call.result()
         except Exception as error:  # noqa: BLE001 - any BLS failure degrades the page
             raise StageFailed(f"{model} failed: {error}") from None
         if response.has_error():
