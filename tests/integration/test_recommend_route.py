@@ -126,3 +126,23 @@ def test_client_checks_region_and_page_size_before_sending(client):
 def test_new_user_with_no_history_gets_a_full_page(client):
     page = client.recommend(10**12, 0, [], n=12)
     assert len(page.items) == 12 and not page.degraded
+
+
+def _pages(triton, route, degraded):
+    import urllib.request
+
+    text = urllib.request.urlopen(triton.metrics_url, timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("marquee_recommend_pages_total{") and f'route="{route}"' in line:
+            if f'degraded="{degraded}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_degraded_pages_are_counted_on_the_metrics_endpoint(triton):
+    before = _pages(triton, "recommend_failing_ranker", "true"), _pages(triton, "recommend", "false")
+    _call(triton, "recommend_failing_ranker")
+    _call(triton, "recommend")
+    after = _pages(triton, "recommend_failing_ranker", "true"), _pages(triton, "recommend", "false")
+    assert after[0] == before[0] + 1
+    assert after[1] == before[1] + 1

@@ -57,6 +57,18 @@ class TritonPythonModel:
         self.rank_candidates = int(params["rank_candidates"])
         self.logger = pb_utils.Logger
         self._abandoned: set[asyncio.Future] = set()
+        # Served on Triton's /metrics next to its own nv_* series, so dashboards and the
+        # benchmark can tell a fast page from a fast *degraded* page.
+        # Keep the family referenced: Triton refuses metrics whose family was collected.
+        self.pages_family = pages = pb_utils.MetricFamily(
+            name="marquee_recommend_pages_total",
+            description="recommend pages served, by whether a cheaper order was used",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        route = config["name"]
+        self.pages_metric = {
+            flag: pages.Metric(labels={"route": route, "degraded": str(flag).lower()}) for flag in (False, True)
+        }
 
     async def execute(self, requests: list) -> list:
         # A coroutine: the Python backend runs it on its event loop, so each downstream
@@ -122,6 +134,7 @@ class TritonPythonModel:
         )
         stage_ms[3] = _ms_since(clock)
         stage_ms[4] = _ms_since(started)
+        self.pages_metric[degraded].increment(1)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor("item_ids", item_ids.astype(np.int64)),
