@@ -63,3 +63,33 @@ def exact_top_k(user_vectors: np.ndarray, item_matrix: np.ndarray, bias: np.ndar
     scores = user_vectors @ item_matrix.T / temperature + bias
     top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return top, np.take_along_axis(scores, top, 1)
+
+
+def biased_item_vectors(item_matrix: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
+    """[v / t, b]: with queries [u, 1], inner products equal the exact graph's scores."""
+    return np.ascontiguousarray(np.hstack([item_matrix / temperature, bias[:, None]]), dtype=np.float32)
+
+
+def build_ivf_index(item_vectors: np.ndarray, path: Path, seed: int = 0) -> Path:
+    """FAISS IVF-Flat over the biased item vectors, about 4 * sqrt(n) lists."""
+    import faiss
+
+    dim = item_vectors.shape[1]
+    nlist = max(16, int(4 * np.sqrt(len(item_vectors))))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = seed
+    index.train(item_vectors)
+    index.add(item_vectors)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    faiss.write_index(index, str(path))
+    return path
+
+
+def ivf_search(path: Path, user_vectors: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    index = faiss.read_index(str(path))
+    index.nprobe = nprobe
+    queries = np.hstack([user_vectors, np.ones((len(user_vectors), 1), np.float32)]).astype(np.float32)
+    scores, ids = index.search(queries, k)
+    return ids, scores

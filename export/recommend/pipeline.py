@@ -20,15 +20,33 @@ from export.onnx_export import export_to_onnx
 from export.recommend import candidates as candidates_module
 from export.recommend import catalogue as catalogue_module
 from export.recommend import two_tower as two_tower_module
-from export.recommend.candidates import build_candidates_model, candidate_bias, exact_top_k
+from export.recommend.candidates import (
+    biased_item_vectors,
+    build_candidates_model,
+    build_ivf_index,
+    candidate_bias,
+    exact_top_k,
+    ivf_search,
+)
 from export.recommend.catalogue import build_catalogue, user_histories, write_feature_table
 from export.recommend.two_tower import TwoTowerConfig, train_two_tower
 from export.validate import ValidationReport
 from marquee.routes import recommend as route_package
-from marquee.specs.recommend import CANDIDATES, RECOMMEND, RECOMMEND_MODELS, RETRIEVE, SETTINGS, USER_TOWER
+from marquee.specs.recommend import (
+    CANDIDATES,
+    CANDIDATES_IVF,
+    RECOMMEND,
+    RECOMMEND_MODELS,
+    RETRIEVE,
+    RETRIEVE_IVF,
+    SETTINGS,
+    USER_TOWER,
+)
 
 log = logging.getLogger(__name__)
-ROUTE_SOURCES = [Path(route_package.__file__).parent / name for name in ("model.py", "route_logic.py")]
+ROUTE_SOURCES = [
+    Path(route_package.__file__).parent / name for name in ("model.py", "route_logic.py", "candidates_ivf.py")
+]
 SOURCES = [Path(m.__file__) for m in (candidates_module, catalogue_module, two_tower_module)] + [
     Path(__file__),
     *ROUTE_SOURCES,
@@ -62,7 +80,7 @@ def export_recommend(
     input_hash = _input_hash(config)
     if not force and all(
         artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact)
-        for spec in (USER_TOWER, CANDIDATES, RECOMMEND)
+        for spec in (USER_TOWER, CANDIDATES, CANDIDATES_IVF, RECOMMEND)
     ):
         return False
     catalogue = build_catalogue(n_items)
@@ -72,14 +90,22 @@ def export_recommend(
         staged = Path(tmp)
         export_to_onnx(user_tower, _example_tower_inputs(catalogue, 4), USER_TOWER, staged / "user_tower.onnx")
         build_candidates_model(item_matrix, bias, config.temperature, SETTINGS.top_k, staged / "candidates.onnx")
+        build_ivf_index(biased_item_vectors(item_matrix, bias, config.temperature), staged / "index.faiss")
         report = _validate(catalogue, user_tower, item_matrix, bias, config.temperature, staged)
         log.info("%s", report.summary())
         report.raise_if_failed()
         stamp = {"input_hash": input_hash, "n_items": n_items, "validation": report.figures}
         artifacts.install(staged / "user_tower.onnx", _version_dir(repository, USER_TOWER), USER_TOWER.artifact, stamp)
         artifacts.install(staged / "candidates.onnx", _version_dir(repository, CANDIDATES), CANDIDATES.artifact, stamp)
+        ivf_dir = _version_dir(repository, CANDIDATES_IVF)
+        ivf_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staged / "index.faiss"), ivf_dir / "index.faiss")
+        shutil.move(str(staged / "ivf.json"), ivf_dir / "ivf.json")
+        shutil.copy2(ROUTE_SOURCES[2], staged / "candidates_ivf.py")
+        artifacts.install(staged / "candidates_ivf.py", ivf_dir, CANDIDATES_IVF.artifact, stamp)
         _install_route(catalogue, repository, staged, stamp)
-    _version_dir(repository, RETRIEVE).mkdir(parents=True, exist_ok=True)  # ensembles need an (empty) version
+    for ensemble in (RETRIEVE, RETRIEVE_IVF):  # ensembles need an (empty) version directory
+        _version_dir(repository, ensemble).mkdir(parents=True, exist_ok=True)
     return True
 
 
@@ -120,6 +146,23 @@ def _validate(catalogue, user_tower, item_matrix, bias, temperature, staged: Pat
     served_ids, served_scores = search.run(["candidate_ids", "candidate_scores"], {"user_embedding": embedding})
     exact_ids, exact_scores = exact_top_k(embedding, item_matrix, bias, temperature, SETTINGS.top_k)
     report.close_to("candidate_scores", exact_scores, served_scores, 1e-3)
-    overlap = np.mean([len(np.intersect1d(a, b)) / SETTINGS.top_k for a, b in zip(served_ids, exact_ids, strict=True)])
-    report.at_most("candidate_ids_missed_vs_exact", 1.0 - float(overlap), 0.002)
+    report.at_most("candidate_ids_missed_vs_exact", 1.0 - _recall(served_ids, exact_ids), 0.002)
+    nprobe, recall = _tune_nprobe(staged / "index.faiss", embedding, exact_ids, CANDIDATES_IVF.tolerance.min_recall)
+    (staged / "ivf.json").write_text(json.dumps({"nprobe": nprobe, f"recall_at_{SETTINGS.top_k}": recall}) + "\n")
+    report.at_most("ivf_recall_shortfall", 1.0 - recall, 1.0 - CANDIDATES_IVF.tolerance.min_recall)
+    report.figures.update(ivf_recall_at_k=recall, ivf_nprobe=nprobe)
     return report
+
+
+def _recall(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
+    k = exact_ids.shape[1]
+    return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(approx_ids, exact_ids, strict=True)]))
+
+
+def _tune_nprobe(index_path: Path, queries: np.ndarray, exact_ids: np.ndarray, min_recall: float):
+    """The fewest IVF lists to probe that reach `min_recall` against exact search."""
+    for nprobe in (8, 16, 32, 64, 128, 256):
+        recall = _recall(ivf_search(index_path, queries, SETTINGS.top_k, nprobe)[0], exact_ids)
+        if recall >= min_recall:
+            break
+    return nprobe, recall

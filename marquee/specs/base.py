@@ -106,6 +106,7 @@ class Tolerance:
     rtol: float = 0.0
     mean_atol: float | None = None  # on the mean absolute difference
     max_auc_drop: float | None = None
+    min_recall: float | None = None  # approximate search: recall@K against exact search
 
 
 @dataclass(frozen=True)
