@@ -3,16 +3,17 @@
 # project installed, plus the one system library the embedded server may lack.
 #   ./bootstrap.sh          runtime (export, serve, clients)
 #   ./bootstrap.sh --test   runtime + test tools + perf_analyzer (used by the tests)
+#   ./bootstrap.sh --perf   runtime + perf_analyzer + plotting for the benchmark scripts
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-extras=""
+extras=()
 with_perf=0
 for arg in "$@"; do
   case "$arg" in
-    --test) extras="[test]"; with_perf=1 ;;
-    --perf) with_perf=1 ;;
+    --test) extras+=(test); with_perf=1 ;;
+    --perf) extras+=(perf); with_perf=1 ;;
     *) echo "unknown option: $arg (allowed: --test, --perf)" >&2; exit 2 ;;
   esac
 done
@@ -42,7 +43,9 @@ find_links=$(.venv/bin/python -m pip config get global.find-links 2>/dev/null ||
 if ! ls ${find_links:-/nonexistent}/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then
   pip_args+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
-.venv/bin/python -m pip install --quiet "${pip_args[@]}" -e ".$extras"
+spec="."
+if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
+.venv/bin/python -m pip install --quiet "${pip_args[@]}" -e "$spec"
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
   echo "installation incomplete; see pip's output above" >&2; exit 1; }
 

@@ -37,6 +37,7 @@ from marquee.specs.ranker import RANKER_BY_PRECISION
 from marquee.specs.recommend import BUDGETS, RECOMMEND, RECOMMEND_MODELS, SETTINGS, STAGES
 from perf.machine import machine_info
 from perf.perf_analyzer import locate
+from perf.plots import plot_recommend
 from perf.results import parse_csv
 
 console = Console()
@@ -297,6 +298,8 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")  # keep what is measured so far
     console.print(summary_table(report))
+    plot = plot_recommend(report, args.out.with_suffix(".png"))
+    console.print(f"plot: {plot}" if plot else "no plot: matplotlib is not installed (pip install -e .[perf])")
     for size, result in report["sizes"].items():
         console.print(f"{int(size):,} titles, candidate search: {result['candidate_search']}")
     console.print(
