@@ -92,6 +92,7 @@ def export_recommend(
         build_candidates_model(item_matrix, bias, config.temperature, SETTINGS.top_k, staged / "candidates.onnx")
         build_ivf_index(biased_item_vectors(item_matrix, bias, config.temperature), staged / "index.faiss")
         report = _validate(catalogue, user_tower, item_matrix, bias, config.temperature, staged)
+        report.figures.update(retrieval_quality(catalogue, staged / "user_tower.onnx", staged / "candidates.onnx"))
         log.info("%s", report.summary())
         report.raise_if_failed()
         stamp = {"input_hash": input_hash, "n_items": n_items, "validation": report.figures}
@@ -152,6 +153,39 @@ def _validate(catalogue, user_tower, item_matrix, bias, temperature, staged: Pat
     report.at_most("ivf_recall_shortfall", 1.0 - recall, 1.0 - CANDIDATES_IVF.tolerance.min_recall)
     report.figures.update(ivf_recall_at_k=recall, ivf_nprobe=nprobe)
     return report
+
+
+def retrieval_quality(catalogue, tower_path: Path, candidates_path: Path, clicks: int = 2000) -> dict:
+    """Share of held-out clicks whose title is among the K candidates, against popularity.
+
+    A figure to report, not a gate: in this synthetic world exposure follows popularity,
+    so popularity alone is a strong baseline for "the next click".
+    """
+    log_rows = catalogue.world.sample(clicks * 8, seed=4242)
+    clicked = np.flatnonzero(log_rows.clicked == 1)[:clicks]
+    users, items = log_rows.categorical[clicked, 0], log_rows.categorical[clicked, 2]
+    histories = user_histories(catalogue)[users, : SETTINGS.tower_history]
+    tower = ort.InferenceSession(str(tower_path), providers=["CPUExecutionProvider"])
+    embedding = tower.run(
+        None,
+        {
+            "user_id": users[:, None],
+            "region": catalogue.world.user_region[users].astype(np.int64)[:, None],
+            "history": histories,
+        },
+    )[0]
+    search = ort.InferenceSession(str(candidates_path), providers=["CPUExecutionProvider"])
+    candidates = np.concatenate(
+        [
+            search.run(["candidate_ids"], {"user_embedding": embedding[s : s + 256]})[0]
+            for s in range(0, len(users), 256)
+        ]
+    )
+    popular = np.argsort(-catalogue.world.item_popularity, kind="stable")[: SETTINGS.top_k]
+    return {
+        f"next_click_in_top_{SETTINGS.top_k}_retrieval": float((candidates == items[:, None]).any(1).mean()),
+        f"next_click_in_top_{SETTINGS.top_k}_popularity": float(np.isin(items, popular).mean()),
+    }
 
 
 def _recall(approx_ids: np.ndarray, exact_ids: np.ndarray) -> float:
