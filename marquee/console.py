@@ -10,7 +10,7 @@ from rich.logging import RichHandler
 console = Console()
 
 # Libraries that narrate every graph pass at INFO.
-_NOISY = ("onnxscript", "onnx_ir", "torch.onnx", "torch.onnx._internal.exporter._registration", "onnxruntime")
+_NOISY = ("onnxscript", "onnx_ir", "torch.onnx", "torch.onnx._internal.exporter._registration", "onnxruntime", "faiss")
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -86,6 +86,9 @@ def wait_until_signalled(server: TritonServer) -> None:
     except KeyboardInterrupt:
         log.info("stopping tritonserver ...")
     finally:
+        # A second Ctrl-C while Triton drains must not abandon it half-stopped.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
