@@ -149,3 +149,13 @@ def test_catalogue_is_deterministic_and_keeps_the_rankers_titles():
 
     np.testing.assert_array_equal(a.world.item_genre[:5000], SyntheticWorld(0).item_genre)
     assert 0.6 < a.available_in(3).mean() < 0.9
+
+
+def test_route_constants_match_the_feature_schema():
+    from marquee.routes.recommend import route_logic
+    from marquee.specs.ranker import CATEGORICAL_FEATURES
+
+    cardinality = {f.name: f.cardinality for f in CATEGORICAL_FEATURES}
+    assert route_logic.N_REGIONS == cardinality["user_region"]
+    assert route_logic.N_DEVICES == cardinality["context_device"]
+    assert route_logic.N_HOURS == cardinality["context_hour"]

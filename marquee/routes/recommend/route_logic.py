@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Copied from the specs because this file runs inside Triton, where the marquee package
+# may not be installed (NGC container); a unit test keeps them equal.
 N_REGIONS = 8
 N_DEVICES = 4
 N_HOURS = 24
