@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,10 +56,13 @@ class RecommendClient(ModelClient):
 
     history: recently watched item ids, most recent first (they are never recommended).
     device: 0 mobile, 1 TV, 2 web, 3 tablet; hour: 0-23 (default: now, UTC).
+    model: another deployment of the same route (an A/B variant, say).
     """
 
-    def __init__(self, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 2.0):
-        super().__init__(RECOMMEND, url, protocol, timeout_s)
+    def __init__(
+        self, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 2.0, model: str = RECOMMEND.name
+    ):
+        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s)
 
     def recommend(
         self,
@@ -75,8 +79,10 @@ class RecommendClient(ModelClient):
 class AsyncRecommendClient(AsyncModelClient):
     """asyncio twin of `RecommendClient`."""
 
-    def __init__(self, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 2.0):
-        super().__init__(RECOMMEND, url, protocol, timeout_s)
+    def __init__(
+        self, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 2.0, model: str = RECOMMEND.name
+    ):
+        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s)
 
     async def recommend(
         self,

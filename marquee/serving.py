@@ -94,14 +94,14 @@ def wait_until_signalled(server: TritonServer) -> None:
             signal.signal(sig, handler)
 
 
-def warm_up_recommend(grpc_url: str, pages: int | None = None) -> None:
+def warm_up_recommend(grpc_url: str, pages: int | None = None, model: str = "recommend") -> None:
     """Each route instance's first pages pay for lazy initialisation in its Python stub
     and come back degraded; spend them before anyone is looking."""
     from clients.recommend import RecommendClient
     from marquee.specs.recommend import RECOMMEND
 
     pages = pages or 2 * sum(group.count for group in RECOMMEND.instance_groups)
-    with RecommendClient(grpc_url) as client:
+    with RecommendClient(grpc_url, model=model) as client:
         for user in range(pages):
             client.recommend(user, region=0, history=(), n=5)
 

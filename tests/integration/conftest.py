@@ -81,6 +81,15 @@ class TritonPythonModel:
 """
 
 
+def _write_generous_route(repository: Path) -> None:
+    """The route with budgets no healthy ranker misses, for tests that compare pages: a
+    loaded CI host must not turn them into timing tests."""
+    generous = {"retrieve_budget_ms": "2000", "rank_budget_ms": "2000"}
+    route = dataclasses.replace(RECOMMEND, name="recommend_generous", parameters={**RECOMMEND.parameters, **generous})
+    render.write([route], repository)
+    shutil.copytree(repository / RECOMMEND.name / "1", repository / route.name / "1", dirs_exist_ok=True)
+
+
 def _write_misbehaving_routes(repository: Path) -> None:
     for kind in ("slow", "failing"):
         ranker = dataclasses.replace(
@@ -109,6 +118,7 @@ def route_repository(exported_repository) -> Path:
     render.write(list(RECOMMEND_MODELS), exported_repository)
     export_recommend(exported_repository, config=TwoTowerConfig(n_items=ROUTE_ITEMS, log_rows=150_000, epochs=1))
     _write_misbehaving_routes(exported_repository)
+    _write_generous_route(exported_repository)
     return exported_repository
 
 
@@ -120,7 +130,8 @@ def triton(route_repository, tmp_path_factory):
     server = TritonServer(exported_repository, free_ports(), log_path=log_path).start(timeout=180)
     from marquee.serving import warm_up_recommend
 
-    warm_up_recommend(server.grpc_url)
+    for route in ("recommend", "recommend_generous"):
+        warm_up_recommend(server.grpc_url, model=route)
     yield server
     server.stop()
 
