@@ -242,6 +242,51 @@ def perf_setup() -> None:
     console.print(f"[green]✓ perf_analyzer {analyzer.binary}{via}")
 
 
+@perf_app.command("gate")
+def perf_gate(
+    url: Annotated[str | None, typer.Option(help="gRPC address of a running server; default: start one.")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only these budget entries.")] = None,
+    update_baseline: Annotated[bool, typer.Option(help="Record this run as perf/baselines/cpu.json.")] = False,
+    report: Annotated[Path, typer.Option(help="JSON report.")] = Path("perf/results/gate.json"),
+    repository: RepositoryOption = None,
+) -> None:
+    """Short perf_analyzer runs against perf/budgets.yaml and the baseline; exit 1 on a breach."""
+    import json
+
+    from marquee.server import TritonServer, free_ports
+    from perf.gate import load_budgets, read_baseline, run_gate, write_baseline
+    from perf.perf_analyzer import locate
+
+    budgets = load_budgets()
+    if model:
+        unknown = sorted(set(model) - set(budgets["models"]))
+        if unknown:
+            raise typer.BadParameter(
+                f"--model {unknown}: not in perf/budgets.yaml; allowed: {sorted(budgets['models'])}"
+            )
+        budgets["models"] = {k: v for k, v in budgets["models"].items() if k in model}
+    repo = _repository(repository)
+    analyzer = locate()
+    if url:
+        result = run_gate(analyzer, url, repo, budgets, read_baseline())
+    else:
+        with TritonServer(repo, free_ports(), models=list(budgets["models"])) as server:
+            result = run_gate(analyzer, server.grpc_url, repo, budgets, read_baseline())
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    for m in result.measurements:
+        ratios = ", ".join(f"{k} {v:.2f}" for k, v in m.ratios.items())
+        console.print(f"{m.model} (batch {m.batch_size}, c={m.concurrency}): {ratios}")
+    if update_baseline:
+        console.print(f"baseline written: {write_baseline(result)}")
+        return
+    for breach in result.breaches:
+        console.print(f"[red]✗[/] {breach}")
+    if not result.passed:
+        raise typer.Exit(1)
+    console.print(f"[green]✓ {len(result.measurements)} model(s) within budget and baseline[/] (report: {report})")
+
+
 @perf_app.command("analyzer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def perf_analyzer(ctx: typer.Context) -> None:
     """Run perf_analyzer with the given arguments (after `--`), on any glibc."""

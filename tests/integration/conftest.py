@@ -81,6 +81,40 @@ class TritonPythonModel:
 """
 
 
+# The real INT8 ranker plus 30 ms of sleep per batch: what the perf gate must catch.
+_SLOWED_RANKER = """
+import os
+import time
+
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        path = os.path.join(args["model_repository"], "..", "ranker_int8", "1", "model.onnx")
+        self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def execute(self, requests):
+        time.sleep(0.03)
+        responses = []
+        for request in requests:
+            feeds = {n: pb_utils.get_input_tensor_by_name(request, n).as_numpy() for n in ("categorical", "dense")}
+            (probability,) = self.session.run(["probability"], feeds)
+            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("probability", probability)]))
+        return responses
+"""
+
+
+def _write_slowed_ranker(repository: Path) -> None:
+    slowed = dataclasses.replace(
+        RANKER_FP32, name="slowed_ranker", backend="python", artifact="model.py", parameters={}, warmup_batch_sizes=()
+    )
+    render.write([slowed], repository)
+    (repository / slowed.name / "1").mkdir(parents=True, exist_ok=True)
+    (repository / slowed.name / "1" / "model.py").write_text(_SLOWED_RANKER)
+
+
 def _write_generous_route(repository: Path) -> None:
     """The route with budgets no healthy ranker misses, for tests that compare pages: a
     loaded CI host must not turn them into timing tests."""
@@ -119,6 +153,7 @@ def route_repository(exported_repository) -> Path:
     export_recommend(exported_repository, config=TwoTowerConfig(n_items=ROUTE_ITEMS, log_rows=150_000, epochs=1))
     _write_misbehaving_routes(exported_repository)
     _write_generous_route(exported_repository)
+    _write_slowed_ranker(exported_repository)
     return exported_repository
 
 

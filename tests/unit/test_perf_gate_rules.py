@@ -1,0 +1,45 @@
+from perf.gate import ModelMeasurement, evaluate
+
+BUDGETS = {
+    "noise_margin": 0.25,
+    "models": {"m": {"cpu": {"perf_latency_p99_ratio": {"max": 4.0}, "perf_throughput_ratio": {"min": 0.3}}}},
+}
+
+
+def measurement(p99_us, throughput, queue_us=100.0, infer_us=1000.0):
+    served = {
+        "perf_latency_p99": p99_us,
+        "perf_throughput": throughput,
+        "perf_server_queue_us": queue_us,
+        "perf_server_compute_input_us": 10.0,
+        "perf_server_compute_infer_us": infer_us,
+        "perf_server_compute_output_us": 10.0,
+        "perf_network_us": 50.0,
+        "perf_client_send_us": 1.0,
+        "perf_client_recv_us": 1.0,
+    }
+    return ModelMeasurement("m", 256, 1, served, reference_batch_ms=1.0, reference_rows_per_s=1000.0)
+
+
+def test_within_budget_and_baseline_passes():
+    result = evaluate([measurement(2000, 600)], BUDGETS, {"m": {"perf_latency_p99_ratio": 2.0}})
+    assert result.passed, result.breaches
+
+
+def test_latency_breach_names_the_stage_that_spent_the_time():
+    result = evaluate([measurement(9000, 600, queue_us=7000)], BUDGETS, None)
+    (breach,) = result.breaches
+    assert "perf_latency_p99_ratio 9.00 > budget 4.0" in breach
+    assert "most time in server queue" in breach
+
+
+def test_throughput_below_budget_is_a_breach():
+    result = evaluate([measurement(2000, 100)], BUDGETS, None)
+    assert any("perf_throughput_ratio 0.10 < budget 0.3" in b for b in result.breaches)
+
+
+def test_regression_beyond_noise_margin_fails_but_within_it_passes():
+    baseline = {"m": {"perf_latency_p99_ratio": 2.0, "perf_throughput_ratio": 0.6}}
+    assert evaluate([measurement(2400, 600)], BUDGETS, baseline).passed  # +20% < 25% margin
+    result = evaluate([measurement(2600, 600)], BUDGETS, baseline)  # +30%
+    assert any("regressed from baseline 2.00" in b for b in result.breaches)
