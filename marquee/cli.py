@@ -188,11 +188,12 @@ def up(
     from marquee.paths import model_repository
     from marquee.server import ServerPorts
     from marquee.specs import CATALOGUE
+    from marquee.specs.recommend import SETTINGS
 
     repository = model_repository().resolve()
     rendering.check(list(CATALOGUE.values()), repository)
     export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
-    export_recommend(n_items=100_000, force=False, repository=repository)
+    export_recommend(n_items=SETTINGS.n_items, force=False, repository=repository)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
     server = serving.start_embedded(repository, ports, serving.default_log_path())
     try:
