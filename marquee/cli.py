@@ -243,6 +243,71 @@ def perf_setup() -> None:
     console.print(f"[green]✓ perf_analyzer {analyzer.binary}{via}")
 
 
+@perf_app.command("run")
+def perf_run(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Repeatable; default: ranker_int8, recommend.")
+    ] = None,
+    concurrency: Annotated[str, typer.Option(help="perf_analyzer --concurrency-range start:end:step.")] = "1:4",
+    batch_size: Annotated[int, typer.Option(help="Rows per request for batched models.")] = 64,
+    url: Annotated[str | None, typer.Option(help="gRPC address of a running server; default: start one.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder [default: perf/results/<UTC time>].")] = None,
+    repository: RepositoryOption = None,
+) -> None:
+    """perf_analyzer sweep -> results.json, report.md and PNG plots in one folder."""
+    from datetime import UTC, datetime
+
+    from marquee.server import TritonServer, free_ports
+    from marquee.serving import exported_models, warm_up_recommend
+    from perf.perf_analyzer import locate
+    from perf.run import sweep, write_report
+
+    models = model or ["ranker_int8", "recommend"]
+    repo = _repository(repository)
+    out = out or Path("perf/results") / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    analyzer = locate()
+    if url:
+        results = sweep(analyzer, url, repo, models, concurrency, batch_size)
+    else:
+        ready, _ = exported_models(repo)
+        missing = sorted(set(models) - set(ready))
+        if missing:
+            raise typer.BadParameter(f"--model {missing}: not exported in {repo}; exported: {ready}")
+        with TritonServer(repo, free_ports(), models=ready) as server:
+            if any(name.startswith("recommend") for name in models):
+                warm_up_recommend(server.grpc_url)
+            results = sweep(analyzer, server.grpc_url, repo, models, concurrency, batch_size)
+    for path in write_report(results, out):
+        console.print(f"wrote {path}")
+
+
+@perf_app.command("compare")
+def perf_compare(
+    before: Annotated[Path, typer.Argument(help="Results folder (or results.json) of the earlier run.")],
+    after: Annotated[Path, typer.Argument(help="Results folder (or results.json) of the later run.")],
+) -> None:
+    """What changed between two `marquee perf run` results, per model and concurrency."""
+    from rich.table import Table
+
+    from perf.run import compare, load
+
+    table = Table(title=f"{before} -> {after}")
+    for column in ("model", "concurrency", "metric", "before", "after", "change"):
+        table.add_column(column, justify="right")
+    for row in compare(load(before), load(after)):
+        scale = 1 if row["metric"] == "perf_throughput" else 1000  # latencies: us -> ms
+        colour = "green" if row["better"] else "red"
+        table.add_row(
+            row["model"],
+            f"{row['concurrency']:.0f}",
+            row["metric"],
+            f"{row['before'] / scale:,.2f}",
+            f"{row['after'] / scale:,.2f}",
+            f"[{colour}]{row['change']:+.1%}[/]",
+        )
+    console.print(table)
+
+
 @perf_app.command("gate")
 def perf_gate(
     url: Annotated[str | None, typer.Option(help="gRPC address of a running server; default: start one.")] = None,

@@ -28,13 +28,13 @@ from rich.console import Console
 from rich.table import Table
 
 from clients import AsyncRecommendClient
-from export.recommend.catalogue import build_catalogue, user_histories
 from marquee import render
 from marquee.paths import cache_dir, model_repository
 from marquee.server import TritonServer, free_ports
 from marquee.serving import exported_models, warm_up_recommend
 from marquee.specs.ranker import RANKER_BY_PRECISION
 from marquee.specs.recommend import BUDGETS, RECOMMEND, RECOMMEND_MODELS, SETTINGS, STAGES
+from perf.inputs import recommend_samples, write_recommend_input
 from perf.machine import machine_info
 from perf.perf_analyzer import locate
 from perf.plots import plot_recommend
@@ -42,7 +42,6 @@ from perf.results import parse_csv
 
 console = Console()
 STAGE_MODELS = ("recommend", "retrieve", "user_tower", "candidates", RECOMMEND.parameters["ranker_model"])
-SAMPLES = 400
 
 
 def prepare_repository(n_items: int) -> Path:
@@ -58,41 +57,6 @@ def prepare_repository(n_items: int) -> Path:
         export_ranker(repository, tuple(RANKER_BY_PRECISION))
         export_recommend(repository, n_items=n_items)
     return repository
-
-
-def request_samples(n_items: int, count: int = SAMPLES, seed: int = 5) -> list[dict]:
-    """Realistic pages: real users, their regions and recent histories, evening on a TV."""
-    catalogue = build_catalogue(n_items)
-    histories = user_histories(catalogue)
-    rng = np.random.default_rng(seed)
-    samples = []
-    for user in rng.integers(0, len(histories), count):
-        history = [int(i) for i in histories[user] if i >= 0][:10] or [int(rng.integers(0, n_items))]
-        samples.append(
-            {
-                "user_id": int(user),
-                "region": int(catalogue.world.user_region[user]),
-                "history": history,
-                "context": [1, 20],
-                "n": 20,
-            }
-        )
-    return samples
-
-
-def perf_analyzer_input(samples: list[dict], path: Path) -> Path:
-    data = [
-        {
-            "user_id": [s["user_id"]],
-            "region": [s["region"]],
-            "history": {"content": s["history"], "shape": [len(s["history"])]},
-            "context": s["context"],
-            "n": [s["n"]],
-        }
-        for s in samples
-    ]
-    path.write_text(json.dumps({"data": data}))
-    return path
 
 
 def pages_counter(metrics_url: str) -> dict[str, float]:
@@ -173,7 +137,7 @@ def measure(repository: Path, samples: list[dict], concurrencies: list[int], int
         TritonServer(repository, free_ports(), models=exported_models(repository)[0]) as server,
     ):
         warm_up_recommend(server.grpc_url)
-        input_file = perf_analyzer_input(samples, Path(tmp) / "input.json")
+        input_file = write_recommend_input(samples, Path(tmp) / "input.json")
         for concurrency in concurrencies:
             csv_path = Path(tmp) / f"c{concurrency}.csv"
             stats_before, pages_before = model_statistics(server.http_url), pages_counter(server.metrics_url)
@@ -291,7 +255,7 @@ def main() -> None:
     report = {"benchmark": "recommend", "machine": machine_info(), "budget_ms": BUDGETS.__dict__, "sizes": {}}
     for n_items in (int(s) for s in args.sizes.split(",")):
         repository = prepare_repository(n_items)
-        samples = request_samples(n_items)
+        samples = recommend_samples(n_items)
         with console.status(f"measuring {n_items:,} titles ..."):
             route = measure(repository, samples, concurrencies, args.interval_ms)
         report["sizes"][str(n_items)] = {"route": route, "candidate_search": search_cost(repository)}

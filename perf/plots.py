@@ -10,12 +10,8 @@ STAGE_COLOURS = {"retrieve": "#4c72b0", "filter": "#55a868", "rank": "#c44e52", 
 def plot_recommend(report: dict, path: Path) -> Path | None:
     """Left: route p50/p99 against concurrency per catalogue size, with the budget.
     Right: median server time per stage, stacked, per size and concurrency."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = _pyplot()
+    if plt is None:
         return None
     figure, (latency, stages) = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = ("#4c72b0", "#dd8452", "#55a868")
@@ -48,6 +44,88 @@ def plot_recommend(report: dict, path: Path) -> Path | None:
     stages.legend(fontsize=8)
     machine = report["machine"]
     figure.suptitle(f"{machine['cpu']}, {machine['cores']} cores, no GPU, {machine['date'][:10]}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def _caption(results: dict) -> str:
+    m = results["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}, {m['date'][:10]}"
+
+
+def plot_latency_throughput(results: dict, path: Path) -> Path | None:
+    """p99 (solid) and p50 (dashed) latency against throughput, one line per model,
+    one point per concurrency: the curve Triton users read to pick an operating point."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for model, entry in results["models"].items():
+        rows = entry["rows"]
+        throughput = [r["perf_throughput"] for r in rows]
+        (line,) = axis.plot(throughput, [r["perf_latency_p99"] / 1000 for r in rows], marker="o", label=f"{model} p99")
+        axis.plot(
+            throughput,
+            [r["perf_latency_p50"] / 1000 for r in rows],
+            marker=".",
+            linestyle="--",
+            color=line.get_color(),
+            label=f"{model} p50",
+        )
+        for r in rows:
+            axis.annotate(
+                f"c={r['concurrency']:.0f}",
+                (r["perf_throughput"], r["perf_latency_p99"] / 1000),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
+    axis.set(xlabel="throughput (inferences/s, log scale)", ylabel="latency (ms)", title="latency vs throughput")
+    axis.set_xscale("log")  # a ranker's rows/s and a route's pages/s differ by orders of magnitude
+    axis.legend(fontsize=7)
+    figure.suptitle(_caption(results), fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_server_split(results: dict, path: Path) -> Path | None:
+    """Server-side time per request, stacked: queue, compute input, infer, output."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    parts = {
+        "queue": "perf_server_queue_us",
+        "compute input": "perf_server_compute_input_us",
+        "compute infer": "perf_server_compute_infer_us",
+        "compute output": "perf_server_compute_output_us",
+    }
+    labels = [f"{model}\nc={r['concurrency']:.0f}" for model, e in results["models"].items() for r in e["rows"]]
+    rows = [r for e in results["models"].values() for r in e["rows"]]
+    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(labels)), 4.5))
+    bottom = [0.0] * len(rows)
+    for name, key in parts.items():
+        values = [r[key] / 1000 for r in rows]
+        axis.bar(labels, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axis.set(ylabel="server time per request (ms)", title="where the server spends a request")
+    axis.tick_params(axis="x", labelsize=7)
+    axis.legend(fontsize=7)
+    figure.suptitle(_caption(results), fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
