@@ -113,6 +113,10 @@ def measure_served(analyzer: PerfAnalyzer, grpc_url: str, model: str, batch: int
         csv_path = Path(tmp) / "gate.csv"
         analyzer.run(
             [
+                # Zero-filled requests, like the in-process reference: perf_analyzer's random bytes
+                # make NaNs and denormals, which change ONNX Runtime's speed and muddy the ratio.
+                "--input-data",
+                "zero",
                 "-m",
                 model,
                 "-u",
