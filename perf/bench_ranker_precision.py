@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from marquee.server import TritonServer, free_ports
 from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
 from perf.machine import machine_info
 from perf.perf_analyzer import locate
-from perf.results import parse_csv
 
 MODELS = (RANKER_FP32, RANKER_INT8)
 console = Console()
@@ -59,35 +57,20 @@ def in_process(repository: Path, batch_sizes: list[int], rounds: int, seconds: f
     return results
 
 
-def served(repository: Path, batch: int, concurrencies: str, workdir: Path) -> dict:
+def served(repository: Path, batch: int, concurrencies: str) -> dict:
     analyzer = locate()
     out: dict = {}
     with TritonServer(repository, free_ports(), models=[s.name for s in MODELS]) as server:
         for spec in MODELS:
-            csv_path = workdir / f"{spec.name}.csv"
-            analyzer.run(
-                [
-                    "-m",
-                    spec.name,
-                    "-u",
-                    server.grpc_url,
-                    "-i",
-                    "grpc",
-                    "-b",
-                    str(batch),
-                    "--concurrency-range",
-                    concurrencies,
-                    "--measurement-interval",
-                    "4000",
-                    "-f",
-                    str(csv_path),
-                    *(f"--shape={shape}" for shape in spec.perf_analyzer_shapes()),
-                ],
-                timeout_s=600,
+            rows = analyzer.measure(
+                spec.name,
+                server.grpc_url,
+                batch_size=batch,
+                concurrency=concurrencies,
+                interval_ms=4000,
+                extra=tuple(f"--shape={shape}" for shape in spec.perf_analyzer_shapes()),
             )
-            out[spec.name] = [
-                row.__dict__ | {"server_compute_us": row.server_compute_us} for row in parse_csv(csv_path)
-            ]
+            out[spec.name] = [row.__dict__ | {"server_compute_us": row.server_compute_us} for row in rows]
     return out
 
 
@@ -126,8 +109,8 @@ def main() -> None:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     with console.status("in-process ONNX Runtime ..."):
         bare = in_process(repository, batch_sizes, args.rounds, args.seconds)
-    with console.status("served by Triton, measured by perf_analyzer ..."), tempfile.TemporaryDirectory() as tmp:
-        serving = served(repository, args.served_batch, args.concurrency_range, Path(tmp))
+    with console.status("served by Triton, measured by perf_analyzer ..."):
+        serving = served(repository, args.served_batch, args.concurrency_range)
     report = {
         "benchmark": "ranker_precision",
         "machine": machine_info(),

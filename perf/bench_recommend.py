@@ -38,7 +38,6 @@ from perf.inputs import recommend_samples, write_recommend_input
 from perf.machine import machine_info
 from perf.perf_analyzer import locate
 from perf.plots import plot_recommend
-from perf.results import parse_csv
 
 console = Console()
 STAGE_MODELS = ("recommend", "retrieve", "user_tower", "candidates", RECOMMEND.parameters["ranker_model"])
@@ -139,34 +138,16 @@ def measure(repository: Path, samples: list[dict], concurrencies: list[int], int
         warm_up_recommend(server.grpc_url)
         input_file = write_recommend_input(samples, Path(tmp) / "input.json")
         for concurrency in concurrencies:
-            csv_path = Path(tmp) / f"c{concurrency}.csv"
             stats_before, pages_before = model_statistics(server.http_url), pages_counter(server.metrics_url)
-            analyzer.run(
-                [
-                    "-m",
-                    "recommend",
-                    "-u",
-                    server.grpc_url,
-                    "-i",
-                    "grpc",
-                    "--input-data",
-                    str(input_file),
-                    "--concurrency-range",
-                    str(concurrency),
-                    "--measurement-interval",
-                    str(interval_ms),
-                    # Shared 2-core hosts are noisy; accept 25% window-to-window drift.
-                    "--stability-percentage",
-                    "25",
-                    "--max-trials",
-                    "20",
-                    "-f",
-                    str(csv_path),
-                ],
-                timeout_s=600,
+            (route,) = analyzer.measure(
+                "recommend",
+                server.grpc_url,
+                concurrency=str(concurrency),
+                interval_ms=interval_ms,
+                max_trials=20,
+                extra=("--input-data", str(input_file)),
             )
             stats_after, pages_after = model_statistics(server.http_url), pages_counter(server.metrics_url)
-            (route,) = parse_csv(csv_path)
             served = {k: pages_after[k] - pages_before[k] for k in pages_after}
             rows.append(
                 {

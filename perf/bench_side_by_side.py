@@ -26,10 +26,9 @@ from marquee import render
 from marquee.paths import model_repository
 from marquee.server import TritonServer, free_ports
 from marquee.specs.ranker import RANKER_INT8
-from perf.gate import reference_speed
+from perf.gate import ZERO_DATA, reference_speed
 from perf.machine import machine_info
 from perf.perf_analyzer import locate
-from perf.results import parse_csv
 
 console = Console()
 UNBATCHED = dataclasses.replace(RANKER_INT8, name="ranker_int8_nobatch", dynamic_batching=None)
@@ -46,36 +45,8 @@ def build_repository(target: Path) -> Path:
     return target
 
 
-def sweep(analyzer, url: str, model: str, batch: int, concurrency: str, workdir: Path) -> list[dict]:
-    csv_path = workdir / f"{model}-b{batch}.csv"
-    analyzer.run(
-        [
-            # Zero-filled requests, like the in-process reference: perf_analyzer's random bytes
-            # make NaNs and denormals, which change ONNX Runtime's speed and muddy the ratio.
-            "--input-data",
-            "zero",
-            "-m",
-            model,
-            "-u",
-            url,
-            "-i",
-            "grpc",
-            "-b",
-            str(batch),
-            "--concurrency-range",
-            concurrency,
-            "--measurement-interval",
-            "3000",
-            "--stability-percentage",
-            "25",
-            "--max-trials",
-            "15",
-            "-f",
-            str(csv_path),
-        ],
-        timeout_s=600,
-    )
-    rows = sorted(parse_csv(csv_path), key=lambda r: r.concurrency)
+def sweep(analyzer, url: str, model: str, batch: int, concurrency: str) -> list[dict]:
+    rows = analyzer.measure(model, url, batch_size=batch, concurrency=concurrency, extra=ZERO_DATA)
     return [
         {
             "concurrency": r.concurrency,
@@ -106,10 +77,10 @@ def main() -> None:
         onnx_path = repository / RANKER_INT8.name / "1" / RANKER_INT8.artifact
         with TritonServer(repository, free_ports()) as server, console.status("measuring ..."):
             batching = {
-                name: sweep(analyzer, server.grpc_url, name, 1, args.concurrency, Path(tmp))
+                name: sweep(analyzer, server.grpc_url, name, 1, args.concurrency)
                 for name in (RANKER_INT8.name, UNBATCHED.name)
             }
-            served = sweep(analyzer, server.grpc_url, RANKER_INT8.name, args.efficiency_batch, "1:2", Path(tmp))
+            served = sweep(analyzer, server.grpc_url, RANKER_INT8.name, args.efficiency_batch, "1:2")
         batch_ms, in_process_rows_per_s = reference_speed(onnx_path, args.efficiency_batch)
     best = {name: best_under(rows, args.p99_ms) for name, rows in batching.items()}
     report = {

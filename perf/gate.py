@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import yaml
 
 from perf.perf_analyzer import PerfAnalyzer
-from perf.results import PerfRow, parse_csv
+from perf.results import PerfRow
 
 BUDGETS = Path(__file__).resolve().parent / "budgets.yaml"
 BASELINE = Path(__file__).resolve().parent / "baselines" / "cpu.json"
@@ -108,37 +107,23 @@ def _zeros(node, batch_size: int) -> np.ndarray:
     return np.zeros(shape, dtype)
 
 
+# Zero-filled requests, like the in-process reference: perf_analyzer's random bytes make
+# NaNs and denormals, which change ONNX Runtime's speed and would muddy the ratio.
+ZERO_DATA = ("--input-data", "zero")
+
+
 def measure_served(analyzer: PerfAnalyzer, grpc_url: str, model: str, batch: int, concurrency: int) -> PerfRow:
-    with tempfile.TemporaryDirectory() as tmp:
-        csv_path = Path(tmp) / "gate.csv"
-        analyzer.run(
-            [
-                # Zero-filled requests, like the in-process reference: perf_analyzer's random bytes
-                # make NaNs and denormals, which change ONNX Runtime's speed and muddy the ratio.
-                "--input-data",
-                "zero",
-                "-m",
-                model,
-                "-u",
-                grpc_url,
-                "-i",
-                "grpc",
-                "-b",
-                str(batch),
-                "--concurrency-range",
-                str(concurrency),
-                "--measurement-interval",
-                "1500",
-                "--stability-percentage",
-                "30",
-                "--max-trials",
-                "8",
-                "-f",
-                str(csv_path),
-            ],
-            timeout_s=300,
-        )
-        (row,) = parse_csv(csv_path)
+    (row,) = analyzer.measure(
+        model,
+        grpc_url,
+        batch_size=batch,
+        concurrency=str(concurrency),
+        interval_ms=1500,
+        stability_percent=30,
+        max_trials=8,
+        extra=ZERO_DATA,
+        timeout_s=300,
+    )
     return row
 
 

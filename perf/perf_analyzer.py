@@ -16,12 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from marquee.errors import PerfAnalyzerUnavailableError
 from marquee.paths import cache_dir
+from perf.results import PerfRow, parse_csv
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,51 @@ class PerfAnalyzer:
                 f"perf_analyzer exited with {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
         return result
+
+    def measure(
+        self,
+        model: str,
+        grpc_url: str,
+        *,
+        batch_size: int = 1,
+        concurrency: str = "1",
+        interval_ms: int = 3000,
+        stability_percent: int = 25,
+        max_trials: int = 15,
+        extra: tuple[str, ...] = (),
+        timeout_s: float = 600.0,
+    ) -> list[PerfRow]:
+        """One perf_analyzer run over gRPC; its CSV parsed into rows ordered by concurrency.
+
+        Shared 2-core hosts are noisy, so the default accepts 25% window-to-window drift.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            csv_path = Path(tmp) / "perf_analyzer.csv"
+            self.run(
+                [
+                    "-m",
+                    model,
+                    "-u",
+                    grpc_url,
+                    "-i",
+                    "grpc",
+                    "-b",
+                    str(batch_size),
+                    "--concurrency-range",
+                    concurrency,
+                    "--measurement-interval",
+                    str(interval_ms),
+                    "--stability-percentage",
+                    str(stability_percent),
+                    "--max-trials",
+                    str(max_trials),
+                    "-f",
+                    str(csv_path),
+                    *extra,
+                ],
+                timeout_s=timeout_s,
+            )
+            return sorted(parse_csv(csv_path), key=lambda row: row.concurrency)
 
 
 def locate(install: bool = True) -> PerfAnalyzer:

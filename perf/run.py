@@ -11,7 +11,6 @@ from pathlib import Path
 from perf.inputs import input_args
 from perf.machine import machine_info
 from perf.perf_analyzer import PerfAnalyzer
-from perf.results import parse_csv
 
 RESULTS = "results.json"
 COMPARED = ("perf_throughput", "perf_latency_p50", "perf_latency_p99")
@@ -30,33 +29,15 @@ def sweep(
     results: dict = {"machine": machine_info(), "concurrency": concurrency, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
-            csv_path = Path(tmp) / f"{model}.csv"
             batch = 1 if model.startswith("recommend") else batch_size  # the route is unbatched
-            analyzer.run(
-                [
-                    "-m",
-                    model,
-                    "-u",
-                    grpc_url,
-                    "-i",
-                    "grpc",
-                    "-b",
-                    str(batch),
-                    "--concurrency-range",
-                    concurrency,
-                    "--measurement-interval",
-                    str(interval_ms),
-                    "--stability-percentage",
-                    "25",
-                    "--max-trials",
-                    "15",
-                    "-f",
-                    str(csv_path),
-                    *input_args(model, repository, Path(tmp)),
-                ],
-                timeout_s=600,
+            measured = analyzer.measure(
+                model,
+                grpc_url,
+                batch_size=batch,
+                concurrency=concurrency,
+                interval_ms=interval_ms,
+                extra=tuple(input_args(model, repository, Path(tmp))),
             )
-            measured = sorted(parse_csv(csv_path), key=lambda row: row.concurrency)
             rows = [asdict(row) | {"server_compute_us": row.server_compute_us} for row in measured]
             results["models"][model] = {"batch_size": batch, "rows": rows}
     return results
