@@ -30,6 +30,10 @@ class PerfAnalyzerUnavailableError(MarqueeError):
     """perf_analyzer cannot run on this host."""
 
 
+class PerfAnalyzerFailedError(MarqueeError):
+    """perf_analyzer ran but did not measure (unstable windows, server errors, bad arguments)."""
+
+
 class InputValidationError(MarqueeError, ValueError):
     """A client request does not match the model's spec; raised before sending."""
 

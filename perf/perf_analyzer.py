@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from marquee.errors import PerfAnalyzerUnavailableError
+from marquee.errors import PerfAnalyzerFailedError, PerfAnalyzerUnavailableError
 from marquee.paths import cache_dir
 from perf.results import PerfRow, parse_csv
 
@@ -62,7 +62,7 @@ class PerfAnalyzer:
     def run(self, args: list[str], timeout_s: float = 300.0) -> subprocess.CompletedProcess:
         result = subprocess.run(self.command(args), capture_output=True, text=True, timeout=timeout_s)
         if result.returncode != 0:
-            raise PerfAnalyzerUnavailableError(
+            raise PerfAnalyzerFailedError(
                 f"perf_analyzer exited with {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
             )
         return result
