@@ -12,6 +12,13 @@ from export.ranker.train import TrainingConfig
 from marquee import render
 from marquee.specs.ranker import RANKER_BY_PRECISION
 
+# Each moderation area keeps its session fixtures in its own module.
+pytest_plugins = [
+    "tests.fixtures_moderation_text",
+    "tests.fixtures_moderation_image",
+    "tests.fixtures_moderation_queue",
+]
+
 # Small enough to train in seconds, large enough to learn the planted preferences.
 TINY_TRAINING = TrainingConfig(
     train_rows=40_000,
