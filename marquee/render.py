@@ -12,7 +12,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from marquee.errors import ConfigDriftError
-from marquee.specs.base import EnsembleStep, ModelSpec, TensorSpec
+from marquee.specs.base import DynamicBatching, EnsembleStep, InstanceGroup, ModelSpec, TensorSpec
 
 HEADER = "# Rendered by `marquee render` from marquee/specs; do not edit by hand.\n"
 
@@ -36,17 +36,42 @@ def config_dict(spec: ModelSpec) -> dict:
         return config
     config["backend"] = spec.backend
     config["default_model_filename"] = spec.artifact
-    config["instance_group"] = [{"count": g.count, "kind": g.kind} for g in spec.instance_groups]
+    config["instance_group"] = [_instance_group(g) for g in spec.instance_groups]
     if spec.dynamic_batching is not None:
-        batching = spec.dynamic_batching
-        config["dynamic_batching"] = {"max_queue_delay_microseconds": batching.max_queue_delay_us}
-        if batching.preferred_batch_sizes:
-            config["dynamic_batching"]["preferred_batch_size"] = list(batching.preferred_batch_sizes)
+        config["dynamic_batching"] = _dynamic_batching(spec.dynamic_batching)
     if spec.warmup_batch_sizes:
         config["model_warmup"] = [_warmup(spec, size) for size in spec.warmup_batch_sizes]
     if spec.parameters:
         config["parameters"] = {k: {"string_value": v} for k, v in sorted(spec.parameters.items())}
     return config
+
+
+def _instance_group(group: InstanceGroup) -> dict:
+    entry: dict = {"count": group.count, "kind": group.kind}
+    if group.rate_limiter is not None:
+        entry["rate_limiter"] = {
+            "resources": [{"name": name, "count": count} for name, count in group.rate_limiter.resources],
+            "priority": group.rate_limiter.priority,
+        }
+    return entry
+
+
+def _dynamic_batching(batching: DynamicBatching) -> dict:
+    entry: dict = {"max_queue_delay_microseconds": batching.max_queue_delay_us}
+    if batching.preferred_batch_sizes:
+        entry["preferred_batch_size"] = list(batching.preferred_batch_sizes)
+    if batching.priority_levels:
+        entry["priority_levels"] = batching.priority_levels
+        entry["default_priority_level"] = batching.default_priority_level
+    if batching.default_queue_policy is not None:
+        policy = batching.default_queue_policy
+        entry["default_queue_policy"] = {
+            "timeout_action": policy.timeout_action,
+            "default_timeout_microseconds": policy.default_timeout_us,
+            "allow_timeout_override": policy.allow_timeout_override,
+            "max_queue_size": policy.max_queue_size,
+        }
+    return entry
 
 
 def _step(step: EnsembleStep) -> dict:

@@ -30,11 +30,16 @@ class ModelMeasurement:
     batch_size: int
     concurrency: int
     served: dict  # PerfRow fields
-    reference_batch_ms: float
+    reference_batch_ms: float  # median
     reference_rows_per_s: float
+    reference_p99_ms: float
+    attempts: int = 1  # how many measurements it took (see run_gate)
 
     @property
     def ratios(self) -> dict[str, float]:
+        # The denominator is the in-process *median*: its p99 on a shared 2-core host is
+        # mostly scheduler stalls (5x the median was seen), which would make the ratio
+        # noise. Stalls in the served p99 are handled by re-measuring (run_gate).
         return {
             "perf_latency_p99_ratio": self.served["perf_latency_p99"] / 1000 / self.reference_batch_ms,
             "perf_throughput_ratio": self.served["perf_throughput"] / self.reference_rows_per_s,
@@ -52,7 +57,10 @@ class ModelMeasurement:
         }
         worst = max(parts, key=parts.get)
         listing = ", ".join(f"{k} {v / 1000:.2f} ms" for k, v in parts.items())
-        return f"most time in {worst} ({listing}); in-process reference {self.reference_batch_ms:.2f} ms per batch"
+        return (
+            f"most time in {worst} ({listing}); in-process reference {self.reference_batch_ms:.2f} ms "
+            f"per batch (p99 {self.reference_p99_ms:.2f} ms)"
+        )
 
 
 @dataclass
@@ -81,8 +89,15 @@ def load_budgets(path: Path = BUDGETS) -> dict:
     return budgets
 
 
-def reference_speed(onnx_path: Path, batch_size: int, seconds: float = 1.5) -> tuple[float, float]:
-    """(ms per batch, rows/s) of the ONNX file run in-process on one thread."""
+@dataclass(frozen=True)
+class ReferenceSpeed:
+    batch_ms: float  # median
+    p99_ms: float
+    rows_per_s: float
+
+
+def reference_speed(onnx_path: Path, batch_size: int, seconds: float = 1.5) -> ReferenceSpeed:
+    """Per-batch latency of the ONNX file run in-process on one thread."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -98,7 +113,8 @@ def reference_speed(onnx_path: Path, batch_size: int, seconds: float = 1.5) -> t
         session.run(None, feeds)
         timings.append(time.perf_counter() - start)
     batch_ms = statistics.median(timings) * 1000
-    return batch_ms, batch_size / (batch_ms / 1000)
+    p99_ms = float(np.percentile(timings, 99)) * 1000
+    return ReferenceSpeed(batch_ms, p99_ms, batch_size / (batch_ms / 1000))
 
 
 def _zeros(node, batch_size: int) -> np.ndarray:
@@ -163,20 +179,59 @@ def run_gate(
     budgets: dict,
     baseline: dict | None,
     served_names: dict[str, str] | None = None,
+    attempts: int = 3,
 ) -> GateResult:
     """Measure every budgeted model. `served_names` maps a budget entry to the model name
-    actually served (a test serves a deliberately slowed stand-in under another name)."""
+    actually served (a test serves a deliberately slowed stand-in under another name).
+
+    A model that breaches is measured again, up to `attempts` times, and its best attempt
+    is judged: noise on a shared host only ever adds latency, so a one-off stall passes
+    on the retry, while a real regression fails every attempt.
+    """
     measurements = []
     for name, entry in budgets["models"].items():
-        load = entry["load"]
-        batch_ms, rows_per_s = reference_speed(repository / entry["reference_onnx"], load["batch_size"])
-        served = measure_served(
-            analyzer, grpc_url, (served_names or {}).get(name, name), load["batch_size"], load["concurrency"]
-        )
         measurements.append(
-            ModelMeasurement(name, load["batch_size"], load["concurrency"], asdict(served), batch_ms, rows_per_s)
+            best_attempt(
+                lambda name=name, entry=entry: _measure_model(
+                    analyzer, grpc_url, repository, name, entry, served_names or {}
+                ),
+                lambda m: len(evaluate([m], budgets, baseline).breaches),
+                attempts,
+            )
         )
     return evaluate(measurements, budgets, baseline)
+
+
+def best_attempt(measure, count_breaches, attempts: int) -> ModelMeasurement:
+    """Measure until a clean attempt or `attempts` tries; return the one with fewest breaches."""
+    best, best_breaches = None, None
+    for number in range(1, max(1, attempts) + 1):
+        attempt = measure()
+        attempt.attempts = number
+        breaches = count_breaches(attempt)
+        if best is None or breaches < best_breaches:
+            best, best_breaches = attempt, breaches
+        if breaches == 0:
+            break
+    best.attempts = number
+    return best
+
+
+def _measure_model(
+    analyzer, grpc_url, repository: Path, name: str, entry: dict, served_names: dict
+) -> ModelMeasurement:
+    load = entry["load"]
+    reference = reference_speed(repository / entry["reference_onnx"], load["batch_size"])
+    served = measure_served(analyzer, grpc_url, served_names.get(name, name), load["batch_size"], load["concurrency"])
+    return ModelMeasurement(
+        name,
+        load["batch_size"],
+        load["concurrency"],
+        asdict(served),
+        reference.batch_ms,
+        reference.rows_per_s,
+        reference.p99_ms,
+    )
 
 
 def read_baseline(path: Path = BASELINE) -> dict | None:

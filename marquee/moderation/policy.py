@@ -63,12 +63,18 @@ def most_severe(decisions: list[str]) -> str:
 
 def decide(scores: dict[str, float], thresholds: dict[str, Thresholds]) -> Verdict:
     """Block if any score reaches its block threshold, else review if any reaches review."""
-    blocked = [f"{name}={scores[name]:.3f}>=block {t.block}" for name, t in thresholds.items()
-               if name in scores and scores[name] >= t.block]
+    blocked = [
+        f"{name}={scores[name]:.3f}>=block {t.block}"
+        for name, t in thresholds.items()
+        if name in scores and scores[name] >= t.block
+    ]
     if blocked:
         return Verdict("block", blocked)
-    flagged = [f"{name}={scores[name]:.3f}>=review {t.review}" for name, t in thresholds.items()
-               if name in scores and scores[name] >= t.review]
+    flagged = [
+        f"{name}={scores[name]:.3f}>=review {t.review}"
+        for name, t in thresholds.items()
+        if name in scores and scores[name] >= t.review
+    ]
     return Verdict("review", flagged) if flagged else Verdict("allow", [])
 
 

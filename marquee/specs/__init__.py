@@ -7,6 +7,8 @@ from marquee.specs.base import (
     LatencyBudget,
     ModelSpec,
     Precision,
+    QueuePolicy,
+    RateLimiter,
     TensorSpec,
     Tolerance,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "LatencyBudget",
     "ModelSpec",
     "Precision",
+    "QueuePolicy",
+    "RateLimiter",
     "TensorSpec",
     "Tolerance",
     "get_spec",

@@ -81,15 +81,51 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class QueuePolicy:
+    """Triton's `ModelQueuePolicy`: how long a request may wait, and how many may wait."""
+
+    default_timeout_us: int = 0  # 0: no timeout
+    timeout_action: str = "REJECT"  # or "DELAY": run it anyway, after everything else
+    allow_timeout_override: bool = False
+    max_queue_size: int = 0  # 0: unbounded
+
+    def __post_init__(self) -> None:
+        if self.timeout_action not in ("REJECT", "DELAY"):
+            raise ValueError(f"QueuePolicy.timeout_action={self.timeout_action!r}; allowed: REJECT, DELAY")
+
+
+@dataclass(frozen=True)
 class DynamicBatching:
     max_queue_delay_us: int = 0
     preferred_batch_sizes: tuple[int, ...] = ()
+    # Priority levels: 1 is the most urgent. Requests without a priority get the default.
+    priority_levels: int = 0
+    default_priority_level: int = 0
+    default_queue_policy: QueuePolicy | None = None
+
+    def __post_init__(self) -> None:
+        if self.priority_levels and not 1 <= self.default_priority_level <= self.priority_levels:
+            raise ValueError(
+                f"DynamicBatching.default_priority_level={self.default_priority_level}; "
+                f"must be in [1, priority_levels={self.priority_levels}]"
+            )
+
+
+@dataclass(frozen=True)
+class RateLimiter:
+    """Resources an instance must hold to execute (Triton's rate limiter, enabled with
+    `--rate-limit=execution_count`), and its share of scheduling chances: an instance
+    with priority 2 gets half the chances of one with priority 1."""
+
+    resources: tuple[tuple[str, int], ...] = ()
+    priority: int = 1
 
 
 @dataclass(frozen=True)
 class InstanceGroup:
     count: int = 1
     kind: str = "KIND_CPU"
+    rate_limiter: RateLimiter | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("KIND_CPU", "KIND_GPU", "KIND_AUTO", "KIND_MODEL"):

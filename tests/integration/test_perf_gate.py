@@ -24,12 +24,15 @@ def test_gate_fails_when_a_slowed_model_is_served_and_names_where_time_went(trit
         ranker_budget,
         baseline=None,
         served_names={"ranker_int8": "slowed_ranker"},
+        attempts=2,
     )
     assert not result.passed
+    assert result.measurements[0].attempts == 2  # a real regression fails the retry too
     latency = [b for b in result.breaches if "perf_latency_p99_ratio" in b]
     assert latency, result.breaches
     assert "most time in server compute" in latency[0]
-    assert result.measurements[0].ratios["perf_latency_p99_ratio"] > 4.0
+    budget = ranker_budget["models"]["ranker_int8"]["cpu"]["perf_latency_p99_ratio"]["max"]
+    assert result.measurements[0].ratios["perf_latency_p99_ratio"] > budget
 
 
 def test_gate_passes_the_real_ranker_under_a_loose_budget(triton, route_repository, ranker_budget):

@@ -80,3 +80,36 @@ def test_check_fails_on_a_stale_config_and_names_it(tmp_path):
 def test_check_fails_on_a_missing_config(tmp_path):
     with pytest.raises(ConfigDriftError, match="1 config"):
         render.check([RANKER_FP32], tmp_path)
+
+
+def test_rate_limiter_priority_and_queue_policy_render_into_triton_fields():
+    import dataclasses
+
+    from marquee.specs import QueuePolicy, RateLimiter
+
+    spec = dataclasses.replace(
+        RANKER_FP32,
+        instance_groups=(InstanceGroup(2, "KIND_CPU", RateLimiter((("batch_slots", 1),), priority=4)),),
+        dynamic_batching=DynamicBatching(
+            1000,
+            (),
+            priority_levels=2,
+            default_priority_level=2,
+            default_queue_policy=QueuePolicy(500_000, "DELAY", True, 64),
+        ),
+    )
+    config = render.parse(render.render(spec))
+    limiter = config.instance_group[0].rate_limiter
+    assert [(r.name, r.count) for r in limiter.resources] == [("batch_slots", 1)]
+    assert limiter.priority == 4
+    batching = config.dynamic_batching
+    assert (batching.priority_levels, batching.default_priority_level) == (2, 2)
+    policy = batching.default_queue_policy
+    assert policy.timeout_action == model_config_pb2.ModelQueuePolicy.DELAY
+    assert (policy.default_timeout_microseconds, policy.max_queue_size) == (500_000, 64)
+    assert policy.allow_timeout_override
+
+
+def test_default_priority_outside_the_levels_is_refused():
+    with pytest.raises(ValueError, match="default_priority_level=3; must be in \\[1, priority_levels=2\\]"):
+        DynamicBatching(priority_levels=2, default_priority_level=3)
