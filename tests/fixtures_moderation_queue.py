@@ -1,1 +1,134 @@
-"""Session fixtures for the moderation queue area (a pytest plugin registered in tests/conftest.py)."""
+"""Session fixtures for the moderation queue area (a pytest plugin registered in tests/conftest.py).
+
+The worker tests need a real tritonserver answering `moderate_text` per the route
+contract, with failures they can switch on and off. The real route is built elsewhere and
+loads real models; these tests are about the queue, so the server here serves a small
+deterministic stand-in under the route's name, rendered from the client's own route spec.
+
+The stand-in's behaviour is steered through files in a control directory:
+- `fail` exists: a request holding a text with FAIL in it fails as a whole (TritonError);
+- `hold` exists: a request holding a text with HOLD in it waits until `hold` is deleted
+  (writing `holding` first), so a test can kill a worker while it is mid-batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from clients.moderation import MODERATE_TEXT_ROUTE
+from marquee import render
+from marquee.server import TritonServer, free_ports
+
+STAND_IN_MODEL = '''
+import json
+import os
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        parameters = json.loads(args["model_config"])["parameters"]
+        self.control = parameters["control_dir"]["string_value"]
+        self.delay_s = float(parameters["delay_s"]["string_value"])
+
+    def execute(self, requests):
+        return [self._answer(request) for request in requests]
+
+    def _flag(self, name):
+        return os.path.exists(os.path.join(self.control, name))
+
+    def _answer(self, request):
+        texts = [t.decode("utf-8", "replace") for t in pb_utils.get_input_tensor_by_name(request, "text").as_numpy()]
+        time.sleep(self.delay_s)
+        if self._flag("fail") and any("FAIL" in t for t in texts):
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError("stand-in classifier crashed on a FAIL text"))
+        if self._flag("hold") and any("HOLD" in t for t in texts):
+            open(os.path.join(self.control, "holding"), "w").close()
+            deadline = time.monotonic() + 60
+            while self._flag("hold") and time.monotonic() < deadline:
+                time.sleep(0.02)
+        decisions, audits = [], []
+        for i, text in enumerate(texts):
+            if not text:
+                decisions.append("error")
+                audits.append(json.dumps({"error": f"text[{i}] is empty; allowed: 1 to 5000 characters"}))
+                continue
+            scores = {"profanity": 0.97 if "darn" in text else 0.01, "insult": 0.6 if "hmm" in text else 0.02}
+            reasons = [f"{name} {score:.2f} >= 0.5" for name, score in scores.items() if score >= 0.5]
+            decision = "block" if scores["profanity"] >= 0.9 else "review" if reasons else "allow"
+            decisions.append(decision)
+            audits.append(json.dumps({
+                "decision": decision, "scores": scores, "thresholds": {}, "reasons": reasons,
+                "stages": [{"model": "stand_in", "version": "1", "scores": scores, "ms": self.delay_s * 1000}],
+                "policy_version": "stand-in", "policy_sha256": "0" * 64,
+            }))
+        return pb_utils.InferenceResponse([
+            pb_utils.Tensor("decision", np.array(decisions, dtype=np.object_)),
+            pb_utils.Tensor("audit", np.array(audits, dtype=np.object_)),
+        ])
+'''
+
+
+def expected_decision(text: str) -> str:
+    """The stand-in's rule, restated for the tests' checks."""
+    return "block" if "darn" in text else "review" if "hmm" in text else "allow"
+
+
+def write_stand_in_route(repository: Path, control_dir: Path, delay_s: float = 0.02) -> None:
+    spec = dataclasses.replace(
+        MODERATE_TEXT_ROUTE, parameters={"control_dir": str(control_dir), "delay_s": str(delay_s)}
+    )
+    render.write([spec], repository)
+    version_dir = repository / spec.name / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    (version_dir / "model.py").write_text(STAND_IN_MODEL)
+
+
+@dataclasses.dataclass
+class StandInRoute:
+    server: TritonServer
+    control_dir: Path
+
+    def switch(self, flag: str, on: bool) -> None:
+        path = self.control_dir / flag
+        if on:
+            path.touch()
+        else:
+            path.unlink(missing_ok=True)
+
+    def wait_for(self, flag: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not (self.control_dir / flag).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"stand-in never wrote {flag} within {timeout}s")
+            time.sleep(0.01)
+
+
+def start_stand_in(tmp: Path) -> StandInRoute:
+    control_dir = tmp / "control"
+    control_dir.mkdir(parents=True, exist_ok=True)
+    write_stand_in_route(tmp / "repository", control_dir)
+    server = TritonServer(tmp / "repository", free_ports(), log_path=tmp / "tritonserver.log").start(timeout=120)
+    return StandInRoute(server, control_dir)
+
+
+@pytest.fixture(scope="session")
+def stand_in_route(tmp_path_factory):
+    """A real tritonserver serving the stand-in `moderate_text`, shared by the session."""
+    route = start_stand_in(tmp_path_factory.mktemp("moderation-stand-in"))
+    yield route
+    route.server.stop()
+
+
+def worker_command(store: Path | str, grpc_url: str, name: str, *extra: str) -> list[str]:
+    """A worker as its own process, through the moderation CLI (no dependency on marquee/cli.py)."""
+    return [sys.executable, "-m", "marquee.moderation.cli", "moderation", "worker",
+            "--store", str(store), "--url", grpc_url, "--name", name, *extra]

@@ -1,0 +1,217 @@
+"""Typed clients for the moderation routes: many texts (or images) in one request, one
+`ModerationResult` per item, parsed from the route's audit JSON.
+
+    with ModerationClient("localhost:8001") as client:
+        for result in client.moderate_text(["hello", "you idiot"]):
+            print(result.decision, result.reasons)
+
+A `ModerationResult` with decision "error" means the route rejected that one item (empty
+text, invalid UTF-8, a corrupt image); `result.error` says why. Request-level failures
+raise Marquee's errors (see `clients.base`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clients.base import AsyncModelClient, ModelClient, Protocol
+from marquee.errors import InferenceError, InputValidationError
+from marquee.specs.base import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
+
+__all__ = [
+    "AsyncModerationClient",
+    "ModerationClient",
+    "ModerationResult",
+    "MODERATE_IMAGE_ROUTE",
+    "MODERATE_TEXT_ROUTE",
+]
+
+DECISIONS = ("allow", "review", "block", "error")
+
+
+def _route_spec(name: str, input_name: str, description: str) -> ModelSpec:
+    """The routes' wire contract: one list of items in, one decision and one audit per item out."""
+    return ModelSpec(
+        name=name,
+        family="moderation",
+        precision=Precision.FP32,
+        description=description,
+        inputs=(TensorSpec(input_name, DataType.BYTES, ("items",)),),
+        outputs=(TensorSpec("decision", DataType.BYTES, ("items",)), TensorSpec("audit", DataType.BYTES, ("items",))),
+        max_batch_size=0,  # the item list is the batch; the route batches its models itself
+        dynamic_batching=None,
+        backend="python",
+        artifact="model.py",
+        tolerance=Tolerance(atol=0.0),
+        budget=LatencyBudget(perf_latency_p99_us=500_000),
+    )
+
+
+MODERATE_TEXT_ROUTE = _route_spec("moderate_text", "text", "texts -> decision + audit JSON per text")
+MODERATE_IMAGE_ROUTE = _route_spec("moderate_image", "image", "encoded images -> decision + audit JSON per image")
+
+
+@dataclass(frozen=True)
+class ModerationResult:
+    decision: str  # allow | review | block | error
+    reasons: tuple[str, ...] = ()
+    scores: dict[str, float] = field(default_factory=dict)
+    policy_version: str | None = None
+    policy_sha256: str | None = None
+    error: str | None = None  # set when decision == "error"
+    audit: dict = field(default_factory=dict)  # everything the route wrote, stages included
+    audit_json: str = ""  # verbatim, for storing next to the decision
+
+    @property
+    def is_error(self) -> bool:
+        return self.decision == "error"
+
+    @classmethod
+    def from_wire(cls, route: str, index: int, decision: bytes | str, audit: bytes | str) -> ModerationResult:
+        decision_text = decision.decode() if isinstance(decision, bytes) else str(decision)
+        audit_text = audit.decode() if isinstance(audit, bytes) else str(audit)
+        try:
+            parsed = json.loads(audit_text)
+        except json.JSONDecodeError as error:
+            raise InferenceError(f"{route}: audit[{index}] is not JSON ({error}): {audit_text[:200]!r}") from None
+        if not isinstance(parsed, dict):
+            raise InferenceError(f"{route}: audit[{index}] is {type(parsed).__name__}; expected a JSON object")
+        if decision_text not in DECISIONS:
+            raise InferenceError(f"{route}: decision[{index}]={decision_text!r}; expected one of {DECISIONS}")
+        return cls(
+            decision=decision_text,
+            reasons=tuple(parsed.get("reasons") or ()),
+            scores={k: float(v) for k, v in (parsed.get("scores") or {}).items()},
+            policy_version=parsed.get("policy_version"),
+            policy_sha256=parsed.get("policy_sha256"),
+            error=parsed.get("error"),
+            audit=parsed,
+            audit_json=audit_text,
+        )
+
+
+def _text_tensor(texts: Sequence[str]) -> np.ndarray:
+    if isinstance(texts, str | bytes):
+        raise InputValidationError("moderate_text: texts must be a list of str, got a single string; wrap it: [text]")
+    if len(texts) == 0:
+        raise InputValidationError("moderate_text: texts is empty; send at least one text")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputValidationError(f"moderate_text: texts[{index}] is {type(text).__name__}; allowed: str")
+    # Strings go as UTF-8 bytes: the route rejects invalid UTF-8 per item, not per request.
+    return np.array([text.encode("utf-8") for text in texts], dtype=np.object_)
+
+
+def _image_tensor(images: Sequence[bytes]) -> np.ndarray:
+    if isinstance(images, bytes | bytearray):
+        raise InputValidationError("moderate_image: images must be a list of bytes, got one bytes object; wrap it")
+    if len(images) == 0:
+        raise InputValidationError("moderate_image: images is empty; send at least one image")
+    for index, image in enumerate(images):
+        if not isinstance(image, bytes | bytearray | memoryview):
+            raise InputValidationError(
+                f"moderate_image: images[{index}] is {type(image).__name__}; allowed: encoded JPEG/PNG bytes"
+            )
+    return np.array([bytes(image) for image in images], dtype=np.object_)
+
+
+def _results(route: str, n_items: int, outputs: dict[str, np.ndarray]) -> list[ModerationResult]:
+    decisions, audits = outputs["decision"].reshape(-1), outputs["audit"].reshape(-1)
+    if len(decisions) != n_items or len(audits) != n_items:
+        raise InferenceError(
+            f"{route}: sent {n_items} items, got {len(decisions)} decisions and {len(audits)} audits back"
+        )
+    return [ModerationResult.from_wire(route, i, d, a) for i, (d, a) in enumerate(zip(decisions, audits, strict=True))]
+
+
+class _RouteClient(ModelClient):
+    def __init__(self, spec: ModelSpec, url, protocol, timeout_s, model: str):
+        super().__init__(dataclasses.replace(spec, name=model), url, protocol, timeout_s)
+
+
+class _AsyncRouteClient(AsyncModelClient):
+    def __init__(self, spec: ModelSpec, url, protocol, timeout_s, model: str):
+        super().__init__(dataclasses.replace(spec, name=model), url, protocol, timeout_s)
+
+
+class ModerationClient:
+    """Blocking client for `moderate_text` and `moderate_image`.
+
+    text_model / image_model: another deployment of the same route (an A/B variant, say).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        timeout_s: float = 10.0,
+        text_model: str = MODERATE_TEXT_ROUTE.name,
+        image_model: str = MODERATE_IMAGE_ROUTE.name,
+    ):
+        self.text = _RouteClient(MODERATE_TEXT_ROUTE, url, protocol, timeout_s, text_model)
+        self.image = _RouteClient(MODERATE_IMAGE_ROUTE, url, protocol, timeout_s, image_model)
+
+    def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
+        tensor = _text_tensor(texts)
+        return _results(self.text.spec.name, len(tensor), self.text.infer(text=tensor))
+
+    def moderate_images(self, images: Sequence[bytes]) -> list[ModerationResult]:
+        tensor = _image_tensor(images)
+        return _results(self.image.spec.name, len(tensor), self.image.infer(image=tensor))
+
+    def moderate(self, kind: str, payloads: Sequence[bytes]) -> list[ModerationResult]:
+        """Queue items as stored (UTF-8 bytes for text); what the worker calls."""
+        if kind == "text":
+            tensor = np.array([bytes(p) for p in payloads], dtype=np.object_)
+            return _results(self.text.spec.name, len(tensor), self.text.infer(text=tensor))
+        if kind == "image":
+            return self.moderate_images(payloads)
+        raise InputValidationError(f"kind={kind!r}; allowed: text, image")
+
+    def close(self) -> None:
+        self.text.close()
+        self.image.close()
+
+    def __enter__(self) -> ModerationClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AsyncModerationClient:
+    """asyncio twin of `ModerationClient`; use `async with`."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        timeout_s: float = 10.0,
+        text_model: str = MODERATE_TEXT_ROUTE.name,
+        image_model: str = MODERATE_IMAGE_ROUTE.name,
+    ):
+        self.text = _AsyncRouteClient(MODERATE_TEXT_ROUTE, url, protocol, timeout_s, text_model)
+        self.image = _AsyncRouteClient(MODERATE_IMAGE_ROUTE, url, protocol, timeout_s, image_model)
+
+    async def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
+        tensor = _text_tensor(texts)
+        return _results(self.text.spec.name, len(tensor), await self.text.infer(text=tensor))
+
+    async def moderate_images(self, images: Sequence[bytes]) -> list[ModerationResult]:
+        tensor = _image_tensor(images)
+        return _results(self.image.spec.name, len(tensor), await self.image.infer(image=tensor))
+
+    async def close(self) -> None:
+        await self.text.close()
+        await self.image.close()
+
+    async def __aenter__(self) -> AsyncModerationClient:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

@@ -1,0 +1,202 @@
+"""Moderation commands: ask the routes now, queue items for the worker, run the worker,
+look at and replay the quarantine.
+
+    marquee moderate "some text" "more text"        # sync call, decisions in a table
+    marquee moderate --image a.jpg --image b.png
+    marquee moderate --queue "some text"            # enqueue; prints the item ids
+    marquee moderation worker                       # decide queued items until Ctrl-C
+    marquee moderation status                       # how many items in each state
+    marquee quarantine list
+    marquee quarantine replay ID... | --all
+
+`--store` takes a SQLite file or a redis:// URL (default $MARQUEE_MODERATION_QUEUE, else
+.marquee/moderation/queue.sqlite). Runs standalone too: `python -m marquee.moderation.cli`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from marquee.console import configure_logging, console
+
+moderation_app = typer.Typer(help="Moderate text and images; run the queue worker.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Items the models could not judge: list and replay.", no_args_is_help=True)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option("--store", help="Queue: a SQLite file or a redis:// URL [default: $MARQUEE_MODERATION_QUEUE or "
+                 ".marquee/moderation/queue.sqlite]."),
+]
+UrlOption = Annotated[str | None, typer.Option(help="Triton gRPC address; default localhost:8001.")]
+
+
+def _open(store: str | None, max_attempts: int = 3, backoff_s: float = 2.0):
+    from marquee.moderation.queue import RetryPolicy, open_queue
+
+    return open_queue(store, RetryPolicy(max_attempts=max_attempts, backoff_s=backoff_s))
+
+
+def _when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def moderate(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to moderate.")] = None,
+    image: Annotated[list[Path] | None, typer.Option("--image", help="Image file (JPEG/PNG); repeatable.")] = None,
+    queue: Annotated[bool, typer.Option("--queue", help="Enqueue for the worker instead; print item ids.")] = False,
+    store: StoreOption = None,
+    url: UrlOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the route.")] = 30.0,
+) -> None:
+    """Moderate texts or images now (or queue them with --queue)."""
+    texts, images = texts or [], image or []
+    if bool(texts) == bool(images):
+        raise typer.BadParameter("give either TEXT arguments or --image paths (one kind per call)")
+    for path in images:
+        if not path.is_file():
+            raise typer.BadParameter(f"--image {path}: no such file")
+    payloads = texts or [path.read_bytes() for path in images]
+    kind = "text" if texts else "image"
+    labels = texts if texts else [str(path) for path in images]
+    if queue:
+        moderation_queue = _open(store)
+        try:
+            ids = moderation_queue.enqueue(kind, payloads)
+        finally:
+            moderation_queue.close()
+        for item_id, label in zip(ids, labels, strict=True):
+            console.print(f"{item_id}  {kind}  {label[:60]}", highlight=False)
+        console.print(f"[green]✓[/] queued {len(ids)} {kind} item(s) in {moderation_queue!r}")
+        return
+    from clients.moderation import ModerationClient
+
+    with ModerationClient(url, timeout_s=timeout) as client:
+        results = client.moderate_text(texts) if texts else client.moderate_images(payloads)
+    console.print(_results_table(labels, results))
+
+
+def _results_table(labels: list[str], results: list):
+    from rich.table import Table
+
+    colour = {"allow": "green", "review": "yellow", "block": "red", "error": "magenta"}
+    table = Table(title="moderation decisions")
+    for column in ("item", "decision", "reasons / error", "top scores", "policy"):
+        table.add_column(column)
+    for label, result in zip(labels, results, strict=True):
+        top = sorted(result.scores.items(), key=lambda kv: -kv[1])[:3]
+        table.add_row(
+            label[:50],
+            f"[{colour.get(result.decision, 'white')}]{result.decision}",
+            result.error or ", ".join(result.reasons) or "-",
+            ", ".join(f"{name} {score:.2f}" for name, score in top) or "-",
+            result.policy_version or "-",
+        )
+    return table
+
+
+moderation_app.command("moderate")(moderate)
+
+
+@moderation_app.command("worker")
+def worker(
+    store: StoreOption = None,
+    url: UrlOption = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Items per request to the route.")] = 16,
+    lease: Annotated[float, typer.Option(min=0.1, help="Seconds a claimed batch stays ours.")] = 60.0,
+    max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before an item is quarantined.")] = 3,
+    backoff: Annotated[float, typer.Option(min=0.0, help="Seconds before the first retry; doubles.")] = 2.0,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for one route request.")] = 30.0,
+    exit_when_empty: Annotated[bool, typer.Option(help="Stop once nothing is pending or leased.")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name in leases and decisions [default: host-pid].")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Decide queued items until Ctrl-C / SIGTERM (the batch in hand is finished first)."""
+    from clients.moderation import ModerationClient
+    from marquee.moderation.worker import Worker, WorkerSettings
+
+    configure_logging(verbose)
+    settings = WorkerSettings(batch_size=batch_size, lease_s=lease, exit_when_empty=exit_when_empty)
+    if name:
+        settings = WorkerSettings(**{**settings.__dict__, "name": name})
+    moderation_queue = _open(store, max_attempts, backoff)
+    with ModerationClient(url, timeout_s=timeout) as client:
+        try:
+            stats = Worker(moderation_queue, client, settings).run()
+        finally:
+            moderation_queue.close()
+    console.print(f"[green]✓[/] worker {settings.name}: {stats.line()}")
+
+
+@moderation_app.command("status")
+def status(store: StoreOption = None) -> None:
+    """How many queued items are pending, leased, decided and quarantined."""
+    moderation_queue = _open(store)
+    try:
+        counts = moderation_queue.counts()
+    finally:
+        moderation_queue.close()
+    console.print(", ".join(f"{state.value} {n}" for state, n in counts.items()) + f"  ({moderation_queue!r})")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    store: StoreOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+) -> None:
+    """Items the models could not judge, with the reason."""
+    from rich.table import Table
+
+    moderation_queue = _open(store)
+    try:
+        entries = moderation_queue.quarantined(limit)
+        total = moderation_queue.counts()
+    finally:
+        moderation_queue.close()
+    from marquee.moderation.queue import Status
+
+    table = Table(title=f"quarantine: {total[Status.QUARANTINED]} item(s)")
+    for column in ("id", "kind", "reason", "attempts", "when"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        table.add_row(entry.item_id, entry.kind, entry.reason, str(entry.attempts), _when(entry.quarantined_at))
+    console.print(table)
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Item ids to send back to the queue.")] = None,
+    all_items: Annotated[bool, typer.Option("--all", help="Replay every quarantined item.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Send quarantined items back to pending with fresh attempts (after fixing the cause)."""
+    from marquee.moderation.queue import QueueError
+
+    if bool(ids) == all_items:
+        raise typer.BadParameter("give item IDS or --all (not both)")
+    moderation_queue = _open(store)
+    try:
+        replayed = moderation_queue.replay(None if all_items else ids)
+    except QueueError as error:
+        console.print(f"[red]✗[/] {error}")
+        raise typer.Exit(1) from None
+    finally:
+        moderation_queue.close()
+    console.print(f"[green]✓[/] replayed {len(replayed)} item(s): {' '.join(replayed[:20])}"
+                  + (" ..." if len(replayed) > 20 else ""))
+
+
+def _standalone() -> typer.Typer:
+    """`python -m marquee.moderation.cli ...` without the main `marquee` app."""
+    app = typer.Typer(no_args_is_help=True)
+    app.add_typer(moderation_app, name="moderation")
+    app.add_typer(quarantine_app, name="quarantine")
+    app.command("moderate")(moderate)
+    return app
+
+
+if __name__ == "__main__":
+    _standalone()()

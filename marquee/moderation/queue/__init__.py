@@ -1,0 +1,227 @@
+"""The durable moderation queue: items wait here until a worker gets a decision for them.
+
+Every item ends in exactly one of two places: `decided` (a decision row holding the
+route's audit JSON) or `quarantined` (a reason a person can read, and `replay` to try
+again). In between it is `pending` or `leased`: a worker claims a batch under a lease,
+and if the worker dies the lease expires and another worker claims the items again, so
+delivery is at-least-once while the decision stays exactly-once (the first decision
+recorded wins; later ones for the same item are ignored).
+
+Two implementations share the `ModerationQueue` protocol: SQLite in WAL mode (embedded,
+no server: `SqliteQueue`) and Redis Streams (`marquee.moderation.redis_queue.RedisQueue`).
+`open_queue(location)` picks one from a path or a `redis://` URL.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from marquee.errors import MarqueeError
+
+KINDS = ("text", "image")
+# What a worker may record as a decision; the route's per-item "error" goes to quarantine.
+DECISIONS = ("allow", "review", "block")
+# A queue is not a blob store: anything larger belongs in object storage, referenced by id.
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+MAX_ITEM_ID_CHARS = 128
+
+
+class QueueError(MarqueeError):
+    """A queue operation was asked for something the queue cannot do (unknown item, bad kind)."""
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    LEASED = "leased"
+    DECIDED = "decided"
+    QUARANTINED = "quarantined"
+
+
+class FailOutcome(enum.StrEnum):
+    RETRY = "retry"  # back to pending after a backoff
+    QUARANTINED = "quarantined"
+    STALE = "stale"  # this worker no longer holds the lease: another worker owns the item now
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often an item is tried before it is quarantined, and how long it waits in between.
+
+    `max_attempts` counts claims, so an item whose worker dies every time it is claimed
+    (a payload that crashes the worker) is also quarantined after `max_attempts` leases.
+    """
+
+    max_attempts: int = 3
+    backoff_s: float = 2.0  # wait after the first failure; doubles with each attempt
+    max_backoff_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts={self.max_attempts}; must be >= 1")
+        if self.backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError(f"RetryPolicy backoff_s={self.backoff_s}, max_backoff_s={self.max_backoff_s}; must be >= 0")
+
+    def delay(self, attempts: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2 ** max(0, attempts - 1))
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    kind: str
+    payload: bytes
+    attempts: int  # claims so far, this one included
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-8")
+
+
+@dataclass(frozen=True)
+class Decision:
+    item_id: str
+    decision: str
+    audit: str  # the route's audit JSON, verbatim
+    decided_at: float
+    worker: str
+
+    @property
+    def audit_json(self) -> dict:
+        return json.loads(self.audit)
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    item_id: str
+    kind: str
+    reason: str
+    attempts: int
+    quarantined_at: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a worker writes for one item."""
+
+    item_id: str
+    decision: str
+    audit: str
+
+
+@runtime_checkable
+class ModerationQueue(Protocol):
+    retry: RetryPolicy
+
+    def enqueue(self, kind: str, payloads: Sequence[str | bytes], ids: Sequence[str] | None = None) -> list[str]:
+        """Add items; returns their ids. An id that is already queued is skipped (idempotent enqueue)."""
+
+    def claim(self, worker: str, limit: int, lease_s: float) -> list[Item]:
+        """Lease up to `limit` claimable items (pending and due, or leased with an expired lease)."""
+
+    def renew(self, item_ids: Sequence[str], worker: str, lease_s: float) -> int:
+        """Extend this worker's leases; returns how many it still held."""
+
+    def decide(self, verdicts: Sequence[Verdict], worker: str) -> list[str]:
+        """Record decisions in one transaction; returns the ids decided now (not before)."""
+
+    def fail(self, item_id: str, worker: str, reason: str, permanent: bool = False) -> FailOutcome:
+        """Give up this attempt: retry after a backoff, or quarantine when attempts are spent or `permanent`."""
+
+    def quarantined(self, limit: int | None = None) -> list[QuarantineEntry]: ...
+
+    def replay(self, item_ids: Sequence[str] | None = None) -> list[str]:
+        """Send quarantined items (all of them when `item_ids` is None) back to pending with fresh attempts."""
+
+    def decision(self, item_id: str) -> Decision | None: ...
+
+    def status(self, item_id: str) -> Status: ...
+
+    def counts(self) -> dict[Status, int]: ...
+
+    def close(self) -> None: ...
+
+
+def new_item_id() -> str:
+    # 64 random bits: short enough to type into `marquee quarantine replay`. Collisions
+    # are rare but possible at scale, so queues insert generated ids with a uniqueness check.
+    return uuid.uuid4().hex[:16]
+
+
+def encode_payloads(kind: str, payloads: Sequence[str | bytes], ids: Sequence[str] | None) -> list[tuple[str, bytes]]:
+    """Check an enqueue request and turn it into (id, payload bytes) pairs."""
+    if kind not in KINDS:
+        raise QueueError(f"kind={kind!r}; allowed: {', '.join(KINDS)}")
+    if ids is not None and len(ids) != len(payloads):
+        raise QueueError(f"ids has {len(ids)} entries but payloads has {len(payloads)}; they must match one to one")
+    encoded = []
+    for index, payload in enumerate(payloads):
+        if kind == "text":
+            if not isinstance(payload, str):
+                raise QueueError(f"payloads[{index}] is {type(payload).__name__}; text items must be str")
+            data = payload.encode("utf-8")
+        else:
+            if not isinstance(payload, bytes | bytearray | memoryview):
+                raise QueueError(f"payloads[{index}] is {type(payload).__name__}; image items must be bytes")
+            data = bytes(payload)
+        if len(data) > MAX_PAYLOAD_BYTES:
+            raise QueueError(f"payloads[{index}] is {len(data):,} bytes; allowed: at most {MAX_PAYLOAD_BYTES:,}")
+        item_id = new_item_id() if ids is None else str(ids[index])
+        if not item_id or len(item_id) > MAX_ITEM_ID_CHARS or not item_id.isprintable() or " " in item_id:
+            raise QueueError(
+                f"ids[{index}]={item_id!r}; allowed: 1 to {MAX_ITEM_ID_CHARS} printable characters without spaces"
+            )
+        encoded.append((item_id, data))
+    return encoded
+
+
+def check_verdicts(verdicts: Sequence[Verdict]) -> None:
+    for verdict in verdicts:
+        if verdict.decision not in DECISIONS:
+            raise QueueError(
+                f"item {verdict.item_id}: decision={verdict.decision!r}; allowed: {', '.join(DECISIONS)} "
+                "(route errors go to quarantine through fail())"
+            )
+
+
+def default_location() -> str:
+    from marquee.paths import cache_dir
+
+    return os.environ.get("MARQUEE_MODERATION_QUEUE", str(cache_dir() / "moderation" / "queue.sqlite"))
+
+
+def open_queue(location: str | Path | None = None, retry: RetryPolicy | None = None) -> ModerationQueue:
+    """A SQLite file path or a `redis://host:port/db` URL (default: $MARQUEE_MODERATION_QUEUE,
+    else .marquee/moderation/queue.sqlite)."""
+    location = str(location or default_location())
+    retry = retry or RetryPolicy()
+    if location.startswith(("redis://", "rediss://", "unix://")):
+        from marquee.moderation.redis_queue import RedisQueue
+
+        return RedisQueue.from_url(location, retry=retry)
+    from marquee.moderation.queue.sqlite import SqliteQueue
+
+    return SqliteQueue(Path(location), retry=retry)
+
+
+__all__ = [
+    "DECISIONS",
+    "KINDS",
+    "Decision",
+    "FailOutcome",
+    "Item",
+    "ModerationQueue",
+    "QuarantineEntry",
+    "QueueError",
+    "RetryPolicy",
+    "Status",
+    "Verdict",
+    "default_location",
+    "open_queue",
+]

@@ -1,0 +1,187 @@
+"""The moderation worker: claim a batch, ask the route about it in one request, record
+decisions; what the models could not judge goes to quarantine.
+
+Failure handling, per kind of failure:
+- the route rejects one item (decision "error": empty text, corrupt image): that item is
+  quarantined at once, since asking again gives the same answer;
+- the server is down or the model not loaded: every item in the batch fails this attempt
+  and is retried after a backoff; the worker also backs off before claiming again;
+- the request fails or times out: one bad item fails the whole request, so the worker
+  asks again item by item to find it; the items that still fail use up an attempt.
+An item is quarantined after `RetryPolicy.max_attempts` attempts (default 3, counting
+claims; a worker killed mid-batch also costs its items one attempt).
+
+SIGTERM or SIGINT stops the worker after the batch in hand: its decisions are written
+and nothing is left leased. A worker killed outright (SIGKILL, OOM, power) leaves its
+batch leased; another worker claims it again when the lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from marquee.errors import InferenceError, ModelNotReadyError, ServerUnavailableError
+from marquee.moderation.queue import DECISIONS, FailOutcome, Item, ModerationQueue, Status, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class Moderator(Protocol):
+    """What the worker calls: `clients.moderation.ModerationClient` in production."""
+
+    def moderate(self, kind: str, payloads: Sequence[bytes]) -> list: ...
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    batch_size: int = 16  # items per request to the route
+    # Must outlast one batch, including the item-by-item retry after a failed request
+    # (the lease is renewed before each single-item request).
+    lease_s: float = 60.0
+    idle_poll_s: float = 0.5
+    exit_when_empty: bool = False  # stop once nothing is pending or leased (batch jobs, tests)
+    unavailable_backoff_s: float = 1.0  # first wait after "server down"; doubles up to 30 s
+    progress_every_s: float = 10.0
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"WorkerSettings.batch_size={self.batch_size}; must be >= 1")
+        if self.lease_s <= 0:
+            raise ValueError(f"WorkerSettings.lease_s={self.lease_s}; must be > 0")
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    decided: int = 0
+    retried: int = 0
+    quarantined: int = 0
+    stale: int = 0  # answers that arrived after another worker had taken the item over
+
+    def line(self) -> str:
+        return (
+            f"{self.batches} batches: {self.decided} decided, {self.retried} retried, "
+            f"{self.quarantined} quarantined, {self.stale} stale"
+        )
+
+
+class Worker:
+    def __init__(self, queue: ModerationQueue, moderator: Moderator, settings: WorkerSettings | None = None):
+        self.queue = queue
+        self.moderator = moderator
+        self.settings = settings or WorkerSettings()
+        self.stats = WorkerStats()
+        self._stopping = threading.Event()
+        self._unavailable_streak = 0
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from `run()`."""
+        self._stopping.set()
+
+    def run(self, handle_signals: bool = True) -> WorkerStats:
+        previous = self._install_signal_handlers() if handle_signals else {}
+        log.info("worker %s: started on %r (batch %d)", self.name, self.queue, self.settings.batch_size)
+        last_progress = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                items = self.queue.claim(self.name, self.settings.batch_size, self.settings.lease_s)
+                if items:
+                    self.process(items)
+                elif self.settings.exit_when_empty and self._drained():
+                    break
+                else:
+                    self._stopping.wait(self.settings.idle_poll_s)
+                if time.monotonic() - last_progress >= self.settings.progress_every_s:
+                    log.info("worker %s: %s", self.name, self.stats.line())
+                    last_progress = time.monotonic()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        log.info("worker %s: stopped; %s", self.name, self.stats.line())
+        return self.stats
+
+    def _install_signal_handlers(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # Python delivers signals to the main thread only
+
+        def on_signal(signum, _frame):
+            log.info("worker %s: %s received; finishing the current batch", self.name, signal.Signals(signum).name)
+            self.stop()
+
+        return {signum: signal.signal(signum, on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+    def _drained(self) -> bool:
+        counts = self.queue.counts()
+        return counts[Status.PENDING] == 0 and counts[Status.LEASED] == 0
+
+    # -- one batch -------------------------------------------------------------------
+
+    def process(self, items: Sequence[Item]) -> None:
+        self.stats.batches += 1
+        for kind in dict.fromkeys(item.kind for item in items):
+            self._moderate([item for item in items if item.kind == kind])
+
+    def _moderate(self, items: Sequence[Item]) -> None:
+        kind = items[0].kind
+        try:
+            results = self.moderator.moderate(kind, [item.payload for item in items])
+            if len(results) != len(items):
+                raise InferenceError(f"route answered {len(results)} results for {len(items)} items")
+        except (ServerUnavailableError, ModelNotReadyError) as error:
+            for item in items:
+                self._fail(item, f"route unavailable: {error}")
+            self._back_off_after_unavailable()
+            return
+        except InferenceError as error:  # timeouts included
+            if len(items) == 1:
+                self._fail(items[0], f"route failed: {error}")
+                return
+            log.info("worker %s: request for %d items failed (%s); retrying them one by one", self.name, len(items), error)
+            for item in items:
+                self.queue.renew([item.id], self.name, self.settings.lease_s)
+                self._moderate([item])
+            return
+        self._unavailable_streak = 0
+        self._record(items, results)
+
+    def _record(self, items: Sequence[Item], results: Sequence) -> None:
+        verdicts = []
+        for item, result in zip(items, results, strict=True):
+            if result.decision in DECISIONS:
+                verdicts.append(Verdict(item.id, result.decision, result.audit_json))
+            elif result.decision == "error":
+                self._fail(item, f"route rejected the item: {result.error or result.audit_json}", permanent=True)
+            else:
+                self._fail(item, f"route answered an unknown decision {result.decision!r}", permanent=True)
+        if verdicts:
+            decided = self.queue.decide(verdicts, self.name)
+            self.stats.decided += len(decided)
+            self.stats.stale += len(verdicts) - len(decided)
+
+    def _fail(self, item: Item, reason: str, permanent: bool = False) -> None:
+        outcome = self.queue.fail(item.id, self.name, reason, permanent=permanent)
+        if outcome is FailOutcome.RETRY:
+            self.stats.retried += 1
+        elif outcome is FailOutcome.QUARANTINED:
+            self.stats.quarantined += 1
+        else:
+            self.stats.stale += 1
+
+    def _back_off_after_unavailable(self) -> None:
+        delay = min(30.0, self.settings.unavailable_backoff_s * 2**self._unavailable_streak)
+        self._unavailable_streak += 1
+        log.warning("worker %s: route unavailable; waiting %.1fs before claiming again", self.name, delay)
+        self._stopping.wait(delay)

@@ -1,0 +1,252 @@
+"""The SQLite moderation queue: leases, reclaim, retries, quarantine, replay, idempotency,
+and two processes claiming from one file."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from marquee.moderation.queue import (
+    FailOutcome,
+    ModerationQueue,
+    QueueError,
+    RetryPolicy,
+    Status,
+    Verdict,
+    open_queue,
+)
+from marquee.moderation.queue.sqlite import SqliteQueue
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def queue(tmp_path, clock) -> SqliteQueue:
+    with SqliteQueue(tmp_path / "queue.sqlite", RetryPolicy(max_attempts=3, backoff_s=10.0), clock=clock) as q:
+        yield q
+
+
+def _allow(item_id: str) -> Verdict:
+    return Verdict(item_id, "allow", '{"decision": "allow"}')
+
+
+def test_sqlite_queue_satisfies_the_protocol_and_uses_wal(queue):
+    assert isinstance(queue, ModerationQueue)
+    assert queue._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_open_queue_picks_sqlite_for_a_path(tmp_path):
+    moderation_queue = open_queue(tmp_path / "q.sqlite")
+    assert isinstance(moderation_queue, SqliteQueue)
+    moderation_queue.close()
+
+
+def test_claim_hands_out_items_oldest_first_and_only_once_while_leased(queue):
+    ids = queue.enqueue("text", [f"text {i}" for i in range(5)])
+    first = queue.claim("w1", limit=3, lease_s=30)
+    second = queue.claim("w2", limit=10, lease_s=30)
+    assert [item.id for item in first] == ids[:3]
+    assert [item.id for item in second] == ids[3:]
+    assert queue.claim("w3", limit=10, lease_s=30) == []
+    assert first[0].text == "text 0" and first[0].attempts == 1
+    assert queue.counts()[Status.LEASED] == 5
+
+
+def test_expired_lease_is_reclaimed_by_another_worker_with_one_more_attempt(queue, clock):
+    (item_id,) = queue.enqueue("text", ["hello"])
+    queue.claim("dead-worker", limit=1, lease_s=30)
+    clock.advance(29)
+    assert queue.claim("w2", limit=1, lease_s=30) == [], "a live lease must not be taken over"
+    clock.advance(2)
+    (reclaimed,) = queue.claim("w2", limit=1, lease_s=30)
+    assert reclaimed.id == item_id and reclaimed.attempts == 2
+
+
+def test_renewed_lease_is_not_reclaimed(queue, clock):
+    queue.enqueue("text", ["hello"])
+    (item,) = queue.claim("w1", limit=1, lease_s=30)
+    clock.advance(25)
+    assert queue.renew([item.id], "w1", lease_s=30) == 1
+    assert queue.renew([item.id], "someone-else", lease_s=30) == 0
+    clock.advance(25)
+    assert queue.claim("w2", limit=1, lease_s=30) == []
+
+
+def test_item_whose_lease_keeps_expiring_is_quarantined_instead_of_claimed_again(queue, clock):
+    (item_id,) = queue.enqueue("text", ["crashes every worker"])
+    for attempt in range(3):
+        (item,) = queue.claim(f"w{attempt}", limit=1, lease_s=5)
+        clock.advance(6)
+    assert queue.claim("w-last", limit=1, lease_s=5) == []
+    (entry,) = queue.quarantined()
+    assert entry.item_id == item_id and entry.attempts == 3
+    assert "lease expired" in entry.reason and "w2" in entry.reason
+
+
+def test_deciding_an_item_twice_keeps_the_first_decision(queue, clock):
+    (item_id,) = queue.enqueue("text", ["hello"])
+    queue.claim("slow-worker", limit=1, lease_s=5)
+    clock.advance(6)
+    queue.claim("w2", limit=1, lease_s=5)
+    assert queue.decide([Verdict(item_id, "review", "{}")], "w2") == [item_id]
+    assert queue.decide([Verdict(item_id, "block", "{}")], "slow-worker") == [], "late answer must be ignored"
+    decision = queue.decision(item_id)
+    assert (decision.decision, decision.worker) == ("review", "w2")
+    assert queue.status(item_id) is Status.DECIDED
+    assert queue._db.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1
+
+
+def test_a_batch_of_decisions_commits_whole_or_not_at_all(queue):
+    ids = queue.enqueue("text", ["a", "b"])
+    queue.claim("w1", limit=2, lease_s=30)
+    with pytest.raises(QueueError, match="no item with id 'missing'"):
+        queue.decide([_allow(ids[0]), _allow("missing"), _allow(ids[1])], "w1")
+    assert queue.counts()[Status.DECIDED] == 0 and queue.decision(ids[0]) is None
+
+
+def test_decide_rejects_an_error_decision_naming_the_allowed_ones(queue):
+    (item_id,) = queue.enqueue("text", ["a"])
+    with pytest.raises(QueueError, match=r"decision='error'; allowed: allow, review, block"):
+        queue.decide([Verdict(item_id, "error", "{}")], "w1")
+
+
+def test_failed_item_waits_for_its_backoff_then_is_quarantined_after_max_attempts(queue, clock):
+    (item_id,) = queue.enqueue("text", ["flaky"])
+    (item,) = queue.claim("w1", limit=1, lease_s=30)
+    assert queue.fail(item_id, "w1", "timeout") is FailOutcome.RETRY
+    clock.advance(9)  # backoff after attempt 1 is 10 s
+    assert queue.claim("w1", limit=1, lease_s=30) == []
+    clock.advance(2)
+    queue.claim("w1", limit=1, lease_s=30)
+    assert queue.fail(item_id, "w1", "timeout") is FailOutcome.RETRY
+    clock.advance(21)  # backoff after attempt 2 is 20 s
+    (item,) = queue.claim("w1", limit=1, lease_s=30)
+    assert item.attempts == 3
+    assert queue.fail(item_id, "w1", "timeout again") is FailOutcome.QUARANTINED
+    (entry,) = queue.quarantined()
+    assert (entry.item_id, entry.kind, entry.reason, entry.attempts) == (item_id, "text", "timeout again", 3)
+
+
+def test_permanent_failure_quarantines_at_once(queue):
+    (item_id,) = queue.enqueue("text", [""])
+    queue.claim("w1", limit=1, lease_s=30)
+    assert queue.fail(item_id, "w1", "text is empty", permanent=True) is FailOutcome.QUARANTINED
+    assert queue.status(item_id) is Status.QUARANTINED
+
+
+def test_failure_reported_after_another_worker_took_over_changes_nothing(queue, clock):
+    (item_id,) = queue.enqueue("text", ["a"])
+    queue.claim("w1", limit=1, lease_s=5)
+    clock.advance(6)
+    queue.claim("w2", limit=1, lease_s=5)
+    assert queue.fail(item_id, "w1", "timeout", permanent=True) is FailOutcome.STALE
+    assert queue.status(item_id) is Status.LEASED and queue.quarantined() == []
+
+
+def test_replay_sends_quarantined_items_back_with_fresh_attempts(queue):
+    ids = queue.enqueue("text", ["a", "b", "c"])
+    queue.claim("w1", limit=3, lease_s=30)
+    for item_id in ids[:2]:
+        queue.fail(item_id, "w1", "model down", permanent=True)
+    assert queue.replay([ids[0]]) == [ids[0]]
+    assert [entry.item_id for entry in queue.quarantined()] == [ids[1]]
+    assert queue.replay() == [ids[1]]
+    assert queue.quarantined() == []
+    claimed = queue.claim("w2", limit=5, lease_s=30)
+    assert sorted(item.id for item in claimed) == sorted(ids[:2]) and {item.attempts for item in claimed} == {1}
+
+
+def test_replay_of_items_not_in_quarantine_fails_whole_and_names_them(queue):
+    ids = queue.enqueue("text", ["a", "b"])
+    queue.claim("w1", limit=2, lease_s=30)
+    queue.fail(ids[0], "w1", "down", permanent=True)
+    with pytest.raises(QueueError, match=rf"not quarantined: {ids[1]} \(leased\), nope \(unknown\)"):
+        queue.replay([ids[0], ids[1], "nope"])
+    assert queue.status(ids[0]) is Status.QUARANTINED, "a failed replay must change nothing"
+
+
+def test_enqueue_with_caller_ids_is_idempotent(queue):
+    assert queue.enqueue("text", ["a", "b"], ids=["post-1", "post-2"]) == ["post-1", "post-2"]
+    queue.enqueue("text", ["a again"], ids=["post-1"])
+    assert sum(queue.counts().values()) == 2
+    assert queue.item("post-1").text == "a"
+
+
+@pytest.mark.parametrize(
+    ("kind", "payloads", "ids", "message"),
+    [
+        ("video", ["a"], None, r"kind='video'; allowed: text, image"),
+        ("text", [b"bytes"], None, r"payloads\[0\] is bytes; text items must be str"),
+        ("image", ["str"], None, r"payloads\[0\] is str; image items must be bytes"),
+        ("text", ["a", "b"], ["only-one"], "ids has 1 entries but payloads has 2"),
+        ("text", ["a"], ["has space"], r"ids\[0\]='has space'; allowed: 1 to 128 printable"),
+    ],
+)
+def test_enqueue_rejects_bad_input_naming_the_field(queue, kind, payloads, ids, message):
+    with pytest.raises(QueueError, match=message):
+        queue.enqueue(kind, payloads, ids)
+    assert sum(queue.counts().values()) == 0
+
+
+def test_images_round_trip_as_bytes(queue):
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    (item_id,) = queue.enqueue("image", [png])
+    (item,) = queue.claim("w1", limit=1, lease_s=30)
+    assert (item.id, item.kind, item.payload) == (item_id, "image", png)
+
+
+def test_state_survives_reopening_the_file(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    with SqliteQueue(path) as first:
+        ids = first.enqueue("text", ["a", "b"])
+        first.claim("w1", limit=1, lease_s=30)
+        first.decide([_allow(ids[0])], "w1")
+    with SqliteQueue(path) as second:
+        assert second.status(ids[0]) is Status.DECIDED and second.status(ids[1]) is Status.PENDING
+        assert second.decision(ids[0]).audit_json == {"decision": "allow"}
+
+
+def _claim_until_empty(path: str, worker: str, results) -> None:
+    moderation_queue = SqliteQueue(Path(path))
+    claimed = []
+    while batch := moderation_queue.claim(worker, limit=7, lease_s=300):
+        claimed += [item.id for item in batch]
+        moderation_queue.decide([_allow(item.id) for item in batch], worker)
+    moderation_queue.close()
+    results.put((worker, claimed))
+
+
+def test_two_processes_claiming_at_once_never_get_the_same_item(tmp_path):
+    path = tmp_path / "queue.sqlite"
+    with SqliteQueue(path) as moderation_queue:
+        ids = moderation_queue.enqueue("text", [f"t{i}" for i in range(1500)])
+    context = multiprocessing.get_context("spawn")  # no inherited SQLite handles
+    results = context.Queue()
+    workers = [context.Process(target=_claim_until_empty, args=(str(path), f"p{i}", results)) for i in range(2)]
+    for process in workers:
+        process.start()
+    claimed = dict(results.get(timeout=120) for _ in workers)
+    for process in workers:
+        process.join(timeout=30)
+    first, second = claimed["p0"], claimed["p1"]
+    assert not set(first) & set(second), "an item was leased to both processes"
+    assert sorted(first + second) == sorted(ids) and len(first + second) == len(ids)
+    assert first and second, "both processes should have claimed some items"
+    with SqliteQueue(path) as moderation_queue:
+        assert moderation_queue.counts()[Status.DECIDED] == len(ids)
