@@ -1,0 +1,166 @@
+"""A Python-based Triton backend named `dali`.
+
+Triton loads `<backend-dir>/dali/model.py` for every model whose config says
+`backend: "dali"` when no native DALI backend is installed (the embedded server from
+the nvidia-pytriton wheel has only the Python backend). In the NGC container the native
+backend loads the same config and its `model.dali` (GPU operators) instead.
+
+The native file holds "mixed"/GPU operators that cannot run without CUDA, so this
+backend runs the CPU serialization of the same pipeline, `model.cpu.dali`, next to it
+(falls back to the default file when that is absent).
+
+Inputs are encoded bytes, one UINT8 row per item ([batch, bytes]); a row may carry
+trailing zero padding, which image decoders ignore. All requests of a dynamic batch
+run as one DALI batch. DALI invalidates a pipeline on any operator error (a corrupt
+image), so on failure this backend rebuilds the pipeline and reruns the items one by
+one: only requests holding a bad item get an error, and the instance keeps serving.
+
+Parameters (optional): `num_threads` (DALI CPU threads, default 1) and
+`max_image_bytes` (items above it are refused before decoding, default 20 MiB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+CPU_SERIALIZATION = "model.cpu.dali"
+DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+class ItemError(Exception):
+    """One item cannot be processed; its request gets an error, the batch carries on."""
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        self.model_name = config["name"]
+        self.max_batch_size = int(config.get("max_batch_size", 0))
+        if self.max_batch_size < 1:
+            raise pb_utils.TritonModelException(f"{self.model_name}: the dali backend needs max_batch_size >= 1")
+        inputs = config.get("input", [])
+        if len(inputs) != 1:
+            raise pb_utils.TritonModelException(
+                f"{self.model_name}: expected one input (the pipeline's external_source), got {len(inputs)}"
+            )
+        self.input_name = inputs[0]["name"]
+        self.outputs = [(o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]]
+        parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        self.num_threads = int(parameters.get("num_threads", "1"))
+        self.max_image_bytes = int(parameters.get("max_image_bytes", DEFAULT_MAX_IMAGE_BYTES))
+        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        default = os.path.join(version_dir, config.get("default_model_filename") or "model.dali")
+        cpu = os.path.join(version_dir, CPU_SERIALIZATION)
+        path = cpu if os.path.isfile(cpu) else default
+        if not os.path.isfile(path):
+            raise pb_utils.TritonModelException(f"{self.model_name}: no serialized pipeline at {cpu} or {default}")
+        with open(path, "rb") as f:
+            self.serialized = f.read()
+        self.pipeline = self._build()
+
+    def _build(self):
+        from nvidia.dali.pipeline import Pipeline
+
+        pipeline = Pipeline.deserialize(
+            serialized_pipeline=self.serialized,
+            batch_size=self.max_batch_size,
+            num_threads=self.num_threads,
+            device_id=None,
+            prefetch_queue_depth=1,
+        )
+        pipeline.build()
+        names = [name for name, _ in self.outputs]
+        # Outputs are positional in DALI; the config must list them in pipeline order.
+        if len(pipeline.output_dtype()) != len(names):
+            raise pb_utils.TritonModelException(
+                f"{self.model_name}: config lists {len(names)} outputs {names}; the pipeline has "
+                f"{len(pipeline.output_dtype())}"
+            )
+        return pipeline
+
+    # -- request handling -------------------------------------------------------
+
+    def execute(self, requests: list) -> list:
+        responses: list = [None] * len(requests)
+        items: list[tuple[int, np.ndarray]] = []  # (request index, encoded bytes)
+        for index, request in enumerate(requests):
+            try:
+                items += [(index, row) for row in self._rows(request)]
+            except ItemError as error:
+                responses[index] = _error(f"{self.model_name}: {error}")
+        results: dict[int, list] = {}
+        failed: dict[int, str] = {}
+        for start in range(0, len(items), self.max_batch_size):
+            self._run_chunk(items[start : start + self.max_batch_size], results, failed)
+        for index in range(len(requests)):
+            if responses[index] is not None:
+                continue
+            if index in failed:
+                responses[index] = _error(f"{self.model_name}: {failed[index]}")
+                continue
+            per_output = zip(*results[index], strict=True)
+            tensors = [
+                pb_utils.Tensor(name, np.ascontiguousarray(np.stack(samples).astype(dtype, copy=False)))
+                for (name, dtype), samples in zip(self.outputs, per_output, strict=True)
+            ]
+            responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
+        return responses
+
+    def _rows(self, request) -> list[np.ndarray]:
+        tensor = pb_utils.get_input_tensor_by_name(request, self.input_name)
+        if tensor is None:
+            raise ItemError(f"missing input `{self.input_name}`")
+        array = tensor.as_numpy()
+        if array.dtype != np.uint8 or array.ndim != 2:
+            raise ItemError(
+                f"input `{self.input_name}` has dtype {array.dtype} shape {list(array.shape)}; "
+                "expected UINT8 [batch, bytes]"
+            )
+        for position, row in enumerate(array):
+            if row.size == 0:
+                raise ItemError(f"input `{self.input_name}` item {position} is empty")
+            if row.size > self.max_image_bytes:
+                raise ItemError(
+                    f"input `{self.input_name}` item {position} has {row.size} bytes; "
+                    f"the limit (parameter max_image_bytes) is {self.max_image_bytes}"
+                )
+        return list(array)
+
+    def _run_chunk(self, chunk: list, results: dict, failed: dict) -> None:
+        chunk = [(index, row) for index, row in chunk if index not in failed]
+        if not chunk:
+            return
+        try:
+            outputs = self.pipeline.run(**{self.input_name: [row for _, row in chunk]})
+        except Exception as error:  # noqa: BLE001 - DALI raises RuntimeError for any operator error
+            self.pipeline = self._build()  # the failed pipeline object is no longer valid
+            if len(chunk) == 1:
+                failed[chunk[0][0]] = f"cannot decode image: {_dali_reason(error)}"
+                return
+            for item in chunk:  # isolate the culprit
+                self._run_chunk([item], results, failed)
+            return
+        for position, (index, _) in enumerate(chunk):
+            sample = [np.array(output[position]) for output in outputs]
+            results.setdefault(index, []).append(sample)
+
+    def finalize(self) -> None:
+        self.pipeline = None
+
+
+def _dali_reason(error: Exception) -> str:
+    """DALI's own reason, from its multi-line message (the lines after "encountered:")."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "encountered:" in lines:
+        reason = [line for line in lines[lines.index("encountered:") + 1 :] if "no longer valid" not in line]
+        if reason:
+            return " ".join(reason).rstrip(" :")[:300]
+    return (lines or [type(error).__name__])[-1][:300]
+
+
+def _error(message: str):
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))

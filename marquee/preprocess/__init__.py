@@ -1,0 +1,1 @@
+"""Data preprocessing pipelines (NVIDIA DALI) that models are served behind."""

@@ -1,0 +1,173 @@
+"""Specs of the image moderation route and the models behind it.
+
+moderate_image (Python BLS: validation, decisions, audit)
+  ├─ image_preprocess  (DALI)  encoded bytes -> detector input, OCR input, pixels, size
+  ├─ nudenet_320n      (ONNX)  YOLOv8n part detector, 18 labels
+  ├─ ocr_det_ppocrv4   (ONNX)  PP-OCRv4 text probability map (DB)
+  ├─ ocr_rec_ppocrv4   (ONNX)  PP-OCRv4 line recogniser (CTC)
+  └─ moderate_text     (route of its own) judges the recognised text
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from marquee.preprocess.image import DETECTOR_SIZE, INPUT_NAME, MAX_BATCH, OCR_SIZE
+from marquee.specs.base import (
+    DataType,
+    DynamicBatching,
+    InstanceGroup,
+    LatencyBudget,
+    ModelSpec,
+    Precision,
+    TensorSpec,
+    Tolerance,
+)
+
+FAMILY = "moderation_image"
+
+
+@dataclass(frozen=True)
+class _ExtraDataType:
+    """Stand-in until `DataType` in specs/base.py gains UINT8 (asked of the lead); render
+    only reads `config_name`, clients read `numpy` and `wire_name`."""
+
+    config_name: str
+    numpy: type
+    wire_name: str
+
+
+UINT8 = getattr(DataType, "UINT8", None) or _ExtraDataType("TYPE_UINT8", np.uint8, "UINT8")
+
+# YOLOv8 at 320: 40x40 + 20x20 + 10x10 anchor points; 4 box values + 18 class scores.
+DETECTOR_ANCHORS = 2100
+DETECTOR_LABELS = 18
+OCR_CHARSET = 6625  # blank + 6623 dictionary characters + space
+OCR_LINE_HEIGHT = 48
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Items above these are refused with an "error" decision before anything decodes them."""
+
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000  # e.g. 8000 x 5000; a decoded BGR image of 120 MB
+    max_items: int = 64  # per request
+    max_text_lines: int = 32  # OCR lines per image sent to recognition
+
+
+LIMITS = ImageLimits()
+_SAME_AS_REFERENCE = Tolerance(atol=1e-4)
+
+IMAGE_PREPROCESS = ModelSpec(
+    name="image_preprocess",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="DALI: decode JPEG/PNG once, letterbox for the detector (320) and OCR (640)",
+    backend="dali",
+    artifact="model.dali",
+    inputs=(TensorSpec(INPUT_NAME, UINT8, ("bytes",), description="encoded JPEG or PNG"),),
+    outputs=(
+        TensorSpec("detector_input", DataType.FP32, (3, DETECTOR_SIZE, DETECTOR_SIZE)),
+        TensorSpec("ocr_input", DataType.FP32, (3, OCR_SIZE, OCR_SIZE)),
+        TensorSpec("ocr_pixels", UINT8, (OCR_SIZE, OCR_SIZE, 3)),
+        TensorSpec("original_size", DataType.INT64, (2,), fields=("height", "width")),
+    ),
+    max_batch_size=MAX_BATCH,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=200),
+    # AUTO: a GPU instance under the native DALI backend on GPU hosts (the "mixed"
+    # decoder needs one), a CPU instance here.
+    instance_groups=(InstanceGroup(count=1, kind="KIND_AUTO"),),
+    parameters={"num_threads": "1", "max_image_bytes": str(LIMITS.max_image_bytes)},
+    # Against NudeNet's own OpenCV letterbox: DALI rounds resized pixels differently by up to 2 levels.
+    tolerance=Tolerance(atol=3.0 / 255, mean_atol=1e-3),
+    budget=LatencyBudget(perf_latency_p99_us=40_000),
+)
+
+NUDENET = ModelSpec(
+    name="nudenet_320n",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="NudeNet 320n (YOLOv8n) exposed/covered body-part detector, from the nudenet package",
+    inputs=(TensorSpec("images", DataType.FP32, (3, DETECTOR_SIZE, DETECTOR_SIZE)),),
+    outputs=(TensorSpec("output0", DataType.FP32, (4 + DETECTOR_LABELS, DETECTOR_ANCHORS)),),
+    max_batch_size=MAX_BATCH,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=500),
+    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    warmup_batch_sizes=(1,),
+    tolerance=_SAME_AS_REFERENCE,
+    budget=LatencyBudget(perf_latency_p99_us=60_000),
+)
+
+OCR_DET = ModelSpec(
+    name="ocr_det_ppocrv4",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="PP-OCRv4 text detection (DB probability map), from rapidocr-onnxruntime",
+    inputs=(TensorSpec("x", DataType.FP32, (3, OCR_SIZE, OCR_SIZE)),),
+    outputs=(TensorSpec("sigmoid_0.tmp_0", DataType.FP32, (1, OCR_SIZE, OCR_SIZE)),),
+    max_batch_size=MAX_BATCH,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=500),
+    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    tolerance=_SAME_AS_REFERENCE,
+    budget=LatencyBudget(perf_latency_p99_us=300_000),
+)
+
+OCR_REC = ModelSpec(
+    name="ocr_rec_ppocrv4",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="PP-OCRv4 text line recognition (CTC over 6625 symbols), from rapidocr-onnxruntime",
+    inputs=(TensorSpec("x", DataType.FP32, (3, OCR_LINE_HEIGHT, "line_width")),),
+    outputs=(TensorSpec("softmax_11.tmp_0", DataType.FP32, ("steps", OCR_CHARSET)),),
+    max_batch_size=32,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=500),
+    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+    tolerance=_SAME_AS_REFERENCE,
+    budget=LatencyBudget(perf_latency_p99_us=100_000),
+)
+
+MODERATE_IMAGE = ModelSpec(
+    name="moderate_image",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="image moderation route: part detector + OCR -> moderate_text, policy thresholds, audit",
+    backend="python",
+    artifact="model.py",
+    inputs=(TensorSpec("image", DataType.BYTES, ("items",), description="encoded JPEG or PNG, one per item"),),
+    outputs=(
+        TensorSpec("decision", DataType.BYTES, ("items",), description="allow | review | block | error"),
+        TensorSpec("audit", DataType.BYTES, ("items",), description="JSON record per item"),
+    ),
+    max_batch_size=0,
+    dynamic_batching=None,
+    instance_groups=(InstanceGroup(count=2, kind="KIND_CPU"),),
+    parameters={
+        "preprocess_model": IMAGE_PREPROCESS.name,
+        "detector_model": NUDENET.name,
+        "ocr_det_model": OCR_DET.name,
+        "ocr_rec_model": OCR_REC.name,
+        "text_route": "moderate_text",
+        "policy": "policy.yaml",
+        "labels": "labels.json",
+        "ocr_keys": "ocr_keys.txt",
+        "max_image_bytes": str(LIMITS.max_image_bytes),
+        "max_image_pixels": str(LIMITS.max_image_pixels),
+        "max_items": str(LIMITS.max_items),
+        "max_text_lines": str(LIMITS.max_text_lines),
+        # NudeNet's own postprocessing constants: candidates >= 0.2, NMS at score 0.25, IoU 0.45.
+        "detector_min_score": "0.2",
+        "nms_min_score": "0.25",
+        "nms_iou": "0.45",
+        # PP-OCR DB postprocessing defaults (rapidocr config.yaml).
+        "ocr_pixel_threshold": "0.3",
+        "ocr_box_threshold": "0.5",
+        "ocr_unclip_ratio": "1.6",
+    },
+    tolerance=_SAME_AS_REFERENCE,
+    budget=LatencyBudget(perf_latency_p99_us=1_000_000, batch_size=1, concurrency=2),
+)
+
+IMAGE_MODERATION_MODELS = (IMAGE_PREPROCESS, NUDENET, OCR_DET, OCR_REC, MODERATE_IMAGE)
