@@ -4,7 +4,8 @@
 - `moderate_text_standin`: a stand-in for the text route with the contract's tensors,
   which blocks text mentioning "crypto" (so tests can see OCR text routed and judged
   without training the real text models);
-- `moderate_image_judged`: the route wired to that stand-in. `moderate_image` itself
+- `moderate_image_judged`: the route wired to that stand-in;
+- `moderate_image_no_ocr`: the route with OCR turned off. `moderate_image` itself
   points at `moderate_text`, which is absent here: that exercises the "text found but
   not judged -> review" path.
 `image_triton`: a real tritonserver on that repository.
@@ -12,7 +13,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import pytest
 from marquee import render
 from marquee.server.process import log_tail
 from marquee.specs import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
-from marquee.specs.moderation_image import IMAGE_MODERATION_MODELS, MODERATE_IMAGE
+from marquee.specs.moderation_image import IMAGE_MODERATION_MODELS, MODERATE_IMAGE, route_variant
 
 TEXT_STANDIN = ModelSpec(
     name="moderate_text_standin",
@@ -63,11 +63,8 @@ class TritonPythonModel:
         return responses
 """
 
-JUDGED_ROUTE = dataclasses.replace(
-    MODERATE_IMAGE,
-    name="moderate_image_judged",
-    parameters={**MODERATE_IMAGE.parameters, "text_route": TEXT_STANDIN.name},
-)
+JUDGED_ROUTE = route_variant("moderate_image_judged", text_route=TEXT_STANDIN.name)
+NO_OCR_ROUTE = route_variant("moderate_image_no_ocr", ocr_enabled="false")
 
 
 @pytest.fixture(scope="session")
@@ -75,11 +72,12 @@ def image_moderation_repository(tmp_path_factory, cache_root) -> Path:
     from export.moderation_image import export_image_moderation
 
     repository = tmp_path_factory.mktemp("image_moderation_repository")
-    render.write([*IMAGE_MODERATION_MODELS, TEXT_STANDIN, JUDGED_ROUTE], repository)
+    render.write([*IMAGE_MODERATION_MODELS, TEXT_STANDIN, JUDGED_ROUTE, NO_OCR_ROUTE], repository)
     export_image_moderation(repository)
     (repository / TEXT_STANDIN.name / "1").mkdir(parents=True)
     (repository / TEXT_STANDIN.name / "1" / "model.py").write_text(_TEXT_STANDIN_CODE)
-    shutil.copytree(repository / MODERATE_IMAGE.name / "1", repository / JUDGED_ROUTE.name / "1")
+    for variant in (JUDGED_ROUTE, NO_OCR_ROUTE):
+        shutil.copytree(repository / MODERATE_IMAGE.name / "1", repository / variant.name / "1")
     return repository
 
 

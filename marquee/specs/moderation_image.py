@@ -10,6 +10,7 @@ moderate_image (Python BLS: validation, decisions, audit)
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +151,8 @@ MODERATE_IMAGE = ModelSpec(
         "ocr_det_model": OCR_DET.name,
         "ocr_rec_model": OCR_REC.name,
         "text_route": "moderate_text",
+        # "false" skips text detection/recognition (the costliest stage on CPU hosts).
+        "ocr_enabled": "true",
         "policy": "policy.yaml",
         "labels": "labels.json",
         "ocr_keys": "ocr_keys.txt",
@@ -171,3 +174,12 @@ MODERATE_IMAGE = ModelSpec(
 )
 
 IMAGE_MODERATION_MODELS = (IMAGE_PREPROCESS, NUDENET, OCR_DET, OCR_REC, MODERATE_IMAGE)
+
+
+def route_variant(name: str, **parameters: str) -> ModelSpec:
+    """The route under another name with some parameters changed (e.g. `ocr_enabled="false"`);
+    its version directory is a copy of the exported route's."""
+    unknown = sorted(set(parameters) - set(MODERATE_IMAGE.parameters))
+    if unknown:
+        raise KeyError(f"route_variant: unknown parameters {unknown}; allowed: {sorted(MODERATE_IMAGE.parameters)}")
+    return dataclasses.replace(MODERATE_IMAGE, name=name, parameters={**MODERATE_IMAGE.parameters, **parameters})

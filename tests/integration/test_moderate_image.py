@@ -109,6 +109,14 @@ def test_text_found_while_the_text_route_is_missing_goes_to_review(image_server_
     assert any(reason.startswith("ocr_text_not_judged") and "moderate_text" in reason for reason in audit["reasons"])
 
 
+def test_route_with_ocr_disabled_reads_no_text_and_says_so(image_server_alive):
+    ((decision, audit),) = moderate(
+        image_server_alive, [synthetic.encode(synthetic.caption_image(CAPTION))], model="moderate_image_no_ocr"
+    )
+    assert decision == "allow"
+    assert audit["ocr"]["enabled"] is False and audit["ocr"]["lines"] == []
+
+
 def test_bad_items_get_error_while_siblings_are_decided_and_the_server_keeps_serving(image_server_alive):
     good = synthetic.encode(synthetic.plain_image(240, 320, 4))
     truncated = synthetic.encode(synthetic.plain_image(300, 300, 5))

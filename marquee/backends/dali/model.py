@@ -96,16 +96,18 @@ class TritonPythonModel:
         failed: dict[int, str] = {}
         for start in range(0, len(items), self.max_batch_size):
             self._run_chunk(items[start : start + self.max_batch_size], results, failed)
-        for index in range(len(requests)):
+        for index, request in enumerate(requests):
             if responses[index] is not None:
                 continue
             if index in failed:
                 responses[index] = _error(f"{self.model_name}: {failed[index]}")
                 continue
+            requested = set(request.requested_output_names() or [name for name, _ in self.outputs])
             per_output = zip(*results[index], strict=True)
             tensors = [
                 pb_utils.Tensor(name, np.ascontiguousarray(np.stack(samples).astype(dtype, copy=False)))
                 for (name, dtype), samples in zip(self.outputs, per_output, strict=True)
+                if name in requested
             ]
             responses[index] = pb_utils.InferenceResponse(output_tensors=tensors)
         return responses

@@ -60,6 +60,8 @@ class TritonPythonModel:
         self.ocr_det_model = params["ocr_det_model"]
         self.ocr_rec_model = params["ocr_rec_model"]
         self.text_route = params["text_route"]
+        # OCR is the costliest stage on a CPU; a deployment may turn it off (the audit says so).
+        self.ocr_enabled = params.get("ocr_enabled", "true").lower() == "true"
         self.max_bytes = int(params["max_image_bytes"])
         self.max_pixels = int(params["max_image_pixels"])
         self.max_items = int(params["max_items"])
@@ -130,7 +132,7 @@ class TritonPythonModel:
         try:
             raw_detections, probability_maps = await asyncio.gather(
                 self._batched(self.detector_model, "images", "output0", [ready[i]["detector_input"] for i in order]),
-                self._batched(self.ocr_det_model, "x", "sigmoid_0.tmp_0", [ready[i]["ocr_input"] for i in order]),
+                self._text_maps([ready[i] for i in order]),
             )
         except StageFailed as failure:
             for index in order:
@@ -142,7 +144,7 @@ class TritonPythonModel:
         found = {}
         for index, raw, probability in zip(order, raw_detections, probability_maps, strict=True):
             size = tuple(int(v) for v in ready[index]["original_size"])
-            boxes = ocr.text_boxes(probability[0], self.ocr_settings)
+            boxes = ocr.text_boxes(probability[0], self.ocr_settings) if probability is not None else []
             found[index] = {
                 "size": size,
                 "detections": detections_module.decode(raw, size, DETECTOR_SIZE, self.labels, self.detector_settings),
@@ -173,7 +175,7 @@ class TritonPythonModel:
     async def _preprocess(self, data: bytes):
         """The DALI outputs for one image, or an error message."""
         inputs = [pb_utils.Tensor("image", np.frombuffer(data, np.uint8)[None, :])]
-        names = ["detector_input", "ocr_input", "ocr_pixels", "original_size"]
+        names = ["detector_input", "original_size"] + (["ocr_input", "ocr_pixels"] if self.ocr_enabled else [])
         try:
             outputs = await self._call(self.preprocess_model, inputs, names)
         except StageFailed as failure:
@@ -186,6 +188,11 @@ class TritonPythonModel:
             *(self._call(model, [pb_utils.Tensor(input_name, chunk)], [output_name]) for chunk in chunks)
         )
         return [row for result in results for row in result[output_name]]
+
+    async def _text_maps(self, preprocessed: list[dict]) -> list:
+        if not self.ocr_enabled:
+            return [None] * len(preprocessed)
+        return await self._batched(self.ocr_det_model, "x", "sigmoid_0.tmp_0", [p["ocr_input"] for p in preprocessed])
 
     async def _recognise(self, crops: list[np.ndarray]) -> list[tuple[str, float]]:
         if not crops:
@@ -253,6 +260,7 @@ class TritonPythonModel:
             "thresholds": thresholds_json(self.policy),
             "detections": [d.as_json() for d in found["detections"]],
             "ocr": {
+                "enabled": self.ocr_enabled,
                 "lines": lines,
                 "text_decision": text_verdict[0],
                 "text_judged": bool(judged_lines) and judgement is not None and not judgement.unjudged_reason,
