@@ -1,0 +1,1 @@
+"""Exporters of the moderation models (text: lexical stage, MiniLM classifier, route)."""

