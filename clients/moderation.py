@@ -21,39 +21,12 @@ import numpy as np
 
 from clients.base import AsyncModelClient, ModelClient, Protocol
 from marquee.errors import InferenceError, InputValidationError
-from marquee.specs.base import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
+from marquee.specs.moderation_image import LIMITS, MODERATE_IMAGE
+from marquee.specs.moderation_text import MAX_TEXTS, MODERATE_TEXT
 
-__all__ = [
-    "AsyncModerationClient",
-    "ModerationClient",
-    "ModerationResult",
-    "MODERATE_IMAGE_ROUTE",
-    "MODERATE_TEXT_ROUTE",
-]
+__all__ = ["AsyncModerationClient", "ModerationClient", "ModerationResult"]
 
 DECISIONS = ("allow", "review", "block", "error")
-
-
-def _route_spec(name: str, input_name: str, description: str) -> ModelSpec:
-    """The routes' wire contract: one list of items in, one decision and one audit per item out."""
-    return ModelSpec(
-        name=name,
-        family="moderation",
-        precision=Precision.FP32,
-        description=description,
-        inputs=(TensorSpec(input_name, DataType.BYTES, ("items",)),),
-        outputs=(TensorSpec("decision", DataType.BYTES, ("items",)), TensorSpec("audit", DataType.BYTES, ("items",))),
-        max_batch_size=0,  # the item list is the batch; the route batches its models itself
-        dynamic_batching=None,
-        backend="python",
-        artifact="model.py",
-        tolerance=Tolerance(atol=0.0),
-        budget=LatencyBudget(perf_latency_p99_us=500_000),
-    )
-
-
-MODERATE_TEXT_ROUTE = _route_spec("moderate_text", "text", "texts -> decision + audit JSON per text")
-MODERATE_IMAGE_ROUTE = _route_spec("moderate_image", "image", "encoded images -> decision + audit JSON per image")
 
 
 @dataclass(frozen=True)
@@ -129,20 +102,22 @@ def _results(route: str, n_items: int, outputs: dict[str, np.ndarray]) -> list[M
     return [ModerationResult.from_wire(route, i, d, a) for i, (d, a) in enumerate(zip(decisions, audits, strict=True))]
 
 
-class _RouteClient(ModelClient):
-    def __init__(self, spec: ModelSpec, url, protocol, timeout_s, model: str):
-        super().__init__(dataclasses.replace(spec, name=model), url, protocol, timeout_s)
+def _chunks(tensor: np.ndarray, size: int) -> list[np.ndarray]:
+    """The routes cap items per request (MAX_TEXTS, LIMITS.max_items); longer lists go in several."""
+    return [tensor[start : start + size] for start in range(0, len(tensor), size)]
 
 
-class _AsyncRouteClient(AsyncModelClient):
-    def __init__(self, spec: ModelSpec, url, protocol, timeout_s, model: str):
-        super().__init__(dataclasses.replace(spec, name=model), url, protocol, timeout_s)
+def _queued_texts(payloads: Sequence[bytes]) -> np.ndarray:
+    # Queue items hold the text as UTF-8 already; invalid bytes reach the route, which
+    # answers "error" for that item alone.
+    return np.array([bytes(p) for p in payloads], dtype=np.object_)
 
 
 class ModerationClient:
     """Blocking client for `moderate_text` and `moderate_image`.
 
-    text_model / image_model: another deployment of the same route (an A/B variant, say).
+    Longer lists than a route takes per request (256 texts, 64 images) are sent as several
+    requests. text_model / image_model: another deployment of a route (an A/B variant, say).
     """
 
     def __init__(
@@ -150,28 +125,34 @@ class ModerationClient:
         url: str | None = None,
         protocol: Protocol = "grpc",
         timeout_s: float = 10.0,
-        text_model: str = MODERATE_TEXT_ROUTE.name,
-        image_model: str = MODERATE_IMAGE_ROUTE.name,
+        text_model: str = MODERATE_TEXT.name,
+        image_model: str = MODERATE_IMAGE.name,
     ):
-        self.text = _RouteClient(MODERATE_TEXT_ROUTE, url, protocol, timeout_s, text_model)
-        self.image = _RouteClient(MODERATE_IMAGE_ROUTE, url, protocol, timeout_s, image_model)
+        self.text = ModelClient(dataclasses.replace(MODERATE_TEXT, name=text_model), url, protocol, timeout_s)
+        self.image = ModelClient(dataclasses.replace(MODERATE_IMAGE, name=image_model), url, protocol, timeout_s)
 
     def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
-        tensor = _text_tensor(texts)
-        return _results(self.text.spec.name, len(tensor), self.text.infer(text=tensor))
+        return self._texts(_text_tensor(texts))
 
     def moderate_images(self, images: Sequence[bytes]) -> list[ModerationResult]:
-        tensor = _image_tensor(images)
-        return _results(self.image.spec.name, len(tensor), self.image.infer(image=tensor))
+        results = []
+        for chunk in _chunks(_image_tensor(images), LIMITS.max_items):
+            results += _results(self.image.spec.name, len(chunk), self.image.infer(image=chunk))
+        return results
 
     def moderate(self, kind: str, payloads: Sequence[bytes]) -> list[ModerationResult]:
         """Queue items as stored (UTF-8 bytes for text); what the worker calls."""
         if kind == "text":
-            tensor = np.array([bytes(p) for p in payloads], dtype=np.object_)
-            return _results(self.text.spec.name, len(tensor), self.text.infer(text=tensor))
+            return self._texts(_queued_texts(payloads))
         if kind == "image":
             return self.moderate_images(payloads)
         raise InputValidationError(f"kind={kind!r}; allowed: text, image")
+
+    def _texts(self, tensor: np.ndarray) -> list[ModerationResult]:
+        results = []
+        for chunk in _chunks(tensor, MAX_TEXTS):
+            results += _results(self.text.spec.name, len(chunk), self.text.infer(text=chunk))
+        return results
 
     def close(self) -> None:
         self.text.close()
@@ -192,19 +173,23 @@ class AsyncModerationClient:
         url: str | None = None,
         protocol: Protocol = "grpc",
         timeout_s: float = 10.0,
-        text_model: str = MODERATE_TEXT_ROUTE.name,
-        image_model: str = MODERATE_IMAGE_ROUTE.name,
+        text_model: str = MODERATE_TEXT.name,
+        image_model: str = MODERATE_IMAGE.name,
     ):
-        self.text = _AsyncRouteClient(MODERATE_TEXT_ROUTE, url, protocol, timeout_s, text_model)
-        self.image = _AsyncRouteClient(MODERATE_IMAGE_ROUTE, url, protocol, timeout_s, image_model)
+        self.text = AsyncModelClient(dataclasses.replace(MODERATE_TEXT, name=text_model), url, protocol, timeout_s)
+        self.image = AsyncModelClient(dataclasses.replace(MODERATE_IMAGE, name=image_model), url, protocol, timeout_s)
 
     async def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
-        tensor = _text_tensor(texts)
-        return _results(self.text.spec.name, len(tensor), await self.text.infer(text=tensor))
+        results = []
+        for chunk in _chunks(_text_tensor(texts), MAX_TEXTS):
+            results += _results(self.text.spec.name, len(chunk), await self.text.infer(text=chunk))
+        return results
 
     async def moderate_images(self, images: Sequence[bytes]) -> list[ModerationResult]:
-        tensor = _image_tensor(images)
-        return _results(self.image.spec.name, len(tensor), await self.image.infer(image=tensor))
+        results = []
+        for chunk in _chunks(_image_tensor(images), LIMITS.max_items):
+            results += _results(self.image.spec.name, len(chunk), await self.image.infer(image=chunk))
+        return results
 
     async def close(self) -> None:
         await self.text.close()

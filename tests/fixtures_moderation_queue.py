@@ -3,7 +3,8 @@
 The worker tests need a real tritonserver answering `moderate_text` per the route
 contract, with failures they can switch on and off. The real route is built elsewhere and
 loads real models; these tests are about the queue, so the server here serves a small
-deterministic stand-in under the route's name, rendered from the client's own route spec.
+deterministic stand-in under the route's name, its config rendered from the route's own spec
+(marquee/specs/moderation_text.py).
 
 The stand-in's behaviour is steered through files in a control directory:
 - `fail` exists: a request holding a text with FAIL in it fails as a whole (TritonError);
@@ -20,11 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from clients.moderation import MODERATE_TEXT_ROUTE
 from marquee import render
 from marquee.server import TritonServer, free_ports
+from marquee.specs.base import InstanceGroup
+from marquee.specs.moderation_text import MODERATE_TEXT
 
-STAND_IN_MODEL = '''
+STAND_IN_MODEL = """
 import json
 import os
 import time
@@ -74,7 +76,7 @@ class TritonPythonModel:
             pb_utils.Tensor("decision", np.array(decisions, dtype=np.object_)),
             pb_utils.Tensor("audit", np.array(audits, dtype=np.object_)),
         ])
-'''
+"""
 
 
 def expected_decision(text: str) -> str:
@@ -84,7 +86,9 @@ def expected_decision(text: str) -> str:
 
 def write_stand_in_route(repository: Path, control_dir: Path, delay_s: float = 0.02) -> None:
     spec = dataclasses.replace(
-        MODERATE_TEXT_ROUTE, parameters={"control_dir": str(control_dir), "delay_s": str(delay_s)}
+        MODERATE_TEXT,
+        parameters={"control_dir": str(control_dir), "delay_s": str(delay_s)},
+        instance_groups=(InstanceGroup(count=1),),
     )
     render.write([spec], repository)
     version_dir = repository / spec.name / "1"
@@ -130,5 +134,67 @@ def stand_in_route(tmp_path_factory):
 
 def worker_command(store: Path | str, grpc_url: str, name: str, *extra: str) -> list[str]:
     """A worker as its own process, through the moderation CLI (no dependency on marquee/cli.py)."""
-    return [sys.executable, "-m", "marquee.moderation.cli", "moderation", "worker",
-            "--store", str(store), "--url", grpc_url, "--name", name, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "marquee.moderation.cli",
+        "moderation",
+        "worker",
+        "--store",
+        str(store),
+        "--url",
+        grpc_url,
+        "--name",
+        name,
+        *extra,
+    ]
+
+
+REDIS_SKIP_REASON = (
+    "no redis-server on PATH (Debian package `redis-server`, >= 6.2 for XAUTOCLAIM; valkey-server works too, "
+    "or point MARQUEE_REDIS_SERVER at a binary): the Redis Streams queue tests need a real server"
+)
+
+
+def redis_server_binary() -> str | None:
+    import os
+    import shutil
+
+    return os.environ.get("MARQUEE_REDIS_SERVER") or shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory):
+    """A throwaway redis-server on a free port, without persistence; skips when none is installed."""
+    import socket
+    import subprocess
+
+    binary = redis_server_binary()
+    if binary is None:
+        pytest.skip(REDIS_SKIP_REASON)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=(workdir / "redis.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"{binary} did not start; log:\n{(workdir / 'redis.log').read_text()}")
+            time.sleep(0.05)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)

@@ -28,8 +28,11 @@ quarantine_app = typer.Typer(help="Items the models could not judge: list and re
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="Queue: a SQLite file or a redis:// URL [default: $MARQUEE_MODERATION_QUEUE or "
-                 ".marquee/moderation/queue.sqlite]."),
+    typer.Option(
+        "--store",
+        help="Queue: a SQLite file or a redis:// URL [default: $MARQUEE_MODERATION_QUEUE or "
+        ".marquee/moderation/queue.sqlite].",
+    ),
 ]
 UrlOption = Annotated[str | None, typer.Option(help="Triton gRPC address; default localhost:8001.")]
 
@@ -185,8 +188,10 @@ def quarantine_replay(
         raise typer.Exit(1) from None
     finally:
         moderation_queue.close()
-    console.print(f"[green]✓[/] replayed {len(replayed)} item(s): {' '.join(replayed[:20])}"
-                  + (" ..." if len(replayed) > 20 else ""))
+    console.print(
+        f"[green]✓[/] replayed {len(replayed)} item(s): {' '.join(replayed[:20])}"
+        + (" ..." if len(replayed) > 20 else "")
+    )
 
 
 def _standalone() -> typer.Typer:

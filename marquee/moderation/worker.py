@@ -2,8 +2,11 @@
 decisions; what the models could not judge goes to quarantine.
 
 Failure handling, per kind of failure:
-- the route rejects one item (decision "error": empty text, corrupt image): that item is
-  quarantined at once, since asking again gives the same answer;
+- the route answers decision "error" for one item: bad input (empty text, corrupt image)
+  or a model stage that failed for it. The audit does not say which, so the item is
+  retried like any failure and lands in quarantine with the route's message once its
+  attempts are spent (a bad input costs `max_attempts` route calls, a passing model
+  hiccup costs nothing);
 - the server is down or the model not loaded: every item in the batch fails this attempt
   and is retried after a backoff; the worker also backs off before claiming again;
 - the request fails or times out: one bad item fails the whole request, so the worker
@@ -149,7 +152,9 @@ class Worker:
             if len(items) == 1:
                 self._fail(items[0], f"route failed: {error}")
                 return
-            log.info("worker %s: request for %d items failed (%s); retrying them one by one", self.name, len(items), error)
+            log.info(
+                "worker %s: request for %d items failed (%s); retrying them one by one", self.name, len(items), error
+            )
             for item in items:
                 self.queue.renew([item.id], self.name, self.settings.lease_s)
                 self._moderate([item])
@@ -162,10 +167,8 @@ class Worker:
         for item, result in zip(items, results, strict=True):
             if result.decision in DECISIONS:
                 verdicts.append(Verdict(item.id, result.decision, result.audit_json))
-            elif result.decision == "error":
-                self._fail(item, f"route rejected the item: {result.error or result.audit_json}", permanent=True)
-            else:
-                self._fail(item, f"route answered an unknown decision {result.decision!r}", permanent=True)
+            else:  # "error"; the client rejects any other value as a failed request
+                self._fail(item, f"route answered error: {result.error or result.audit_json}")
         if verdicts:
             decided = self.queue.decide(verdicts, self.name)
             self.stats.decided += len(decided)

@@ -1,9 +1,12 @@
-"""The SQLite moderation queue: leases, reclaim, retries, quarantine, replay, idempotency,
-and two processes claiming from one file."""
+"""The moderation queue contract, run against both implementations (SQLite; Redis Streams
+when a redis-server is installed): leases, reclaim, retries, quarantine, replay,
+idempotency. Then SQLite specifics: WAL, reopening, two processes claiming from one file."""
 
 from __future__ import annotations
 
 import multiprocessing
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,34 +24,69 @@ from marquee.moderation.queue.sqlite import SqliteQueue
 
 
 class FakeClock:
-    def __init__(self, now: float = 1_000_000.0):
+    """Time for leases and backoffs. Redis judges lease expiry by its own clock (how long an
+    entry sat idle), so for Redis the test also really waits; leases there are kept short."""
+
+    def __init__(self, really_wait: bool, now: float = 1_000_000.0):
         self.now = now
+        self.really_wait = really_wait
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        if self.really_wait:
+            time.sleep(seconds)
+
+
+RETRY = RetryPolicy(max_attempts=3, backoff_s=0.2)
+LEASE = 0.3  # seconds
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock(backend) -> FakeClock:
+    return FakeClock(really_wait=backend == "redis")
 
 
 @pytest.fixture
-def queue(tmp_path, clock) -> SqliteQueue:
-    with SqliteQueue(tmp_path / "queue.sqlite", RetryPolicy(max_attempts=3, backoff_s=10.0), clock=clock) as q:
-        yield q
+def queue(backend, tmp_path, clock, request) -> ModerationQueue:
+    if backend == "sqlite":
+        moderation_queue = SqliteQueue(tmp_path / "queue.sqlite", RETRY, clock=clock)
+    else:
+        import redis
+
+        from marquee.moderation.redis_queue import RedisQueue
+
+        url = request.getfixturevalue("redis_server_url")
+        moderation_queue = RedisQueue(
+            redis.Redis.from_url(url), prefix=f"test:{uuid.uuid4().hex}", retry=RETRY, clock=clock
+        )
+    yield moderation_queue
+    moderation_queue.close()
+
+
+@pytest.fixture
+def sqlite_queue(tmp_path) -> SqliteQueue:
+    with SqliteQueue(tmp_path / "queue.sqlite", RETRY) as moderation_queue:
+        yield moderation_queue
 
 
 def _allow(item_id: str) -> Verdict:
     return Verdict(item_id, "allow", '{"decision": "allow"}')
 
 
-def test_sqlite_queue_satisfies_the_protocol_and_uses_wal(queue):
+def test_queue_satisfies_the_protocol(queue):
     assert isinstance(queue, ModerationQueue)
-    assert queue._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_sqlite_queue_uses_wal(sqlite_queue):
+    assert sqlite_queue._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_open_queue_picks_sqlite_for_a_path(tmp_path):
@@ -70,30 +108,30 @@ def test_claim_hands_out_items_oldest_first_and_only_once_while_leased(queue):
 
 def test_expired_lease_is_reclaimed_by_another_worker_with_one_more_attempt(queue, clock):
     (item_id,) = queue.enqueue("text", ["hello"])
-    queue.claim("dead-worker", limit=1, lease_s=30)
-    clock.advance(29)
-    assert queue.claim("w2", limit=1, lease_s=30) == [], "a live lease must not be taken over"
-    clock.advance(2)
-    (reclaimed,) = queue.claim("w2", limit=1, lease_s=30)
-    assert reclaimed.id == item_id and reclaimed.attempts == 2
+    queue.claim("dead-worker", limit=1, lease_s=LEASE)
+    clock.advance(LEASE / 3)
+    assert queue.claim("w2", limit=1, lease_s=LEASE) == [], "a live lease must not be taken over"
+    clock.advance(LEASE)
+    (reclaimed,) = queue.claim("w2", limit=1, lease_s=LEASE)
+    assert reclaimed.id == item_id and reclaimed.attempts == 2 and reclaimed.text == "hello"
 
 
 def test_renewed_lease_is_not_reclaimed(queue, clock):
     queue.enqueue("text", ["hello"])
-    (item,) = queue.claim("w1", limit=1, lease_s=30)
-    clock.advance(25)
-    assert queue.renew([item.id], "w1", lease_s=30) == 1
-    assert queue.renew([item.id], "someone-else", lease_s=30) == 0
-    clock.advance(25)
-    assert queue.claim("w2", limit=1, lease_s=30) == []
+    (item,) = queue.claim("w1", limit=1, lease_s=LEASE)
+    clock.advance(LEASE * 0.7)
+    assert queue.renew([item.id], "w1", lease_s=LEASE) == 1
+    assert queue.renew([item.id], "someone-else", lease_s=LEASE) == 0
+    clock.advance(LEASE * 0.7)
+    assert queue.claim("w2", limit=1, lease_s=LEASE) == []
 
 
 def test_item_whose_lease_keeps_expiring_is_quarantined_instead_of_claimed_again(queue, clock):
     (item_id,) = queue.enqueue("text", ["crashes every worker"])
     for attempt in range(3):
-        (item,) = queue.claim(f"w{attempt}", limit=1, lease_s=5)
-        clock.advance(6)
-    assert queue.claim("w-last", limit=1, lease_s=5) == []
+        (item,) = queue.claim(f"w{attempt}", limit=1, lease_s=LEASE)
+        clock.advance(LEASE * 1.2)
+    assert queue.claim("w-last", limit=1, lease_s=LEASE) == []
     (entry,) = queue.quarantined()
     assert entry.item_id == item_id and entry.attempts == 3
     assert "lease expired" in entry.reason and "w2" in entry.reason
@@ -101,15 +139,16 @@ def test_item_whose_lease_keeps_expiring_is_quarantined_instead_of_claimed_again
 
 def test_deciding_an_item_twice_keeps_the_first_decision(queue, clock):
     (item_id,) = queue.enqueue("text", ["hello"])
-    queue.claim("slow-worker", limit=1, lease_s=5)
-    clock.advance(6)
-    queue.claim("w2", limit=1, lease_s=5)
+    queue.claim("slow-worker", limit=1, lease_s=LEASE)
+    clock.advance(LEASE * 1.2)
+    queue.claim("w2", limit=1, lease_s=LEASE)
     assert queue.decide([Verdict(item_id, "review", "{}")], "w2") == [item_id]
     assert queue.decide([Verdict(item_id, "block", "{}")], "slow-worker") == [], "late answer must be ignored"
     decision = queue.decision(item_id)
     assert (decision.decision, decision.worker) == ("review", "w2")
     assert queue.status(item_id) is Status.DECIDED
-    assert queue._db.execute("SELECT count(*) FROM decisions").fetchone()[0] == 1
+    assert [d.item_id for d in queue.decisions()] == [item_id]
+    assert queue.claim("w3", limit=1, lease_s=LEASE) == [], "a decided item is never handed out again"
 
 
 def test_a_batch_of_decisions_commits_whole_or_not_at_all(queue):
@@ -130,12 +169,12 @@ def test_failed_item_waits_for_its_backoff_then_is_quarantined_after_max_attempt
     (item_id,) = queue.enqueue("text", ["flaky"])
     (item,) = queue.claim("w1", limit=1, lease_s=30)
     assert queue.fail(item_id, "w1", "timeout") is FailOutcome.RETRY
-    clock.advance(9)  # backoff after attempt 1 is 10 s
+    clock.advance(0.15)  # backoff after attempt 1 is 0.2 s
     assert queue.claim("w1", limit=1, lease_s=30) == []
-    clock.advance(2)
+    clock.advance(0.1)
     queue.claim("w1", limit=1, lease_s=30)
     assert queue.fail(item_id, "w1", "timeout") is FailOutcome.RETRY
-    clock.advance(21)  # backoff after attempt 2 is 20 s
+    clock.advance(0.45)  # backoff after attempt 2 is 0.4 s
     (item,) = queue.claim("w1", limit=1, lease_s=30)
     assert item.attempts == 3
     assert queue.fail(item_id, "w1", "timeout again") is FailOutcome.QUARANTINED
@@ -152,9 +191,9 @@ def test_permanent_failure_quarantines_at_once(queue):
 
 def test_failure_reported_after_another_worker_took_over_changes_nothing(queue, clock):
     (item_id,) = queue.enqueue("text", ["a"])
-    queue.claim("w1", limit=1, lease_s=5)
-    clock.advance(6)
-    queue.claim("w2", limit=1, lease_s=5)
+    queue.claim("w1", limit=1, lease_s=LEASE)
+    clock.advance(LEASE * 1.2)
+    queue.claim("w2", limit=1, lease_s=LEASE)
     assert queue.fail(item_id, "w1", "timeout", permanent=True) is FailOutcome.STALE
     assert queue.status(item_id) is Status.LEASED and queue.quarantined() == []
 
@@ -185,7 +224,7 @@ def test_enqueue_with_caller_ids_is_idempotent(queue):
     assert queue.enqueue("text", ["a", "b"], ids=["post-1", "post-2"]) == ["post-1", "post-2"]
     queue.enqueue("text", ["a again"], ids=["post-1"])
     assert sum(queue.counts().values()) == 2
-    assert queue.item("post-1").text == "a"
+    assert [item.text for item in queue.claim("w1", limit=5, lease_s=30)] == ["a", "b"]
 
 
 @pytest.mark.parametrize(
@@ -211,7 +250,7 @@ def test_images_round_trip_as_bytes(queue):
     assert (item.id, item.kind, item.payload) == (item_id, "image", png)
 
 
-def test_state_survives_reopening_the_file(tmp_path):
+def test_sqlite_state_survives_reopening_the_file(tmp_path):
     path = tmp_path / "queue.sqlite"
     with SqliteQueue(path) as first:
         ids = first.enqueue("text", ["a", "b"])
@@ -222,23 +261,27 @@ def test_state_survives_reopening_the_file(tmp_path):
         assert second.decision(ids[0]).audit_json == {"decision": "allow"}
 
 
-def _claim_until_empty(path: str, worker: str, results) -> None:
+def _claim_until_empty(path: str, worker: str, start, results) -> None:
     moderation_queue = SqliteQueue(Path(path))
     claimed = []
+    start.wait(timeout=60)  # both processes begin claiming together
     while batch := moderation_queue.claim(worker, limit=7, lease_s=300):
         claimed += [item.id for item in batch]
+        # Stands in for the route call between claim and decide. Without any gap, SQLite's
+        # busy handler (which sleeps) lets one process take every batch: unfair, not unsafe.
+        time.sleep(0.002)
         moderation_queue.decide([_allow(item.id) for item in batch], worker)
     moderation_queue.close()
     results.put((worker, claimed))
 
 
-def test_two_processes_claiming_at_once_never_get_the_same_item(tmp_path):
+def test_two_processes_claiming_one_sqlite_file_never_get_the_same_item(tmp_path):
     path = tmp_path / "queue.sqlite"
     with SqliteQueue(path) as moderation_queue:
         ids = moderation_queue.enqueue("text", [f"t{i}" for i in range(1500)])
     context = multiprocessing.get_context("spawn")  # no inherited SQLite handles
-    results = context.Queue()
-    workers = [context.Process(target=_claim_until_empty, args=(str(path), f"p{i}", results)) for i in range(2)]
+    results, start = context.Queue(), context.Barrier(2)
+    workers = [context.Process(target=_claim_until_empty, args=(str(path), f"p{i}", start, results)) for i in range(2)]
     for process in workers:
         process.start()
     claimed = dict(results.get(timeout=120) for _ in workers)

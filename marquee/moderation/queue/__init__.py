@@ -66,7 +66,9 @@ class RetryPolicy:
         if self.max_attempts < 1:
             raise ValueError(f"RetryPolicy.max_attempts={self.max_attempts}; must be >= 1")
         if self.backoff_s < 0 or self.max_backoff_s < 0:
-            raise ValueError(f"RetryPolicy backoff_s={self.backoff_s}, max_backoff_s={self.max_backoff_s}; must be >= 0")
+            raise ValueError(
+                f"RetryPolicy backoff_s={self.backoff_s}, max_backoff_s={self.max_backoff_s}; must be >= 0"
+            )
 
     def delay(self, attempts: int) -> float:
         return min(self.max_backoff_s, self.backoff_s * 2 ** max(0, attempts - 1))

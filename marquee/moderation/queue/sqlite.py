@@ -164,7 +164,8 @@ class SqliteQueue:
         """An item whose lease expired `max_attempts` times probably kills or hangs its
         worker; claiming it again would take down the next one too."""
         rows = db.execute(
-            "SELECT id, attempts, lease_owner FROM items WHERE status = 'leased' AND lease_expiry <= ? AND attempts >= ?",
+            """SELECT id, attempts, lease_owner FROM items
+               WHERE status = 'leased' AND lease_expiry <= ? AND attempts >= ?""",
             (now, self.retry.max_attempts),
         ).fetchall()
         for item_id, attempts, owner in rows:

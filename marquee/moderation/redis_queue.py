@@ -1,0 +1,382 @@
+"""The moderation queue on Redis Streams, for workers on many machines.
+
+Layout (all keys under one prefix, default `marquee:moderation`):
+- `<p>:stream`         work stream; entry {item: id}; consumer group `workers`
+- `<p>:item:<id>`      hash: kind, payload, status, attempts, owner, entry (current stream entry)
+- `<p>:delayed`        sorted set: items waiting out a retry backoff, scored by due time
+- `<p>:decisions`      hash: id -> JSON {decision, audit, decided_at, worker}
+- `<p>:quarantine`     hash: id -> JSON {reason, attempts, quarantined_at} (what is quarantined now)
+- `<p>:quarantine-log` stream: every quarantine event, kept for audit after replays
+- `<p>:counts`         hash: status -> number of items
+
+A lease is a pending entry of the consumer group: XREADGROUP hands entries out, XACK
+ends the lease, and XAUTOCLAIM takes over entries idle longer than the *claiming*
+worker's lease (so run workers with the same --lease). Every state change is one Lua
+script, so it is atomic like the SQLite queue's transactions. Keys are built inside the
+scripts, so this targets a single Redis (or Valkey) server, not a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+
+from marquee.moderation.queue import (
+    Decision,
+    FailOutcome,
+    Item,
+    QuarantineEntry,
+    QueueError,
+    RetryPolicy,
+    Status,
+    Verdict,
+    check_verdicts,
+    encode_payloads,
+    new_item_id,
+)
+
+GROUP = "workers"
+
+# Shared Lua helpers: key names and the status counter kept in step with every move.
+_PRELUDE = """
+local p = ARGV[1]
+local function item_key(id) return p .. ':item:' .. id end
+local function move(id, from, to)
+  if from then redis.call('HINCRBY', p .. ':counts', from, -1) end
+  redis.call('HINCRBY', p .. ':counts', to, 1)
+  redis.call('HSET', item_key(id), 'status', to)
+end
+local function ack(id)
+  local entry = redis.call('HGET', item_key(id), 'entry')
+  if entry and entry ~= '' then
+    redis.call('XACK', p .. ':stream', 'workers', entry)
+    redis.call('XDEL', p .. ':stream', entry)
+  end
+  redis.call('HSET', item_key(id), 'entry', '', 'owner', '')
+end
+local function push(id)
+  local entry = redis.call('XADD', p .. ':stream', '*', 'item', id)
+  redis.call('HSET', item_key(id), 'entry', entry)
+end
+local function quarantine(id, reason, attempts, now)
+  ack(id)
+  move(id, redis.call('HGET', item_key(id), 'status'), 'quarantined')
+  local record = cjson.encode({reason = reason, attempts = tonumber(attempts), quarantined_at = tonumber(now)})
+  redis.call('HSET', p .. ':quarantine', id, record)
+  redis.call('XADD', p .. ':quarantine-log', '*', 'item', id, 'reason', reason, 'attempts', attempts, 'at', now)
+end
+"""
+
+# ARGV: prefix, id, kind, payload, now, generated(0/1) -> 1 added, 0 already there
+_ENQUEUE = """
+local id = ARGV[2]
+if redis.call('EXISTS', item_key(id)) == 1 then return 0 end
+redis.call('HSET', item_key(id), 'kind', ARGV[3], 'payload', ARGV[4], 'attempts', 0, 'enqueued_at', ARGV[5])
+move(id, nil, 'pending')
+push(id)
+return 1
+"""
+
+# ARGV: prefix, now -> moves items whose backoff is over back onto the stream
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', p .. ':delayed', '-inf', ARGV[2], 'LIMIT', 0, 1000)
+for _, id in ipairs(due) do
+  redis.call('ZREM', p .. ':delayed', id)
+  push(id)
+end
+return #due
+"""
+
+# ARGV: prefix, id, entry, worker, now, max_attempts -> {kind, payload, attempts} | 'skip'
+_LEASE = """
+local id, entry, worker = ARGV[2], ARGV[3], ARGV[4]
+local key = item_key(id)
+local status = redis.call('HGET', key, 'status')
+if (not status) or redis.call('HGET', key, 'entry') ~= entry or status == 'decided' or status == 'quarantined' then
+  redis.call('XACK', p .. ':stream', 'workers', entry)  -- a stale entry: the item moved on
+  redis.call('XDEL', p .. ':stream', entry)
+  return 'skip'
+end
+local attempts = tonumber(redis.call('HGET', key, 'attempts'))
+if status == 'leased' and attempts >= tonumber(ARGV[6]) then
+  local owner = redis.call('HGET', key, 'owner')
+  quarantine(id, 'lease expired without a decision ' .. attempts .. ' times (last worker ' .. owner ..
+             ' died or hung)', attempts, ARGV[5])
+  return 'skip'
+end
+attempts = redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'owner', worker)
+move(id, status, 'leased')
+return {redis.call('HGET', key, 'kind'), redis.call('HGET', key, 'payload'), attempts}
+"""
+
+# ARGV: prefix, worker, now, then (id, decision, record) triples -> ids decided now
+_DECIDE = """
+for i = 4, #ARGV, 3 do
+  if redis.call('EXISTS', item_key(ARGV[i])) == 0 then
+    return redis.error_reply("decide: no item with id '" .. ARGV[i] .. "'")
+  end
+end
+local decided = {}
+for i = 4, #ARGV, 3 do
+  local id = ARGV[i]
+  local status = redis.call('HGET', item_key(id), 'status')
+  if status ~= 'decided' then
+    redis.call('HSET', p .. ':decisions', id, ARGV[i + 2])
+    ack(id)
+    redis.call('HDEL', p .. ':quarantine', id)
+    redis.call('ZREM', p .. ':delayed', id)
+    move(id, status, 'decided')
+    table.insert(decided, id)
+  end
+end
+return decided
+"""
+
+# ARGV: prefix, id, worker, reason, permanent(0/1), now, max_attempts, delay -> outcome
+_FAIL = """
+local id, worker = ARGV[2], ARGV[3]
+local key = item_key(id)
+local status = redis.call('HGET', key, 'status')
+if not status then return redis.error_reply("fail: no item with id '" .. id .. "'") end
+if status ~= 'leased' or redis.call('HGET', key, 'owner') ~= worker then return 'stale' end
+local attempts = tonumber(redis.call('HGET', key, 'attempts'))
+if ARGV[5] == '1' or attempts >= tonumber(ARGV[7]) then
+  quarantine(id, ARGV[4], attempts, ARGV[6])
+  return 'quarantined'
+end
+ack(id)
+redis.call('HSET', key, 'last_error', ARGV[4])
+redis.call('ZADD', p .. ':delayed', tonumber(ARGV[6]) + tonumber(ARGV[8]), id)
+move(id, status, 'pending')
+return 'retry'
+"""
+
+# ARGV: prefix, ids... (empty: all quarantined) -> ids replayed
+_REPLAY = """
+local ids = {}
+if #ARGV == 1 then
+  ids = redis.call('HKEYS', p .. ':quarantine')
+else
+  local wrong = {}
+  for i = 2, #ARGV do
+    local status = redis.call('HGET', item_key(ARGV[i]), 'status') or 'unknown'
+    if status ~= 'quarantined' then table.insert(wrong, ARGV[i] .. ' (' .. status .. ')') end
+    ids[#ids + 1] = ARGV[i]
+  end
+  if #wrong > 0 then
+    return redis.error_reply('replay: only quarantined items can be replayed; not quarantined: ' ..
+                             table.concat(wrong, ', '))
+  end
+end
+for _, id in ipairs(ids) do
+  redis.call('HDEL', p .. ':quarantine', id)
+  redis.call('HSET', item_key(id), 'attempts', 0)
+  move(id, 'quarantined', 'pending')
+  push(id)
+end
+return ids
+"""
+
+
+class RedisQueue:
+    """`ModerationQueue` on Redis Streams (Redis >= 6.2 or Valkey: XAUTOCLAIM)."""
+
+    def __init__(
+        self,
+        client,
+        prefix: str = "marquee:moderation",
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        from redis.exceptions import ResponseError
+
+        self._redis = client
+        self.prefix = prefix
+        self.retry = retry or RetryPolicy()
+        self._clock = clock
+        self._response_error = ResponseError
+        self._scripts = {
+            name: client.register_script(_PRELUDE + body)
+            for name, body in {
+                "enqueue": _ENQUEUE,
+                "promote": _PROMOTE,
+                "lease": _LEASE,
+                "decide": _DECIDE,
+                "fail": _FAIL,
+                "replay": _REPLAY,
+            }.items()
+        }
+        try:
+            client.xgroup_create(self._key("stream"), GROUP, id="0", mkstream=True)
+        except ResponseError as error:
+            if "BUSYGROUP" not in str(error):  # the group exists already: fine
+                raise
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "marquee:moderation", retry: RetryPolicy | None = None) -> RedisQueue:
+        import redis
+
+        return cls(redis.Redis.from_url(url), prefix=prefix, retry=retry)
+
+    def __repr__(self) -> str:
+        kwargs = self._redis.connection_pool.connection_kwargs
+        where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+        return f"RedisQueue({where!r}, prefix={self.prefix!r})"
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    def _run(self, name: str, *args) -> object:
+        try:
+            return self._scripts[name](args=[self.prefix, *args])
+        except self._response_error as error:
+            message = str(error)
+            if message.startswith(("decide:", "fail:", "replay:")):
+                raise QueueError(message) from None
+            raise
+
+    # -- producers -------------------------------------------------------------------
+
+    def enqueue(self, kind: str, payloads: Sequence[str | bytes], ids: Sequence[str] | None = None) -> list[str]:
+        rows = encode_payloads(kind, payloads, ids)
+        now = self._clock()
+        out = []
+        for item_id, data in rows:
+            # Caller ids: enqueueing one again is a no-op. Generated ids: draw again on a collision.
+            while not self._run("enqueue", item_id, kind, data, now) and ids is None:
+                item_id = new_item_id()
+            out.append(item_id)
+        return out
+
+    # -- workers ---------------------------------------------------------------------
+
+    def claim(self, worker: str, limit: int, lease_s: float) -> list[Item]:
+        if limit < 1 or lease_s <= 0:
+            raise QueueError(f"claim(limit={limit}, lease_s={lease_s}); allowed: limit >= 1, lease_s > 0")
+        now = self._clock()
+        self._run("promote", now)
+        stream = self._key("stream")
+        entries = self._take_over_expired(worker, limit, lease_s)
+        if len(entries) < limit:
+            fresh = self._redis.xreadgroup(GROUP, worker, {stream: ">"}, count=limit - len(entries))
+            for _stream, stream_entries in fresh or []:
+                entries += stream_entries
+        items = []
+        for entry_id, fields in entries:
+            if not fields:  # deleted under us (XAUTOCLAIM reports such entries with no fields)
+                continue
+            item_id = _text(fields[b"item"])
+            leased = self._run("lease", item_id, _text(entry_id), worker, now, self.retry.max_attempts)
+            if leased != b"skip":
+                kind, payload, attempts = leased
+                items.append(Item(item_id, _text(kind), bytes(payload), int(attempts)))
+        return items
+
+    def _take_over_expired(self, worker: str, limit: int, lease_s: float) -> list:
+        """Entries idle longer than `lease_s` belong to dead or hung workers: take them over.
+        XAUTOCLAIM scans a window of the pending list per call, so walk it with the cursor."""
+        entries, cursor = [], "0-0"
+        for _ in range(100):  # bounded: one claim never scans the whole of a huge pending list
+            reply = self._redis.xautoclaim(
+                self._key("stream"), GROUP, worker, int(lease_s * 1000), cursor, count=limit - len(entries)
+            )
+            cursor, claimed = _text(reply[0]), reply[1]
+            entries += claimed
+            if cursor == "0-0" or len(entries) >= limit:
+                break
+        return entries
+
+    def renew(self, item_ids: Sequence[str], worker: str, lease_s: float) -> int:
+        held = 0
+        for item_id in item_ids:
+            owner, entry = self._redis.hmget(self._key(f"item:{item_id}"), "owner", "entry")
+            if owner is None or _text(owner) != worker or not entry:
+                continue
+            # XCLAIM to ourselves with min-idle 0 resets the entry's idle time: the lease clock.
+            held += len(self._redis.xclaim(self._key("stream"), GROUP, worker, 0, [entry], justid=True))
+        return held
+
+    def decide(self, verdicts: Sequence[Verdict], worker: str) -> list[str]:
+        check_verdicts(verdicts)
+        if not verdicts:
+            return []
+        now = self._clock()
+        args: list = [worker, now]
+        for verdict in verdicts:
+            record = {"decision": verdict.decision, "audit": verdict.audit, "decided_at": now, "worker": worker}
+            args += [verdict.item_id, verdict.decision, json.dumps(record)]
+        return [_text(item_id) for item_id in self._run("decide", *args)]
+
+    def fail(self, item_id: str, worker: str, reason: str, permanent: bool = False) -> FailOutcome:
+        attempts = int(self._redis.hget(self._key(f"item:{item_id}"), "attempts") or 0)
+        outcome = self._run(
+            "fail",
+            item_id,
+            worker,
+            reason,
+            int(permanent),
+            self._clock(),
+            self.retry.max_attempts,
+            self.retry.delay(attempts),
+        )
+        return FailOutcome(_text(outcome))
+
+    # -- operators -------------------------------------------------------------------
+
+    def quarantined(self, limit: int | None = None) -> list[QuarantineEntry]:
+        entries = []
+        for item_id, record in self._redis.hgetall(self._key("quarantine")).items():
+            data = json.loads(record)
+            kind = self._redis.hget(self._key(f"item:{_text(item_id)}"), "kind")
+            entries.append(
+                QuarantineEntry(_text(item_id), _text(kind), data["reason"], data["attempts"], data["quarantined_at"])
+            )
+        entries.sort(key=lambda entry: entry.quarantined_at)
+        return entries if limit is None else entries[:limit]
+
+    def replay(self, item_ids: Sequence[str] | None = None) -> list[str]:
+        ids = [] if item_ids is None else list(dict.fromkeys(item_ids))
+        if item_ids is not None and not ids:
+            return []
+        return [_text(item_id) for item_id in self._run("replay", *ids)]
+
+    def decision(self, item_id: str) -> Decision | None:
+        record = self._redis.hget(self._key("decisions"), item_id)
+        if record is None:
+            return None
+        data = json.loads(record)
+        return Decision(item_id, data["decision"], data["audit"], data["decided_at"], data["worker"])
+
+    def decisions(self) -> list[Decision]:
+        out = []
+        for item_id, record in self._redis.hgetall(self._key("decisions")).items():
+            data = json.loads(record)
+            out.append(Decision(_text(item_id), data["decision"], data["audit"], data["decided_at"], data["worker"]))
+        return sorted(out, key=lambda d: d.decided_at)
+
+    def status(self, item_id: str) -> Status:
+        status = self._redis.hget(self._key(f"item:{item_id}"), "status")
+        if status is None:
+            raise QueueError(f"no item with id {item_id!r} in {self!r}")
+        return Status(_text(status))
+
+    def counts(self) -> dict[Status, int]:
+        counts = dict.fromkeys(Status, 0)
+        for status, n in self._redis.hgetall(self._key("counts")).items():
+            counts[Status(_text(status))] = int(n)
+        return counts
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def __enter__(self) -> RedisQueue:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
