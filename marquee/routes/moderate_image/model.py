@@ -54,7 +54,10 @@ class TritonPythonModel:
             self.labels = json.load(f)
         self.charset = ocr.load_charset(os.path.join(version_dir, params["ocr_keys"]))
         models_file = os.path.join(version_dir, "models.json")
-        self.model_versions = json.load(open(models_file)) if os.path.isfile(models_file) else {}
+        self.model_versions = {}
+        if os.path.isfile(models_file):
+            with open(models_file, encoding="utf-8") as f:
+                self.model_versions = json.load(f)
         self.preprocess_model = params["preprocess_model"]
         self.detector_model = params["detector_model"]
         self.ocr_det_model = params["ocr_det_model"]
@@ -241,6 +244,11 @@ class TritonPythonModel:
             self.logger.log_warn(f"moderate_image: OCR text not judged: {failure}")
             for judgement in judgements.values():
                 judgement.unjudged_reason = str(failure)
+            return judgements
+        if not len(outputs["decision"]) == len(outputs["audit"]) == len(owners):
+            reason = f"{self.text_route} answered {len(outputs['decision'])} of {len(owners)} lines"
+            for judgement in judgements.values():
+                judgement.unjudged_reason = reason
             return judgements
         for (index, _), decision, audit in zip(owners, outputs["decision"], outputs["audit"], strict=True):
             judgements[index].decisions.append(_text(decision))
