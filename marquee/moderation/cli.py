@@ -15,6 +15,7 @@ look at and replay the quarantine.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -30,8 +31,8 @@ StoreOption = Annotated[
     str | None,
     typer.Option(
         "--store",
-        help="Queue: a SQLite file or a redis:// URL [default: $MARQUEE_MODERATION_QUEUE or "
-        ".marquee/moderation/queue.sqlite].",
+        help="Queue: a SQLite file or a redis:// URL (default: $MARQUEE_MODERATION_QUEUE, "
+        "else .marquee/moderation/queue.sqlite).",
     ),
 ]
 UrlOption = Annotated[str | None, typer.Option(help="Triton gRPC address; default localhost:8001.")]
@@ -113,8 +114,11 @@ def worker(
     max_attempts: Annotated[int, typer.Option(min=1, help="Attempts before an item is quarantined.")] = 3,
     backoff: Annotated[float, typer.Option(min=0.0, help="Seconds before the first retry; doubles.")] = 2.0,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to wait for one route request.")] = 30.0,
+    unavailable_backoff: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to wait after 'server down' before claiming again; doubles to 30.")
+    ] = 1.0,
     exit_when_empty: Annotated[bool, typer.Option(help="Stop once nothing is pending or leased.")] = False,
-    name: Annotated[str | None, typer.Option(help="Worker name in leases and decisions [default: host-pid].")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name in leases and decisions (default: host-pid).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Decide queued items until Ctrl-C / SIGTERM (the batch in hand is finished first)."""
@@ -122,9 +126,14 @@ def worker(
     from marquee.moderation.worker import Worker, WorkerSettings
 
     configure_logging(verbose)
-    settings = WorkerSettings(batch_size=batch_size, lease_s=lease, exit_when_empty=exit_when_empty)
+    settings = WorkerSettings(
+        batch_size=batch_size,
+        lease_s=lease,
+        exit_when_empty=exit_when_empty,
+        unavailable_backoff_s=unavailable_backoff,
+    )
     if name:
-        settings = WorkerSettings(**{**settings.__dict__, "name": name})
+        settings = dataclasses.replace(settings, name=name)
     moderation_queue = _open(store, max_attempts, backoff)
     with ModerationClient(url, timeout_s=timeout) as client:
         try:
@@ -163,7 +172,7 @@ def quarantine_list(
 
     table = Table(title=f"quarantine: {total[Status.QUARANTINED]} item(s)")
     for column in ("id", "kind", "reason", "attempts", "when"):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "when"))
     for entry in entries:
         table.add_row(entry.item_id, entry.kind, entry.reason, str(entry.attempts), _when(entry.quarantined_at))
     console.print(table)

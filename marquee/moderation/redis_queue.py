@@ -362,6 +362,22 @@ class RedisQueue:
             raise QueueError(f"no item with id {item_id!r} in {self!r}")
         return Status(_text(status))
 
+    def item(self, item_id: str) -> Item:
+        kind, payload, attempts = self._redis.hmget(self._key(f"item:{item_id}"), "kind", "payload", "attempts")
+        if kind is None:
+            raise QueueError(f"no item with id {item_id!r} in {self!r}")
+        return Item(item_id, _text(kind), bytes(payload), int(attempts))
+
+    def leased(self) -> dict[str, str]:
+        stream, owners = self._key("stream"), {}
+        for pending in self._redis.xpending_range(stream, GROUP, "-", "+", count=100_000):
+            entry = self._redis.xrange(stream, pending["message_id"], pending["message_id"])
+            if entry:
+                item_id = _text(entry[0][1][b"item"])
+                if self.status(item_id) is Status.LEASED:
+                    owners[item_id] = _text(pending["consumer"])
+        return owners
+
     def counts(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)
         for status, n in self._redis.hgetall(self._key("counts")).items():

@@ -143,7 +143,15 @@ class ModerationQueue(Protocol):
 
     def decision(self, item_id: str) -> Decision | None: ...
 
+    def decisions(self) -> list[Decision]:
+        """Every decision, oldest first (for audits and tests; not for huge queues)."""
+
+    def item(self, item_id: str) -> Item: ...
+
     def status(self, item_id: str) -> Status: ...
+
+    def leased(self) -> dict[str, str]:
+        """Item id -> worker holding its lease, for every leased item."""
 
     def counts(self) -> dict[Status, int]: ...
 

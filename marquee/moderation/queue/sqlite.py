@@ -298,6 +298,9 @@ class SqliteQueue:
             raise QueueError(f"no item with id {item_id!r} in {self.path}")
         return Item(*row)
 
+    def leased(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT id, lease_owner FROM items WHERE status = 'leased'"))
+
     def counts(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)
         for status, n in self._db.execute("SELECT status, count(*) FROM items GROUP BY status"):
