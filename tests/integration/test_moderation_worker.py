@@ -281,3 +281,32 @@ def test_moderate_command_shows_decisions_or_queues_items(route, tmp_path):
         ids = [item.id for item in queue.claim("peek", limit=10, lease_s=0.01)]
     assert len(ids) == 2 and all(item_id in queued for item_id in ids)
     assert "pending 0, leased 2" in _cli("moderation", "status", "--store", db)
+
+
+def test_worker_drains_the_queue_through_the_real_text_route(text_triton, tmp_path):
+    """The contract check: the same worker and client against the real `moderate_text`
+    (lexical + MiniLM stages, policy), not the stand-in."""
+    from clients.moderation import ModerationClient
+    from marquee.moderation.queue.sqlite import SqliteQueue
+    from marquee.moderation.worker import Worker, WorkerSettings
+
+    texts = ["what a lovely trailer", "you are a fucking idiot", "see you at the premiere", "", "great soundtrack"] * 4
+    with SqliteQueue(tmp_path / "queue.sqlite", RetryPolicy(max_attempts=2, backoff_s=0.0)) as queue:
+        ids = queue.enqueue("text", texts)
+        settings = WorkerSettings(batch_size=8, exit_when_empty=True, name="real")
+        with ModerationClient(text_triton.grpc_url, timeout_s=60) as client:
+            stats = Worker(queue, client, settings).run(handle_signals=False)
+        decisions = {d.item_id: d for d in queue.decisions()}
+        quarantine = {entry.item_id: entry for entry in queue.quarantined()}
+
+    empty_ids = {item_id for item_id, text in zip(ids, texts, strict=True) if not text}
+    assert set(quarantine) == empty_ids and len(decisions) == len(ids) - len(empty_ids)
+    assert all("route answered error" in entry.reason for entry in quarantine.values())
+    assert stats.decided == len(decisions)
+    for item_id, text in zip(ids, texts, strict=True):
+        if text:
+            audit = decisions[item_id].audit_json
+            assert audit["decision"] == decisions[item_id].decision and audit["policy_sha256"] and audit["stages"]
+    profane = [decisions[i].decision for i, t in zip(ids, texts, strict=True) if "idiot" in t]
+    clean = [decisions[i].decision for i, t in zip(ids, texts, strict=True) if t and "idiot" not in t]
+    assert set(profane) <= {"review", "block"} and set(clean) == {"allow"}
