@@ -134,6 +134,12 @@ def worker(
     )
     if name:
         settings = dataclasses.replace(settings, name=name)
+    if lease <= timeout:
+        # Safe (the first decision wins) but wasteful: a slow request lets another worker
+        # take the batch over and ask the route again.
+        console.print(
+            f"[yellow]![/] --lease {lease:g}s is not longer than --timeout {timeout:g}s; slow batches may be done twice"
+        )
     moderation_queue = _open(store, max_attempts, backoff)
     with ModerationClient(url, timeout_s=timeout) as client:
         try:

@@ -29,6 +29,9 @@ class ScriptedRoute:
         self.down: Exception | None = None
 
     def moderate(self, kind, payloads):
+        if kind == "image":
+            self.calls.append([f"<{len(p)} image bytes>" for p in payloads])
+            return [_result("allow") for _ in payloads]
         texts = [p.decode() for p in payloads]
         self.calls.append(texts)
         if self.down:
@@ -83,6 +86,15 @@ def test_unavailable_server_fails_the_batch_without_asking_item_by_item(queue):
     assert route.calls == [["a", "b", "c"], ["a", "b", "c"]], "one request per attempt, never one per item"
     assert queue.counts()[Status.QUARANTINED] == 3
     assert all("route unavailable" in entry.reason for entry in queue.quarantined())
+
+
+def test_a_mixed_batch_goes_to_each_route_in_one_request_per_kind(queue):
+    text_ids = queue.enqueue("text", ["a", "bad b"])
+    (image_id,) = queue.enqueue("image", [b"\x89PNG" + bytes(10)])
+    route = ScriptedRoute()
+    _worker(queue, route).run(handle_signals=False)
+    assert route.calls == [["a", "bad b"], ["<14 image bytes>"]]
+    assert [queue.decision(i).decision for i in (*text_ids, image_id)] == ["allow", "block", "allow"]
 
 
 def test_stop_finishes_the_batch_in_hand(queue):
