@@ -46,10 +46,20 @@ fi
 spec="."
 if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 .venv/bin/python -m pip install --quiet "${pip_args[@]}" -e "$spec"
+# Only PP-OCRv4's ONNX files are used from this package; its own dependencies would pull
+# opencv-python (numpy 2, libGL) over the headless build.
+.venv/bin/python -m pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
   echo "installation incomplete; see pip's output above" >&2; exit 1; }
 
 if [ "$with_perf" = 1 ]; then
   .venv/bin/marquee perf setup
+fi
+
+# The moderation queue's Redis Streams adapter is tested against a real redis-server.
+if [[ " ${extras[*]-} " == *" test "* ]] && ! command -v redis-server >/dev/null; then
+  echo "installing redis-server (Redis Streams queue tests)"
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q redis-server || { apt-get update -q && apt-get install -y -q redis-server; }
+  else sudo apt-get install -y -q redis-server || { sudo apt-get update -q && sudo apt-get install -y -q redis-server; }; fi
 fi
 echo "Marquee is installed in .venv"

@@ -42,10 +42,22 @@ def _module(protocol: Protocol, asynchronous: bool):
 class _ModelClientBase:
     _asynchronous = False
 
-    def __init__(self, spec: ModelSpec, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 5.0):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        timeout_s: float = 5.0,
+        priority: int = 0,
+    ):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s}; must be > 0")
+        if priority < 0:
+            raise ValueError(f"priority={priority}; must be >= 0 (0: the model's default, 1: most urgent)")
         self.spec = spec
+        # Triton's request priority; honoured by models whose dynamic batching has
+        # priority_levels (batch jobs send a low priority so interactive pages go first).
+        self.priority = priority
         self.protocol = protocol
         self.url = url or DEFAULT_URLS.get(protocol, "")
         self.timeout_s = timeout_s
@@ -70,7 +82,9 @@ class _ModelClientBase:
             infer_input.set_data_from_numpy(array)
             infer_inputs.append(infer_input)
         outputs = [self._tc.InferRequestedOutput(t.name) for t in self.spec.outputs]
-        options = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        options: dict = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        if self.priority:
+            options["priority"] = self.priority
         return infer_inputs, outputs, options
 
     def _outputs(self, result) -> dict[str, np.ndarray]:

@@ -32,8 +32,9 @@ class RankerClient(ModelClient):
         protocol: Protocol = "grpc",
         precision: Precision | str = Precision.FP32,
         timeout_s: float = 2.0,
+        priority: int = 0,
     ):
-        super().__init__(_spec(precision), url, protocol, timeout_s)
+        super().__init__(_spec(precision), url, protocol, timeout_s, priority)
 
     def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return self.infer(categorical=categorical, dense=dense)["probability"][:, 0]
@@ -48,8 +49,9 @@ class AsyncRankerClient(AsyncModelClient):
         protocol: Protocol = "grpc",
         precision: Precision | str = Precision.FP32,
         timeout_s: float = 2.0,
+        priority: int = 0,
     ):
-        super().__init__(_spec(precision), url, protocol, timeout_s)
+        super().__init__(_spec(precision), url, protocol, timeout_s, priority)
 
     async def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return (await self.infer(categorical=categorical, dense=dense))["probability"][:, 0]

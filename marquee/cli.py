@@ -11,12 +11,16 @@ import typer
 
 from marquee.console import configure_logging, console
 from marquee.errors import MarqueeError
+from marquee.moderation.cli import moderate, moderation_app, quarantine_app
 
 app = typer.Typer(help="Marquee: media AI on NVIDIA Triton Inference Server.", no_args_is_help=True)
 export_app = typer.Typer(help="Export models into the model repository.", no_args_is_help=True)
 perf_app = typer.Typer(help="Measure served models.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(perf_app, name="perf")
+app.add_typer(moderation_app, name="moderation")
+app.add_typer(quarantine_app, name="quarantine")
+app.command("moderate")(moderate)
 
 RepositoryOption = Annotated[
     Path | None, typer.Option("--repository", "-r", help="Model repository (default: ./model_repository).")
@@ -98,6 +102,23 @@ def export_recommend(
         exported = run_export(_repository(repository), n_items=n_items, force=force, progress=progress)
     state = "exported and validated" if exported else "unchanged, skipped"
     console.print(f"[green]✓[/] recommend route ({n_items:,} items): {state}")
+
+
+@export_app.command("moderation")
+def export_moderation(
+    force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
+    repository: RepositoryOption = None,
+) -> None:
+    """Text cascade (lexical + MiniLM FP32/INT8) and image route (DALI, NudeNet, PP-OCRv4)."""
+    from export.moderation.text_pipeline import export_text_moderation
+    from export.moderation_image.pipeline import export_image_moderation
+
+    repo = _repository(repository)
+    for name, run_export in (("moderate_text", export_text_moderation), ("moderate_image", export_image_moderation)):
+        with console.status(f"exporting {name} and its models"):
+            exported = run_export(repo, force=force)
+        state = "exported and validated" if exported else "unchanged, skipped"
+        console.print(f"[green]✓[/] {name} route: {state}")
 
 
 @app.command()
@@ -194,6 +215,7 @@ def up(
     rendering.check(list(CATALOGUE.values()), repository)
     export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
     export_recommend(n_items=SETTINGS.n_items, force=False, repository=repository)
+    export_moderation(force=False, repository=repository)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
     server = serving.start_embedded(repository, ports, serving.default_log_path())
     try:

@@ -22,6 +22,7 @@ class DataType(enum.Enum):
     FP16 = ("TYPE_FP16", np.float16)
     INT32 = ("TYPE_INT32", np.int32)
     INT64 = ("TYPE_INT64", np.int64)
+    UINT8 = ("TYPE_UINT8", np.uint8)
     BOOL = ("TYPE_BOOL", np.bool_)
     BYTES = ("TYPE_STRING", np.object_)
 

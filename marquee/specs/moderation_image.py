@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
 from marquee.preprocess.image import DETECTOR_SIZE, INPUT_NAME, MAX_BATCH, OCR_SIZE
 from marquee.specs.base import (
     DataType,
@@ -30,17 +28,7 @@ from marquee.specs.base import (
 FAMILY = "moderation_image"
 
 
-@dataclass(frozen=True)
-class _ExtraDataType:
-    """Stand-in until `DataType` in specs/base.py gains UINT8 (asked of the lead); render
-    only reads `config_name`, clients read `numpy` and `wire_name`."""
-
-    config_name: str
-    numpy: type
-    wire_name: str
-
-
-UINT8 = getattr(DataType, "UINT8", None) or _ExtraDataType("TYPE_UINT8", np.uint8, "UINT8")
+UINT8 = DataType.UINT8
 
 # YOLOv8 at 320: 40x40 + 20x20 + 10x10 anchor points; 4 box values + 18 class scores.
 DETECTOR_ANCHORS = 2100

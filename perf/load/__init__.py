@@ -1,0 +1,1 @@
+"""locust scenarios for Marquee's routes (`locust -f perf/load/scenarios.py`)."""

@@ -1,0 +1,135 @@
+"""The users of Marquee's locust scenarios (the shapes live in steady_mixed.py and
+live_event_surge.py, one per locustfile, as locust wants):
+
+    locust -f perf/load/steady_mixed.py --host localhost:8001 --headless
+    locust -f perf/load/live_event_surge.py --host localhost:8001 --headless
+
+Users:
+- HomePageViewer: a viewer opening the home page (`recommend`, 20 titles), interactive.
+- CatalogueRescoringJob: a batch job re-scoring the catalogue with the same INT8 ranker
+  the route uses (batch 1024). It shares a model with the route, so Triton's priority
+  levels decide who goes first.
+- TranscriptionStandIn: CPU-heavy batch work on a model of its own (the FP32 ranker at
+  batch 1024). It stands in for Whisper transcription until that route exists; it
+  competes for cores, which Triton's rate limiter can cap.
+- ModerationBatchJob: a backlog of comments through `moderate_text` (32 per request),
+  when that route is loaded.
+
+Batch users send Triton priority `MARQUEE_BATCH_PRIORITY` (default 0: the model's
+default level); `perf/bench_surge.py` sets 2 when the server is tuned for the surge.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from locust import constant, constant_throughput, task
+from locust.exception import StopUser
+
+from perf.load.triton_user import TritonGrpcUser
+
+N_USERS = 10_000
+N_ITEMS = 100_000
+N_REGIONS = 8
+BATCH_ROWS = 1024
+
+
+def batch_priority() -> int:
+    return int(os.environ.get("MARQUEE_BATCH_PRIORITY", "0"))
+
+
+class HomePageViewer(TritonGrpcUser):
+    # A viewer opens a page, looks at it, scrolls: about 4 pages a second each.
+    wait_time = constant_throughput(4)
+
+    def on_start(self) -> None:
+        from clients.recommend import RecommendClient
+
+        self.rng = np.random.default_rng(self.environment.runner.user_count if self.environment.runner else 0)
+        self.client = RecommendClient(self.grpc_url, timeout_s=2.0)
+
+    @task
+    def home_page(self) -> None:
+        user = int(self.rng.integers(N_USERS))
+        history = self.rng.integers(N_ITEMS, size=10)
+        self.timed(
+            "recommend",
+            self.client.recommend,
+            user,
+            region=user % N_REGIONS,
+            history=history,
+            n=20,
+            device=int(self.rng.integers(4)),
+            hour=int(self.rng.integers(24)),
+        )
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+
+class _RankerBatchJob(TritonGrpcUser):
+    abstract = True
+    fixed_count = 1  # one job each, however many viewers the shape asks for
+    wait_time = constant(0)
+    precision = "int8"
+    label = ""
+
+    def on_start(self) -> None:
+        from export.ranker.data import SyntheticWorld
+        from clients.ranker import RankerClient
+
+        rows = SyntheticWorld(0).sample(BATCH_ROWS, seed=7)
+        self.categorical, self.dense = rows.categorical, rows.dense
+        self.client = RankerClient(self.grpc_url, precision=self.precision, timeout_s=30.0, priority=batch_priority())
+
+    @task
+    def score_batch(self) -> None:
+        self.timed(self.label, self.client.score, self.categorical, self.dense)
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+
+class CatalogueRescoringJob(_RankerBatchJob):
+    precision = "int8"
+    label = "batch: catalogue rescoring (ranker_int8 x1024)"
+
+
+class TranscriptionStandIn(_RankerBatchJob):
+    precision = "fp32"
+    label = "batch: transcription stand-in (ranker_fp32 x1024)"
+
+
+class ModerationBatchJob(TritonGrpcUser):
+    fixed_count = 1
+    wait_time = constant(0)
+    texts_per_request = 32
+
+    def on_start(self) -> None:
+        import tritonclient.grpc as grpcclient
+
+        self.client = grpcclient.InferenceServerClient(self.grpc_url)
+        try:
+            loaded = self.client.is_model_ready("moderate_text")
+        except Exception:  # noqa: BLE001 - an unreachable server is reported by the other users
+            loaded = False
+        if not loaded:
+            raise StopUser()
+        texts = [f"comment number {i} about last night's episode, loved the ending" for i in range(32)]
+        self.inputs = [grpcclient.InferInput("text", [len(texts)], "BYTES")]
+        self.inputs[0].set_data_from_numpy(np.array([t.encode() for t in texts], dtype=np.object_))
+
+    @task
+    def moderate_backlog(self) -> None:
+        self.timed(
+            "batch: moderation backlog (moderate_text x32)",
+            self.client.infer,
+            "moderate_text",
+            self.inputs,
+            client_timeout=30.0,
+            priority=batch_priority(),
+        )
+
+
+BACKGROUND = (CatalogueRescoringJob, TranscriptionStandIn, ModerationBatchJob)

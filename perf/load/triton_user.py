@@ -1,0 +1,46 @@
+"""A locust User that talks gRPC to Triton through Marquee's typed tritonclient clients.
+
+locust runs users as gevent greenlets; gRPC's C core must be told to cooperate with
+gevent (`init_gevent`) before any channel exists, or one blocking call stalls every user.
+Each call is reported to locust under the model name, so locust's statistics table and
+CSV read like perf_analyzer's per-model figures.
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc.experimental.gevent as grpc_gevent
+from locust import User
+
+grpc_gevent.init_gevent()
+
+
+class TritonGrpcUser(User):
+    """Base for users of one Triton server; `--host` is the gRPC address (localhost:8001)."""
+
+    abstract = True
+
+    def timed(self, name: str, call, *args, **kwargs):
+        """Run `call` and report its latency (or its exception) to locust as `name`."""
+        start = time.perf_counter()
+        error = None
+        result = None
+        try:
+            result = call(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - every failure is a locust failure, not a crash
+            error = exc
+        self.environment.events.request.fire(
+            request_type="grpc",
+            name=name,
+            response_time=(time.perf_counter() - start) * 1000,
+            response_length=0,
+            exception=error,
+            context={},
+        )
+        return result
+
+    @property
+    def grpc_url(self) -> str:
+        host = self.host or "localhost:8001"
+        return host.removeprefix("grpc://")
