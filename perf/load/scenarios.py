@@ -76,8 +76,8 @@ class _RankerBatchJob(TritonGrpcUser):
     label = ""
 
     def on_start(self) -> None:
-        from export.ranker.data import SyntheticWorld
         from clients.ranker import RankerClient
+        from export.ranker.data import SyntheticWorld
 
         rows = SyntheticWorld(0).sample(BATCH_ROWS, seed=7)
         self.categorical, self.dense = rows.categorical, rows.dense
