@@ -56,10 +56,16 @@ if [ "$with_perf" = 1 ]; then
   .venv/bin/marquee perf setup
 fi
 
-# The moderation queue's Redis Streams adapter is tested against a real redis-server.
-if [[ " ${extras[*]-} " == *" test "* ]] && ! command -v redis-server >/dev/null; then
-  echo "installing redis-server (Redis Streams queue tests)"
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -q redis-server || { apt-get update -q && apt-get install -y -q redis-server; }
-  else sudo apt-get install -y -q redis-server || { sudo apt-get update -q && sudo apt-get install -y -q redis-server; }; fi
+# Tests need two Debian packages: redis-server (the Redis Streams queue is tested against
+# a real server) and espeak-ng (synthesised speech for transcription).
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -q "$@" || { apt-get update -q && apt-get install -y -q "$@"; }
+  else sudo apt-get install -y -q "$@" || { sudo apt-get update -q && sudo apt-get install -y -q "$@"; }; fi
+}
+if [[ " ${extras[*]-} " == *" test "* ]]; then
+  missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  if [ ${#missing[@]} -gt 0 ]; then echo "installing ${missing[*]} (used by the tests)"; apt_install "${missing[@]}"; fi
 fi
 echo "Marquee is installed in .venv"

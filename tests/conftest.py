@@ -17,6 +17,8 @@ pytest_plugins = [
     "tests.fixtures_moderation_text",
     "tests.fixtures_moderation_image",
     "tests.fixtures_moderation_queue",
+    "tests.fixtures_whisper",
+    "tests.fixtures_audio",
 ]
 
 # Small enough to train in seconds, large enough to learn the planted preferences.
