@@ -1,0 +1,1 @@
+"""Whisper export: CTranslate2 / transformers weights -> PyTorch -> ONNX encoder and cached decoder."""

@@ -1,0 +1,74 @@
+"""Long audio as 30-second windows, and openai-whisper's seek-by-last-timestamp rule (numpy only).
+
+Each window decodes into tokens with timestamps. The window's segments are the spans
+between consecutive timestamp pairs. If the tokens end with a lone timestamp (the model
+says "no more speech after this"), the next window starts at the end of this one;
+otherwise the last segment is unfinished, so it is dropped and the next window starts
+at the last complete timestamp, where that speech will be decoded whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+HOP_LENGTH = 160  # samples per mel frame (10 ms)
+N_FRAMES = 3000  # mel frames per window (30 s)
+INPUT_STRIDE = 2  # mel frames per timestamp step (3000 frames -> 1500 encoder positions)
+TIME_PER_FRAME = HOP_LENGTH / SAMPLE_RATE
+TIME_PRECISION = INPUT_STRIDE * TIME_PER_FRAME  # 0.02 s per timestamp token
+
+
+@dataclass(frozen=True)
+class RawSegment:
+    start: float  # seconds from the start of the clip
+    end: float
+    tokens: tuple[int, ...]  # text tokens framed by their timestamp tokens
+
+
+def content_frames(num_samples: int, mel_frames: int) -> int:
+    """Frames that hold audio: one per hop of real samples (the trailing STFT frame that
+    only sees padding is not content)."""
+    return max(0, min(num_samples // HOP_LENGTH, mel_frames))
+
+
+def window_features(mel: np.ndarray, seek: int, frames: int) -> tuple[np.ndarray, int]:
+    """The window starting at frame `seek`, zero-padded to 3000 frames, and its content size.
+
+    Zero padding in normalised log-mel space, as openai-whisper and faster-whisper do.
+    """
+    size = min(N_FRAMES, frames - seek)
+    window = np.zeros((mel.shape[0], N_FRAMES), np.float32)
+    window[:, :size] = mel[:, seek : seek + size]
+    return window, size
+
+
+def split_window(tokens: list[int], seek: int, segment_size: int, timestamp_begin: int) -> tuple[list[RawSegment], int]:
+    """(segments with absolute times, next seek) for one decoded window (tokens without EOT)."""
+    offset = seek * TIME_PER_FRAME
+    is_timestamp = [t >= timestamp_begin for t in tokens]
+    single_timestamp_ending = len(tokens) >= 2 and not is_timestamp[-2] and is_timestamp[-1]
+    # Positions where a timestamp follows a timestamp: the boundary between two segments.
+    boundaries = [i for i in range(1, len(tokens)) if is_timestamp[i] and is_timestamp[i - 1]]
+    if not boundaries:
+        duration = segment_size * TIME_PER_FRAME
+        timestamps = [t for t in tokens if t >= timestamp_begin]
+        if timestamps and timestamps[-1] != timestamp_begin:
+            duration = (timestamps[-1] - timestamp_begin) * TIME_PRECISION
+        return [RawSegment(offset, offset + duration, tuple(tokens))], seek + segment_size
+    if single_timestamp_ending:
+        boundaries.append(len(tokens))
+    segments = []
+    previous = 0
+    for boundary in boundaries:
+        piece = tokens[previous:boundary]
+        start = offset + (piece[0] - timestamp_begin) * TIME_PRECISION
+        end = offset + (piece[-1] - timestamp_begin) * TIME_PRECISION
+        segments.append(RawSegment(start, end, tuple(piece)))
+        previous = boundary
+    if single_timestamp_ending:
+        return segments, seek + segment_size
+    last_timestamp = tokens[previous - 1] - timestamp_begin
+    return segments, seek + last_timestamp * INPUT_STRIDE
