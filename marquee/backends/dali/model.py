@@ -15,8 +15,10 @@ run as one DALI batch. DALI invalidates a pipeline on any operator error (a corr
 image), so on failure this backend rebuilds the pipeline and reruns the items one by
 one: only requests holding a bad item get an error, and the instance keeps serving.
 
-Parameters (optional): `num_threads` (DALI CPU threads, default 1) and
-`max_image_bytes` (items above it are refused before decoding, default 20 MiB).
+Parameters (optional): `num_threads` (DALI CPU threads, default 1),
+`max_image_bytes` (items above it are refused before decoding, default 20 MiB; a
+pipeline for other media names the same limit `max_input_bytes`) and `media` (the word
+error messages use for an item, default "image": "cannot decode audio: ...").
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ class TritonPythonModel:
         self.outputs = [(o["name"], pb_utils.triton_string_to_numpy(o["data_type"])) for o in config["output"]]
         parameters = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         self.num_threads = int(parameters.get("num_threads", "1"))
-        self.max_image_bytes = int(parameters.get("max_image_bytes", DEFAULT_MAX_IMAGE_BYTES))
+        # The limit's parameter name, as error messages must name it.
+        self.limit_parameter = "max_input_bytes" if "max_input_bytes" in parameters else "max_image_bytes"
+        self.max_image_bytes = int(parameters.get(self.limit_parameter, DEFAULT_MAX_IMAGE_BYTES))
+        self.media = parameters.get("media", "image")
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         default = os.path.join(version_dir, config.get("default_model_filename") or "model.dali")
         cpu = os.path.join(version_dir, CPU_SERIALIZATION)
@@ -128,7 +133,7 @@ class TritonPythonModel:
             if row.size > self.max_image_bytes:
                 raise ItemError(
                     f"input `{self.input_name}` item {position} has {row.size} bytes; "
-                    f"the limit (parameter max_image_bytes) is {self.max_image_bytes}"
+                    f"the limit (parameter {self.limit_parameter}) is {self.max_image_bytes}"
                 )
         return list(array)
 
@@ -141,7 +146,7 @@ class TritonPythonModel:
         except Exception as error:  # noqa: BLE001 - DALI raises RuntimeError for any operator error
             self.pipeline = self._build()  # the failed pipeline object is no longer valid
             if len(chunk) == 1:
-                failed[chunk[0][0]] = f"cannot decode image: {_dali_reason(error)}"
+                failed[chunk[0][0]] = f"cannot decode {self.media}: {_dali_reason(error)}"
                 return
             for item in chunk:  # isolate the culprit
                 self._run_chunk([item], results, failed)
