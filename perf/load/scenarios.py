@@ -47,7 +47,9 @@ class HomePageViewer(TritonGrpcUser):
         from clients.recommend import RecommendClient
 
         self.rng = np.random.default_rng(self.environment.runner.user_count if self.environment.runner else 0)
-        self.client = RecommendClient(self.grpc_url, timeout_s=2.0)
+        # MARQUEE_RECOMMEND_MODEL: another deployment of the route (an A/B variant, say).
+        model = os.environ.get("MARQUEE_RECOMMEND_MODEL", "recommend")
+        self.client = RecommendClient(self.grpc_url, timeout_s=2.0, model=model)
 
     @task
     def home_page(self) -> None:

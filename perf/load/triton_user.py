@@ -8,12 +8,24 @@ CSV read like perf_analyzer's per-model figures.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import grpc.experimental.gevent as grpc_gevent
-from locust import User
+from locust import User, events
 
 grpc_gevent.init_gevent()
+
+
+@events.quit.add_listener
+def _exit_even_if_grpc_lingers(exit_code: int, **_) -> None:
+    """gRPC's gevent integration can keep the interpreter from exiting after locust is
+    done. By the time `quit` fires, locust has printed everything; its CSV files are
+    closed right after. Exit for real a moment later."""
+    timer = threading.Timer(3.0, os._exit, args=(exit_code,))
+    timer.daemon = True
+    timer.start()
 
 
 class TritonGrpcUser(User):

@@ -1,0 +1,246 @@
+"""Benchmark: a live-event surge on `recommend` while batch jobs run, before and after
+tuning the server with Triton's own tools.
+
+    .venv/bin/python -m perf.bench_surge [--viewers 6] [--seconds 30]
+
+Three runs of the same locust load (perf/load/scenarios.py), each on a fresh server:
+1. quiet: surge viewers only;
+2. background: surge viewers + the batch jobs (catalogue rescoring on the route's own
+   INT8 ranker, the transcription stand-in, the moderation backlog), default configs;
+3. background, tuned: the same load, with
+   - priority levels on `ranker_int8`: the route's calls keep the default level 1, batch
+     jobs send priority 2, so a page's ranking never waits behind a 1024-row batch;
+   - the rate limiter (`--rate-limit=execution_count`): every batch-only model needs the
+     one `batch_cores` resource, so at most one batch execution runs at a time and a
+     core stays free for interactive work;
+   - a queue policy on the batch models: a bounded queue, so a backlog waits in the
+     client (or the durable moderation queue) instead of inside Triton.
+Records recommend's p50/p99 from locust, the share of degraded pages from the route's
+metric, and each batch job's throughput (what the tuning costs them).
+Writes perf/reports/surge.json and surge.png. Not a test: it takes several minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from marquee import render
+from marquee.paths import model_repository
+from marquee.server import TritonServer, free_ports
+from marquee.serving import exported_models, warm_up_recommend
+from marquee.specs import ModelSpec, QueuePolicy, RateLimiter
+from marquee.specs.moderation_text import PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8
+from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
+from perf.bench_recommend import pages_counter
+from perf.machine import machine_info
+
+console = Console()
+ROUTE_MODELS = ("ranker_int8", "user_tower", "candidates_ivf", "retrieve_ivf", "recommend")
+BACKGROUND_MODELS = ("ranker_fp32", "profanity_lexical", "text_classifier_int8", "moderate_text")
+BATCH_USERS = ("CatalogueRescoringJob", "TranscriptionStandIn", "ModerationBatchJob")
+BATCH_RESOURCE = "batch_cores"
+BATCH_PRIORITY = 2  # the low level of ranker_int8's two priority levels
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    name: str
+    background: bool
+    tuned: bool
+
+
+CONDITIONS = (
+    Condition("quiet", background=False, tuned=False),
+    Condition("background", background=True, tuned=False),
+    Condition("background_tuned", background=True, tuned=True),
+)
+
+
+def _batch_only(spec: ModelSpec) -> ModelSpec:
+    """One instance that must hold the batch resource, with a bounded queue."""
+    limited = tuple(
+        dataclasses.replace(group, rate_limiter=RateLimiter(((BATCH_RESOURCE, 1),), priority=2))
+        for group in spec.instance_groups
+    )
+    batching = spec.dynamic_batching
+    if batching is not None:
+        batching = dataclasses.replace(batching, default_queue_policy=QueuePolicy(max_queue_size=4))
+    return dataclasses.replace(spec, instance_groups=limited, dynamic_batching=batching)
+
+
+def tuned_specs() -> list[ModelSpec]:
+    # The route's own BLS calls carry no priority, so they get the default (urgent) level.
+    ranker = dataclasses.replace(
+        RANKER_INT8,
+        dynamic_batching=dataclasses.replace(RANKER_INT8.dynamic_batching, priority_levels=2, default_priority_level=1),
+    )
+    # Only leaf models are rate limited: a BLS route holding the resource while waiting
+    # for a child that needs it would deadlock.
+    return [ranker, *(_batch_only(spec) for spec in (RANKER_FP32, PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8))]
+
+
+def variant_repository(base: Path, target: Path, overrides: list[ModelSpec]) -> Path:
+    """`base` with some configs re-rendered; version directories are symlinked, not copied."""
+    for model_dir in sorted(p for p in base.iterdir() if (p / "config.pbtxt").is_file()):
+        (target / model_dir.name).mkdir(parents=True)
+        shutil.copy2(model_dir / "config.pbtxt", target / model_dir.name / "config.pbtxt")
+        for version in (p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
+            (target / model_dir.name / version.name).symlink_to(version.resolve(), target_is_directory=True)
+    render.write(overrides, target)
+    return target
+
+
+def run_locust(grpc_url: str, users: list[str], viewers: int, seconds: int, csv_prefix: Path, priority: int) -> dict:
+    fixed = sum(1 for u in users if u != "HomePageViewer")
+    command = [
+        sys.executable, "-m", "locust", "-f", "perf/load/scenarios.py", "--host", grpc_url, "--headless",
+        "-u", str(viewers + fixed), "-r", str(viewers + fixed), "-t", f"{seconds}s",
+        "--csv", str(csv_prefix), "--only-summary", "--stop-timeout", "5", *users,
+    ]  # fmt: skip
+    env = {**os.environ, "MARQUEE_BATCH_PRIORITY": str(priority)}
+    try:
+        subprocess.run(command, env=env, timeout=seconds + 60, check=False, capture_output=True)
+    except subprocess.TimeoutExpired:
+        pass  # locust sometimes lingers after writing its CSV; the figures are already there
+    stats_file = Path(f"{csv_prefix}_stats.csv")
+    if not stats_file.is_file():
+        raise RuntimeError(f"locust wrote no statistics ({stats_file}); command: {' '.join(command)}")
+    with stats_file.open() as f:
+        return {row["Name"]: _row(row) for row in csv.DictReader(f) if row["Name"] != "Aggregated"}
+
+
+def _row(row: dict) -> dict:
+    return {
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "requests_per_s": float(row["Requests/s"]),
+        "p50_ms": float(row["50%"]),
+        "p99_ms": float(row["99%"]),
+    }
+
+
+def measure(condition: Condition, base: Path, viewers: int, seconds: int, workdir: Path) -> dict:
+    overrides = tuned_specs() if condition.tuned else []
+    repository = variant_repository(base, workdir / condition.name / "repository", overrides)
+    ready, _ = exported_models(repository)
+    models = [m for m in ROUTE_MODELS + (BACKGROUND_MODELS if condition.background else ()) if m in ready]
+    extra = ("--rate-limit=execution_count", f"--rate-limit-resource={BATCH_RESOURCE}:1") if condition.tuned else ()
+    users = ["HomePageViewer", *(BATCH_USERS if condition.background else ())]
+    with TritonServer(repository, free_ports(), models=models, extra_args=extra) as server:
+        warm_up_recommend(server.grpc_url, pages=40)
+        before = pages_counter(server.metrics_url)
+        started = time.time()
+        stats = run_locust(
+            server.grpc_url, users, viewers, seconds, workdir / condition.name / "locust",
+            BATCH_PRIORITY if condition.tuned else 0,
+        )  # fmt: skip
+        after = pages_counter(server.metrics_url)
+    pages = {k: after[k] - before[k] for k in after}
+    total = sum(pages.values())
+    return {
+        "condition": dataclasses.asdict(condition),
+        "models": models,
+        "server_args": list(extra),
+        "config_overrides": {spec.name: render.config_dict(spec) for spec in overrides},
+        "wall_s": round(time.time() - started, 1),
+        "locust": stats,
+        "recommend_pages": pages,
+        "degraded_share": pages["true"] / total if total else None,
+    }
+
+
+def summary_table(report: dict) -> Table:
+    table = Table(title=f"recommend during a surge ({report['viewers']} viewers x 4 pages/s)")
+    for column in ("condition", "pages/s", "p50 ms", "p99 ms", "degraded", "failures", "batch requests/s"):
+        table.add_column(column, justify="right")
+    for name, result in report["conditions"].items():
+        page = result["locust"].get("recommend", {})
+        batch = ", ".join(
+            f"{label.split(':')[1].split()[0]} {row['requests_per_s']:.0f}"
+            for label, row in result["locust"].items()
+            if label.startswith("batch:")
+        )
+        table.add_row(
+            name,
+            f"{page.get('requests_per_s', 0):.1f}",
+            f"{page.get('p50_ms', 0):.0f}",
+            f"{page.get('p99_ms', 0):.0f}",
+            f"{result['degraded_share']:.1%}" if result["degraded_share"] is not None else "-",
+            str(page.get("failures", 0)),
+            batch or "-",
+        )
+    return table
+
+
+def plot(report: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    names = list(report["conditions"])
+    p50 = [report["conditions"][n]["locust"]["recommend"]["p50_ms"] for n in names]
+    p99 = [report["conditions"][n]["locust"]["recommend"]["p99_ms"] for n in names]
+    degraded = [100 * (report["conditions"][n]["degraded_share"] or 0) for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    xs = range(len(names))
+    left.bar([x - 0.2 for x in xs], p50, 0.4, label="p50")
+    left.bar([x + 0.2 for x in xs], p99, 0.4, label="p99")
+    left.set_xticks(list(xs), names)
+    left.set_ylabel("recommend latency (ms, locust, client side)")
+    left.legend()
+    right.bar(list(xs), degraded, 0.5, color="tab:red")
+    right.set_xticks(list(xs), names)
+    right.set_ylabel("degraded pages (%)")
+    machine = report["machine"]
+    fig.suptitle(
+        f"Live-event surge, {report['viewers']} viewers: {machine['cpu']}, {machine['cores']} cores, "
+        f"{machine['date'][:10]}"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--viewers", type=int, default=6, help="home-page viewers, 4 pages/s each")
+    parser.add_argument("--seconds", type=int, default=30, help="locust run per condition")
+    parser.add_argument("--repository", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("perf/reports/surge.json"))
+    args = parser.parse_args()
+    base = (args.repository or model_repository()).resolve()
+    missing = [m for m in ROUTE_MODELS if m not in exported_models(base)[0]]
+    if missing:
+        raise SystemExit(f"not exported: {missing}; run `marquee export ranker` and `marquee export recommend`")
+    report = {"benchmark": "surge", "machine": machine_info(), "viewers": args.viewers, "seconds": args.seconds}
+    report["conditions"] = {}
+    with tempfile.TemporaryDirectory(prefix="marquee-surge-") as tmp:
+        for condition in CONDITIONS:
+            with console.status(f"{condition.name}: {args.seconds} s of locust ..."):
+                report["conditions"][condition.name] = measure(condition, base, args.viewers, args.seconds, Path(tmp))
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2) + "\n")
+    console.print(summary_table(report))
+    image = plot(report, args.out.with_suffix(".png"))
+    console.print(f"report: {args.out}" + (f", plot: {image}" if image else " (no plot: matplotlib missing)"))
+
+
+if __name__ == "__main__":
+    main()
