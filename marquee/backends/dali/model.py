@@ -163,7 +163,11 @@ def _dali_reason(error: Exception) -> str:
     """DALI's own reason, from its multi-line message (the lines after "encountered:")."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if "encountered:" in lines:
-        reason = [line for line in lines[lines.index("encountered:") + 1 :] if "no longer valid" not in line]
+        reason = [
+            line
+            for line in lines[lines.index("encountered:") + 1 :]
+            if "no longer valid" not in line and not line.startswith("C++ context")  # DALI's source location
+        ]
         if reason:
             return " ".join(reason).rstrip(" :")[:300]
     return (lines or [type(error).__name__])[-1][:300]
