@@ -34,27 +34,38 @@ from marquee.paths import cache_dir
 from marquee.specs.moderation_text import MODERATE_TEXT, TEXT_MODERATION_MODELS
 
 REPORTS = Path(__file__).resolve().parent / "reports"
-FULL_BAND_ROUTE = "moderate_text_full_band"
 CONFIGURATIONS = ("served_cascade", "served_all_stage2", "pytorch_cascade", "pytorch_all_stage2")
 
 
-def prepare_repository() -> Path:
-    """Text models exported (content-hash cached) plus a route variant whose band is [0, block)."""
-    import dataclasses
+# Route variants that differ from the shipped one only in the policy's ambiguous band:
+# every text below the lexical block line through stage 2, and the cost-saving band.
+FULL_BAND_ROUTE = "moderate_text_full_band"
+NARROW_BAND_ROUTE = "moderate_text_narrow_band"
+NARROW_BAND = (0.10, 0.90)
 
+
+def prepare_repository() -> Path:
+    """Text models exported (content-hash cached) plus the two band variants of the route."""
     from export.moderation.text_pipeline import export_text_moderation
 
     repository = cache_dir() / "repositories" / "moderation_text"
     export_text_moderation(repository)
-    variant = dataclasses.replace(MODERATE_TEXT, name=FULL_BAND_ROUTE)
-    render.write([variant], repository)
-    target = repository / FULL_BAND_ROUTE / "1"
+    block = load_policy(default_policy_path()).text.categories["profanity"].block
+    _band_variant(repository, FULL_BAND_ROUTE, (0.0, block))
+    _band_variant(repository, NARROW_BAND_ROUTE, NARROW_BAND)
+    return repository
+
+
+def _band_variant(repository: Path, name: str, band: tuple[float, float]) -> None:
+    import dataclasses
+
+    render.write([dataclasses.replace(MODERATE_TEXT, name=name)], repository)
+    target = repository / name / "1"
     shutil.copytree(repository / MODERATE_TEXT.name / "1", target, dirs_exist_ok=True)
     policy = yaml.safe_load((target / "policy.yaml").read_text())
-    policy["version"] = "bench-full-band"
-    policy["text"]["ambiguous_band"] = [0.0, policy["text"]["categories"]["profanity"]["block"]]
+    policy["version"] = f"bench-{name}"
+    policy["text"]["ambiguous_band"] = list(band)
     (target / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
-    return repository
 
 
 def moderate(client, texts: list[str], model: str = MODERATE_TEXT.name) -> tuple[list[str], list[dict]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from export.moderation.text_quality import cascade_quality, stage2_quality
 from marquee.moderation.policy import default_policy_path, load_policy
 from marquee.specs.moderation_text import MAX_TEXTS, MODERATE_TEXT, TEXT_CLASSES, TEXT_CLASSIFIER_INT8
-from perf.bench_moderation_text import FULL_BAND_ROUTE, moderate, prepare_repository
+from perf.bench_moderation_text import FULL_BAND_ROUTE, NARROW_BAND, NARROW_BAND_ROUTE, moderate, prepare_repository
 
 REPORT = Path(__file__).resolve().parent / "reports" / "moderation_text_quality.json"
 
@@ -46,6 +46,7 @@ def main() -> None:
     with TritonServer(repository, free_ports()) as server:
         cascade = served_decisions(server.grpc_url, MODERATE_TEXT.name, texts)
         full_band = served_decisions(server.grpc_url, FULL_BAND_ROUTE, texts)
+        narrow_band = served_decisions(server.grpc_url, NARROW_BAND_ROUTE, texts)
     probabilities = onnx_probabilities(repository / TEXT_CLASSIFIER_INT8.name / "1" / "model.onnx", texts)
     predicted = [TEXT_CLASSES[i] for i in probabilities.argmax(1)]
     report = {
@@ -60,6 +61,7 @@ def main() -> None:
         },
         "cascade_served_shipped_policy": cascade_quality(labels, *cascade),
         "cascade_served_full_band": cascade_quality(labels, *full_band),
+        f"cascade_served_narrow_band_{NARROW_BAND[0]:.2f}_{NARROW_BAND[1]:.2f}": cascade_quality(labels, *narrow_band),
         "stage2_alone_int8": stage2_quality(labels, predicted),
     }
     REPORT.parent.mkdir(exist_ok=True)
