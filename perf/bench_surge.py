@@ -162,6 +162,27 @@ def measure(condition: Condition, base: Path, viewers: int, seconds: int, workdi
     }
 
 
+def combine(results: list[dict]) -> dict:
+    """Median over rounds of each figure (the rounds themselves are kept in `rounds`)."""
+    import statistics
+
+    names = {name for result in results for name in result["locust"]}
+    locust = {
+        name: {
+            key: statistics.median(r["locust"][name][key] for r in results if name in r["locust"])
+            for key in ("requests", "failures", "requests_per_s", "p50_ms", "p99_ms")
+        }
+        for name in names
+    }
+    shares = [r["degraded_share"] for r in results if r["degraded_share"] is not None]
+    return {
+        **{k: results[0][k] for k in ("condition", "models", "server_args", "config_overrides")},
+        "locust": locust,
+        "degraded_share": statistics.median(shares) if shares else None,
+        "rounds": [{k: r[k] for k in ("wall_s", "locust", "recommend_pages", "degraded_share")} for r in results],
+    }
+
+
 def summary_table(report: dict) -> Table:
     table = Table(title=f"recommend during a surge ({report['viewers']} viewers x 4 pages/s)")
     for column in ("condition", "pages/s", "p50 ms", "p99 ms", "degraded", "failures", "batch requests/s"):
@@ -221,7 +242,8 @@ def plot(report: dict, path: Path) -> Path | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", type=int, default=6, help="home-page viewers, 4 pages/s each")
-    parser.add_argument("--seconds", type=int, default=30, help="locust run per condition")
+    parser.add_argument("--seconds", type=int, default=30, help="locust run per condition and round")
+    parser.add_argument("--rounds", type=int, default=2, help="each condition runs once per round")
     parser.add_argument("--repository", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=Path("perf/reports/surge.json"))
     args = parser.parse_args()
@@ -229,12 +251,23 @@ def main() -> None:
     missing = [m for m in ROUTE_MODELS if m not in exported_models(base)[0]]
     if missing:
         raise SystemExit(f"not exported: {missing}; run `marquee export ranker` and `marquee export recommend`")
-    report = {"benchmark": "surge", "machine": machine_info(), "viewers": args.viewers, "seconds": args.seconds}
-    report["conditions"] = {}
+    report = {
+        "benchmark": "surge",
+        "machine": machine_info(),
+        "viewers": args.viewers,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+    }
+    runs: dict[str, list[dict]] = {c.name: [] for c in CONDITIONS}
     with tempfile.TemporaryDirectory(prefix="marquee-surge-") as tmp:
-        for condition in CONDITIONS:
-            with console.status(f"{condition.name}: {args.seconds} s of locust ..."):
-                report["conditions"][condition.name] = measure(condition, base, args.viewers, args.seconds, Path(tmp))
+        # Conditions alternate round by round, so slow drift on a shared host (other
+        # jobs, thermal) lands on all three alike instead of on whichever ran last.
+        for round_number in range(args.rounds):
+            for condition in CONDITIONS:
+                workdir = Path(tmp) / f"round{round_number}"
+                with console.status(f"round {round_number + 1}/{args.rounds}, {condition.name}: {args.seconds} s ..."):
+                    runs[condition.name].append(measure(condition, base, args.viewers, args.seconds, workdir))
+            report["conditions"] = {name: combine(results) for name, results in runs.items() if results}
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2) + "\n")
     console.print(summary_table(report))
