@@ -1,0 +1,199 @@
+"""Specs of Whisper speech recognition (tiny.en, shipped as CTranslate2 weights).
+
+transcribe / transcribe_int8 (Python BLS: windows, batching, greedy decoding, segments)
+  ├─ audio_features        (DALI, marquee/specs/audio.py) bytes -> whole-clip log-mel
+  ├─ whisper_encoder_fp32  (ONNX, dynamically batched across clips and requests)
+  │  whisper_encoder_int8    30 s log-mel -> cross-attention keys/values of every layer
+  └─ whisper_decoder_fp32  (ONNX, run in the route's process, see below)
+     whisper_decoder_int8    one step: tokens + self-attention cache -> logits, new cache
+
+Why the decoder runs inside the route rather than through BLS: every decoder step reads
+all cross-attention keys/values (4 layers x 2 x 1500 x 384 floats = 18 MB per clip) and
+the growing self-attention cache. Passed through BLS, that would cross process
+boundaries ~100 times per window. In-process, the caches stay ONNX Runtime values that
+each step hands to the next. The decoder models are still served (their configs load
+the same files), so a client or a GPU host can call them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marquee.specs.base import (
+    DataType,
+    DynamicBatching,
+    InstanceGroup,
+    LatencyBudget,
+    ModelSpec,
+    Precision,
+    TensorSpec,
+    Tolerance,
+)
+
+FAMILY = "transcription"
+
+
+@dataclass(frozen=True)
+class WhisperDims:
+    n_mels: int = 80
+    n_frames: int = 3000  # 30 s of 10 ms frames
+    n_audio_ctx: int = 1500
+    d_model: int = 384
+    n_heads: int = 6
+    n_layers: int = 4  # decoder layers (each has its own cross-attention keys/values)
+    n_vocab: int = 51864
+    n_text_ctx: int = 448
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+
+TINY_EN = WhisperDims()
+
+
+@dataclass(frozen=True)
+class TranscribeLimits:
+    # Longest clip a request may carry. A 2-hour clip is 240 windows; the route decodes
+    # it in one request (minutes of CPU), so clients should set a long timeout.
+    max_duration_s: float = 2 * 60 * 60
+    max_clips: int = 64  # clips per request
+    encoder_batch: int = 8  # windows per encoder call (also the encoder's max_batch_size)
+
+
+LIMITS = TranscribeLimits()
+
+
+def cross_kv_tensors(dims: WhisperDims) -> tuple[TensorSpec, ...]:
+    """Per decoder layer: keys pre-transposed [heads, head_dim, 1500] (so q @ K needs no
+    transpose at every step) and values [heads, 1500, head_dim]."""
+    tensors = []
+    for layer in range(dims.n_layers):
+        tensors.append(TensorSpec(f"cross_k_{layer}", DataType.FP32, (dims.n_heads, dims.head_dim, dims.n_audio_ctx)))
+        tensors.append(TensorSpec(f"cross_v_{layer}", DataType.FP32, (dims.n_heads, dims.n_audio_ctx, dims.head_dim)))
+    return tuple(tensors)
+
+
+def self_kv_tensors(dims: WhisperDims, prefix: str, length_axis: str) -> tuple[TensorSpec, ...]:
+    return tuple(
+        TensorSpec(f"{prefix}_{kind}_{layer}", DataType.FP32, (dims.n_heads, length_axis, dims.head_dim))
+        for layer in range(dims.n_layers)
+        for kind in ("k", "v")
+    )
+
+
+def encoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims = TINY_EN) -> ModelSpec:
+    return ModelSpec(
+        name=f"whisper_encoder_{precision.value}",
+        family=FAMILY,
+        precision=precision,
+        description=f"Whisper tiny.en encoder + every decoder layer's cross-attention K/V ({precision.value.upper()})",
+        inputs=(
+            TensorSpec(
+                "input_features", DataType.FP32, (dims.n_mels, dims.n_frames), description="30 s normalised log-mel"
+            ),
+        ),
+        outputs=(
+            TensorSpec("encoder_hidden", DataType.FP32, (dims.n_audio_ctx, dims.d_model)),
+            *cross_kv_tensors(dims),
+        ),
+        max_batch_size=LIMITS.encoder_batch,
+        # Windows of concurrent requests share an encoder call; a window costs ~0.3 s of
+        # CPU, so a few ms of waiting is cheap.
+        dynamic_batching=DynamicBatching(max_queue_delay_us=5_000),
+        instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
+        parameters={"intra_op_thread_count": "2", "inter_op_thread_count": "1"},
+        tolerance=tolerance,
+        budget=LatencyBudget(perf_latency_p99_us=2_000_000),
+    )
+
+
+def decoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims = TINY_EN) -> ModelSpec:
+    return ModelSpec(
+        name=f"whisper_decoder_{precision.value}",
+        family=FAMILY,
+        precision=precision,
+        description=(
+            f"Whisper tiny.en decoder step with self-attention cache ({precision.value.upper()}); "
+            "past_length may be 0 (first step)"
+        ),
+        inputs=(
+            TensorSpec(
+                "input_ids", DataType.INT64, ("tokens",), description="new tokens (1 per step after the prompt)"
+            ),
+            *cross_kv_tensors(dims),
+            *self_kv_tensors(dims, "past", "past_length"),
+        ),
+        outputs=(
+            TensorSpec("logits", DataType.FP32, (dims.n_vocab,), description="next-token logits of the last position"),
+            *self_kv_tensors(dims, "present", "present_length"),
+        ),
+        max_batch_size=LIMITS.encoder_batch,
+        dynamic_batching=None,
+        instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
+        parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+        tolerance=tolerance,
+        budget=LatencyBudget(perf_latency_p99_us=20_000),
+    )
+
+
+# FP32 ONNX vs PyTorch: the same arithmetic reordered. Measured on an espeak sentence:
+# encoder hidden max 6e-4 / mean 2e-6, decoder logits max 4e-5; greedy tokens identical.
+WHISPER_ENCODER_FP32 = encoder_spec(Precision.FP32, Tolerance(atol=2e-3, mean_atol=1e-4))
+WHISPER_DECODER_FP32 = decoder_spec(Precision.FP32, Tolerance(atol=2e-3, mean_atol=1e-4))
+# Dynamic INT8 (MatMul weights per channel with reduce_range, activations per call):
+# measured encoder hidden mean 0.10 (max 15 on Whisper's few outlier channels) and decoder
+# logits mean 0.33 / max 2.3. The transcript is what matters, checked as a WER delta
+# (`INT8_MAX_WER_DELTA`); the logit tolerances only catch a broken quantization.
+WHISPER_ENCODER_INT8 = encoder_spec(Precision.INT8, Tolerance(atol=float("inf"), mean_atol=0.25))
+WHISPER_DECODER_INT8 = decoder_spec(Precision.INT8, Tolerance(atol=float("inf"), mean_atol=0.6))
+# INT8 transcripts may differ from FP32 by at most this many WER points on the espeak set.
+INT8_MAX_WER_DELTA = 0.05
+
+
+def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family=FAMILY,
+        precision=encoder.precision,
+        description=(
+            f"speech to timed segments: audio_features -> {encoder.name} -> greedy {decoder.name} with "
+            "timestamps, 30 s windows stitched by Whisper's seek rule"
+        ),
+        backend="python",
+        artifact="model.py",
+        inputs=(TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded WAV/FLAC/OGG, one per clip"),),
+        outputs=(TensorSpec("result", DataType.BYTES, ("clips",), description="one JSON object per clip"),),
+        # The clip list is the batch; the route batches its models itself.
+        max_batch_size=0,
+        dynamic_batching=None,
+        # Two instances: one request's decoding (route process) overlaps another's encoding.
+        instance_groups=(InstanceGroup(count=2, kind="KIND_CPU"),),
+        parameters={
+            "audio_features_model": "audio_features",
+            "encoder_model": encoder.name,
+            "decoder_model": decoder.name,
+            "model_version": "1",
+            "decoder_threads": "1",
+            "rules": "decoding.json",
+            "tokenizer": "tokenizer.json",
+            "max_duration_s": str(LIMITS.max_duration_s),
+            "max_clips": str(LIMITS.max_clips),
+            "encoder_batch": str(LIMITS.encoder_batch),
+        },
+        tolerance=Tolerance(atol=0.0),
+        budget=LatencyBudget(perf_latency_p99_us=30_000_000),
+    )
+
+
+TRANSCRIBE = transcribe_spec("transcribe", WHISPER_ENCODER_FP32, WHISPER_DECODER_FP32)
+TRANSCRIBE_INT8 = transcribe_spec("transcribe_int8", WHISPER_ENCODER_INT8, WHISPER_DECODER_INT8)
+
+WHISPER_MODELS: tuple[ModelSpec, ...] = (
+    WHISPER_ENCODER_FP32,
+    WHISPER_ENCODER_INT8,
+    WHISPER_DECODER_FP32,
+    WHISPER_DECODER_INT8,
+    TRANSCRIBE,
+    TRANSCRIBE_INT8,
+)
