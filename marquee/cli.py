@@ -341,8 +341,9 @@ def perf_gate(
     """Short perf_analyzer runs against perf/budgets.yaml and the baseline; exit 1 on a breach."""
     import json
 
+    from marquee import serving
     from marquee.server import TritonServer, free_ports
-    from perf.gate import load_budgets, read_baseline, run_gate, write_baseline
+    from perf.gate import load_budgets, models_to_serve, read_baseline, run_gate, write_baseline
     from perf.perf_analyzer import locate
 
     budgets = load_budgets()
@@ -358,13 +359,17 @@ def perf_gate(
     if url:
         result = run_gate(analyzer, url, repo, budgets, read_baseline())
     else:
-        with TritonServer(repo, free_ports(), models=list(budgets["models"])) as server:
+        with TritonServer(repo, free_ports(), models=models_to_serve(budgets)) as server:
+            if "recommend" in budgets["models"]:
+                serving.warm_up_recommend(server.grpc_url)
             result = run_gate(analyzer, server.grpc_url, repo, budgets, read_baseline())
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     for m in result.measurements:
-        ratios = ", ".join(f"{k} {v:.2f}" for k, v in m.ratios.items())
-        console.print(f"{m.model} (batch {m.batch_size}, c={m.concurrency}): {ratios}")
+        figures = ", ".join(f"{k} {v:.2f}" for k, v in m.ratios.items()) or (
+            f"p99 {m.served['perf_latency_p99'] / 1000:.1f} ms, {m.served['perf_throughput']:,.0f} infer/s"
+        )
+        console.print(f"{m.model} (batch {m.batch_size}, c={m.concurrency}): {figures}")
     if update_baseline:
         console.print(f"baseline written: {write_baseline(result)}")
         return

@@ -30,13 +30,16 @@ class ModelMeasurement:
     batch_size: int
     concurrency: int
     served: dict  # PerfRow fields
-    reference_batch_ms: float  # median
-    reference_rows_per_s: float
-    reference_p99_ms: float
+    # In-process reference of the same ONNX file; None for routes (absolute budgets).
+    reference_batch_ms: float | None  # median
+    reference_rows_per_s: float | None
+    reference_p99_ms: float | None
     attempts: int = 1  # how many measurements it took (see run_gate)
 
     @property
     def ratios(self) -> dict[str, float]:
+        if self.reference_batch_ms is None:
+            return {}
         # The denominator is the in-process *median*: its p99 on a shared 2-core host is
         # mostly scheduler stalls (5x the median was seen), which would make the ratio
         # noise. Stalls in the served p99 are handled by re-measuring (run_gate).
@@ -57,6 +60,8 @@ class ModelMeasurement:
         }
         worst = max(parts, key=parts.get)
         listing = ", ".join(f"{k} {v / 1000:.2f} ms" for k, v in parts.items())
+        if self.reference_batch_ms is None:
+            return f"most time in {worst} ({listing})"
         return (
             f"most time in {worst} ({listing}); in-process reference {self.reference_batch_ms:.2f} ms "
             f"per batch (p99 {self.reference_p99_ms:.2f} ms)"
@@ -83,10 +88,21 @@ class GateResult:
 def load_budgets(path: Path = BUDGETS) -> dict:
     budgets = yaml.safe_load(Path(path).read_text())
     for name, entry in budgets.get("models", {}).items():
-        for key in ("reference_onnx", "load", "cpu"):
-            if key not in entry:
-                raise ValueError(f"{path}: model `{name}` lacks `{key}`")
+        if "load" not in entry:
+            raise ValueError(f"{path}: model `{name}` lacks `load`")
+        if ("cpu" in entry) != ("reference_onnx" in entry):
+            raise ValueError(f"{path}: model `{name}`: `cpu` ratio budgets need `reference_onnx`, and only they")
+        if "cpu" not in entry and "cpu_absolute" not in entry:
+            raise ValueError(f"{path}: model `{name}` needs `cpu` (ratios) or `cpu_absolute` budgets")
     return budgets
+
+
+def models_to_serve(budgets: dict) -> list[str]:
+    """Budgeted models plus what they call (a route needs its stages loaded)."""
+    names = []
+    for name, entry in budgets["models"].items():
+        names += [name, *entry.get("serve_with", [])]
+    return list(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,9 @@ def _zeros(node, batch_size: int) -> np.ndarray:
 ZERO_DATA = ("--input-data", "zero")
 
 
-def measure_served(analyzer: PerfAnalyzer, grpc_url: str, model: str, batch: int, concurrency: int) -> PerfRow:
+def measure_served(
+    analyzer: PerfAnalyzer, grpc_url: str, model: str, batch: int, concurrency: int, extra: tuple[str, ...] = ZERO_DATA
+) -> PerfRow:
     (row,) = analyzer.measure(
         model,
         grpc_url,
@@ -137,7 +155,7 @@ def measure_served(analyzer: PerfAnalyzer, grpc_url: str, model: str, batch: int
         interval_ms=1500,
         stability_percent=30,
         max_trials=8,
-        extra=ZERO_DATA,
+        extra=extra,
         timeout_s=300,
     )
     return row
@@ -149,7 +167,19 @@ def evaluate(measurements: list[ModelMeasurement], budgets: dict, baseline: dict
     margin = float(budgets.get("noise_margin", 0.25))
     for m in measurements:
         ratios = m.ratios
-        for metric, bound in budgets["models"][m.model]["cpu"].items():
+        # Routes enforce their own per-stage deadlines, so their budget is the product's
+        # SLO itself, on any host (microseconds / inferences per second, as perf_analyzer).
+        for metric, bound in budgets["models"][m.model].get("cpu_absolute", {}).items():
+            value = m.served[metric]
+            if "max" in bound and value > bound["max"]:
+                result.breaches.append(
+                    f"{m.model}: {metric} {value:,.0f} > budget {bound['max']:,}; {m.where_time_went()}"
+                )
+            if "min" in bound and value < bound["min"]:
+                result.breaches.append(
+                    f"{m.model}: {metric} {value:,.1f} < budget {bound['min']:,}; {m.where_time_went()}"
+                )
+        for metric, bound in budgets["models"][m.model].get("cpu", {}).items():
             value = ratios[metric]
             if "max" in bound and value > bound["max"]:
                 result.breaches.append(
@@ -220,17 +250,27 @@ def best_attempt(measure, count_breaches, attempts: int) -> ModelMeasurement:
 def _measure_model(
     analyzer, grpc_url, repository: Path, name: str, entry: dict, served_names: dict
 ) -> ModelMeasurement:
+    import tempfile
+
+    from perf.inputs import input_args
+
     load = entry["load"]
-    reference = reference_speed(repository / entry["reference_onnx"], load["batch_size"])
-    served = measure_served(analyzer, grpc_url, served_names.get(name, name), load["batch_size"], load["concurrency"])
+    served_name = served_names.get(name, name)
+    reference = None
+    if "reference_onnx" in entry:
+        reference = reference_speed(repository / entry["reference_onnx"], load["batch_size"])
+    with tempfile.TemporaryDirectory() as tmp:
+        # Routes need valid requests (ids in range, n >= 1); models take zero-filled ones.
+        extra = tuple(input_args(served_name, repository, Path(tmp))) or ZERO_DATA
+        served = measure_served(analyzer, grpc_url, served_name, load["batch_size"], load["concurrency"], extra)
     return ModelMeasurement(
         name,
         load["batch_size"],
         load["concurrency"],
         asdict(served),
-        reference.batch_ms,
-        reference.rows_per_s,
-        reference.p99_ms,
+        reference.batch_ms if reference else None,
+        reference.rows_per_s if reference else None,
+        reference.p99_ms if reference else None,
     )
 
 

@@ -71,3 +71,17 @@ def test_a_persistent_regression_keeps_failing_and_reports_its_best_attempt():
     best = best_attempt(measure, judge, attempts=3)
     assert best.breach_count == 1
     assert best.attempts == 3
+
+
+def test_route_budgets_are_absolute_and_name_where_time_went():
+    budgets = {"models": {"route": {"cpu_absolute": {"perf_latency_p99": {"max": 30_000}}}}}
+    route = measurement(p99_us=41_000, throughput=150.0, queue_us=25_000)
+    route.model, route.reference_batch_ms, route.reference_rows_per_s, route.reference_p99_ms = "route", None, None, None
+    result = evaluate([route], budgets, baseline={"route": {}})
+    assert route.ratios == {}
+    assert result.breaches == [
+        "route: perf_latency_p99 41,000 > budget 30,000; most time in server queue (server queue 25.00 ms, "
+        "server compute (input+infer+output) 1.02 ms, network + server send/recv 0.05 ms, client send/recv 0.00 ms)"
+    ]
+    route.served["perf_latency_p99"] = 20_000
+    assert evaluate([route], budgets, None).passed
