@@ -12,6 +12,7 @@ import typer
 from marquee.console import configure_logging, console
 from marquee.errors import MarqueeError
 from marquee.moderation.cli import moderate, moderation_app, quarantine_app
+from marquee.transcription.cli import transcribe
 
 app = typer.Typer(help="Marquee: media AI on NVIDIA Triton Inference Server.", no_args_is_help=True)
 export_app = typer.Typer(help="Export models into the model repository.", no_args_is_help=True)
@@ -21,6 +22,7 @@ app.add_typer(perf_app, name="perf")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(quarantine_app, name="quarantine")
 app.command("moderate")(moderate)
+app.command("transcribe")(transcribe)
 
 RepositoryOption = Annotated[
     Path | None, typer.Option("--repository", "-r", help="Model repository (default: ./model_repository).")

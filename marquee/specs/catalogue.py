@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from marquee.errors import UnknownModelError
+from marquee.specs.audio import AUDIO_MODELS
 from marquee.specs.base import ModelSpec
 from marquee.specs.moderation_image import IMAGE_MODERATION_MODELS
 from marquee.specs.moderation_text import TEXT_MODERATION_MODELS
@@ -11,7 +12,14 @@ from marquee.specs.recommend import RECOMMEND_MODELS
 
 CATALOGUE: dict[str, ModelSpec] = {
     spec.name: spec
-    for spec in (RANKER_FP32, RANKER_INT8, *RECOMMEND_MODELS, *TEXT_MODERATION_MODELS, *IMAGE_MODERATION_MODELS)
+    for spec in (
+        RANKER_FP32,
+        RANKER_INT8,
+        *RECOMMEND_MODELS,
+        *TEXT_MODERATION_MODELS,
+        *IMAGE_MODERATION_MODELS,
+        *AUDIO_MODELS,
+    )
 }
 
 
