@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from clients.base import AsyncModelClient, ModelClient, Protocol
@@ -33,8 +35,13 @@ class RankerClient(ModelClient):
         precision: Precision | str = Precision.FP32,
         timeout_s: float = 2.0,
         priority: int = 0,
+        model: str | None = None,
     ):
-        super().__init__(_spec(precision), url, protocol, timeout_s, priority)
+        """model: another deployment of the same ranker (a batch-only copy, say)."""
+        spec = _spec(precision)
+        if model:
+            spec = dataclasses.replace(spec, name=model)
+        super().__init__(spec, url, protocol, timeout_s, priority)
 
     def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return self.infer(categorical=categorical, dense=dense)["probability"][:, 0]

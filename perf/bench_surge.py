@@ -10,13 +10,18 @@ Three runs of the same locust load (perf/load/scenarios.py), each on a fresh ser
 3. background, tuned: the same load, with
    - priority levels on `ranker_int8`: the route's calls keep the default level 1, batch
      jobs send priority 2, so a page's ranking never waits behind a 1024-row batch;
+   - instance placement: the rescoring job moves to `ranker_int8_batch`, a deployment
+     of the same ONNX file with instances of its own, so a 1024-row batch never holds
+     the instance a page is waiting for;
    - the rate limiter (`--rate-limit=execution_count`): every batch-only model needs the
      one `batch_cores` resource, so at most one batch execution runs at a time and a
      core stays free for interactive work;
    - a queue policy on the batch models: a bounded queue, so a backlog waits in the
      client (or the durable moderation queue) instead of inside Triton.
-Records recommend's p50/p99 from locust, the share of degraded pages from the route's
-metric, and each batch job's throughput (what the tuning costs them).
+Records recommend's p50/p99 twice: client side (locust, which shares the 2 cores and
+adds its own stalls) and server side (Triton's latency summaries,
+`--metrics-config=summary_latencies=true`); the share of degraded pages from the route's
+metric; and each batch job's throughput (what the tuning costs them).
 Writes perf/reports/surge.json and surge.png. Not a test: it takes several minutes.
 """
 
@@ -53,6 +58,8 @@ BACKGROUND_MODELS = ("ranker_fp32", "profanity_lexical", "text_classifier_int8",
 BATCH_USERS = ("CatalogueRescoringJob", "TranscriptionStandIn", "ModerationBatchJob")
 BATCH_RESOURCE = "batch_cores"
 BATCH_PRIORITY = 2  # the low level of ranker_int8's two priority levels
+BATCH_RANKER = "ranker_int8_batch"  # the rescoring job's own deployment when tuned
+SUMMARY_LATENCIES = "--metrics-config=summary_latencies=true"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +96,9 @@ def tuned_specs() -> list[ModelSpec]:
     )
     # Only leaf models are rate limited: a BLS route holding the resource while waiting
     # for a child that needs it would deadlock.
-    return [ranker, *(_batch_only(spec) for spec in (RANKER_FP32, PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8))]
+    batch_ranker = dataclasses.replace(RANKER_INT8, name=BATCH_RANKER)
+    batch_models = (batch_ranker, RANKER_FP32, PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8)
+    return [ranker, *(_batch_only(spec) for spec in batch_models)]
 
 
 def variant_repository(base: Path, target: Path, overrides: list[ModelSpec]) -> Path:
@@ -100,17 +109,22 @@ def variant_repository(base: Path, target: Path, overrides: list[ModelSpec]) -> 
         for version in (p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
             (target / model_dir.name / version.name).symlink_to(version.resolve(), target_is_directory=True)
     render.write(overrides, target)
+    for spec in overrides:  # a new deployment of an existing model shares its files
+        source = base / spec.name
+        if not source.is_dir():
+            twin = next(name for name in os.listdir(base) if spec.name.startswith(name + "_"))
+            (target / spec.name / "1").symlink_to((base / twin / "1").resolve(), target_is_directory=True)
     return target
 
 
-def run_locust(grpc_url: str, users: list[str], viewers: int, seconds: int, csv_prefix: Path, priority: int) -> dict:
+def run_locust(grpc_url: str, users: list[str], viewers: int, seconds: int, csv_prefix: Path, env: dict) -> dict:
     fixed = sum(1 for u in users if u != "HomePageViewer")
     command = [
         sys.executable, "-m", "locust", "-f", "perf/load/scenarios.py", "--host", grpc_url, "--headless",
         "-u", str(viewers + fixed), "-r", str(viewers + fixed), "-t", f"{seconds}s",
         "--csv", str(csv_prefix), "--only-summary", "--stop-timeout", "5", *users,
     ]  # fmt: skip
-    env = {**os.environ, "MARQUEE_BATCH_PRIORITY": str(priority)}
+    env = {**os.environ, **env}
     try:
         subprocess.run(command, env=env, timeout=seconds + 60, check=False, capture_output=True)
     except subprocess.TimeoutExpired:
@@ -136,18 +150,22 @@ def measure(condition: Condition, base: Path, viewers: int, seconds: int, workdi
     overrides = tuned_specs() if condition.tuned else []
     repository = variant_repository(base, workdir / condition.name / "repository", overrides)
     ready, _ = exported_models(repository)
-    models = [m for m in ROUTE_MODELS + (BACKGROUND_MODELS if condition.background else ()) if m in ready]
-    extra = ("--rate-limit=execution_count", f"--rate-limit-resource={BATCH_RESOURCE}:1") if condition.tuned else ()
+    background = BACKGROUND_MODELS + ((BATCH_RANKER,) if condition.tuned else ())
+    models = [m for m in ROUTE_MODELS + (background if condition.background else ()) if m in ready]
+    extra = (SUMMARY_LATENCIES,)
+    if condition.tuned:
+        extra += ("--rate-limit=execution_count", f"--rate-limit-resource={BATCH_RESOURCE}:1")
+    env = {"MARQUEE_BATCH_PRIORITY": str(BATCH_PRIORITY if condition.tuned else 0)}
+    if condition.tuned:
+        env["MARQUEE_RESCORING_MODEL"] = BATCH_RANKER
     users = ["HomePageViewer", *(BATCH_USERS if condition.background else ())]
     with TritonServer(repository, free_ports(), models=models, extra_args=extra) as server:
         warm_up_recommend(server.grpc_url, pages=40)
         before = pages_counter(server.metrics_url)
         started = time.time()
-        stats = run_locust(
-            server.grpc_url, users, viewers, seconds, workdir / condition.name / "locust",
-            BATCH_PRIORITY if condition.tuned else 0,
-        )  # fmt: skip
+        stats = run_locust(server.grpc_url, users, viewers, seconds, workdir / condition.name / "locust", env)
         after = pages_counter(server.metrics_url)
+        server_side = server_latency(server.metrics_url, "recommend")
     pages = {k: after[k] - before[k] for k in after}
     total = sum(pages.values())
     return {
@@ -159,7 +177,20 @@ def measure(condition: Condition, base: Path, viewers: int, seconds: int, workdi
         "locust": stats,
         "recommend_pages": pages,
         "degraded_share": pages["true"] / total if total else None,
+        "server_side": server_side,
     }
+
+
+def server_latency(metrics_url: str, model: str) -> dict:
+    """p50/p99 of request latency inside Triton (queue + compute), in ms, from its summaries."""
+    import re
+    import urllib.request
+
+    url = metrics_url if metrics_url.startswith("http") else f"http://{metrics_url}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    pattern = rf'nv_inference_request_summary_us{{model="{model}",version="\d+",quantile="([0-9.]+)"}} ([0-9.e+]+)'
+    quantiles = {float(q): float(v) / 1000 for q, v in re.findall(pattern, text)}
+    return {"p50_ms": quantiles.get(0.5), "p99_ms": quantiles.get(0.99)}
 
 
 def combine(results: list[dict]) -> dict:
@@ -175,22 +206,30 @@ def combine(results: list[dict]) -> dict:
         for name in names
     }
     shares = [r["degraded_share"] for r in results if r["degraded_share"] is not None]
+    server_side = {
+        key: statistics.median(values)
+        for key in ("p50_ms", "p99_ms")
+        if (values := [r["server_side"][key] for r in results if r["server_side"].get(key) is not None])
+    }
     return {
         **{k: results[0][k] for k in ("condition", "models", "server_args", "config_overrides")},
         "locust": locust,
         "degraded_share": statistics.median(shares) if shares else None,
-        "rounds": [{k: r[k] for k in ("wall_s", "locust", "recommend_pages", "degraded_share")} for r in results],
+        "server_side": server_side,
+        "rounds": [
+            {k: r[k] for k in ("wall_s", "locust", "recommend_pages", "degraded_share", "server_side")} for r in results
+        ],
     }
 
 
 def summary_table(report: dict) -> Table:
     table = Table(title=f"recommend during a surge ({report['viewers']} viewers x 4 pages/s)")
-    for column in ("condition", "pages/s", "p50 ms", "p99 ms", "degraded", "failures", "batch requests/s"):
+    for column in ("condition", "pages/s", "p50 ms", "p99 ms", "server p99 ms", "degraded", "failures", "batch req/s"):
         table.add_column(column, justify="right")
     for name, result in report["conditions"].items():
         page = result["locust"].get("recommend", {})
         batch = ", ".join(
-            f"{label.split(':')[1].split()[0]} {row['requests_per_s']:.0f}"
+            f"{label.split(':')[1].split()[0][:5]} {row['requests_per_s']:.0f}"
             for label, row in result["locust"].items()
             if label.startswith("batch:")
         )
@@ -199,6 +238,7 @@ def summary_table(report: dict) -> Table:
             f"{page.get('requests_per_s', 0):.1f}",
             f"{page.get('p50_ms', 0):.0f}",
             f"{page.get('p99_ms', 0):.0f}",
+            f"{result['server_side'].get('p99_ms', float('nan')):.1f}",
             f"{result['degraded_share']:.1%}" if result["degraded_share"] is not None else "-",
             str(page.get("failures", 0)),
             batch or "-",

@@ -76,6 +76,7 @@ class _RankerBatchJob(TritonGrpcUser):
     wait_time = constant(0)
     precision = "int8"
     label = ""
+    model_variable = ""  # environment variable naming another deployment to call
 
     def on_start(self) -> None:
         from clients.ranker import RankerClient
@@ -83,7 +84,13 @@ class _RankerBatchJob(TritonGrpcUser):
 
         rows = SyntheticWorld(0).sample(BATCH_ROWS, seed=7)
         self.categorical, self.dense = rows.categorical, rows.dense
-        self.client = RankerClient(self.grpc_url, precision=self.precision, timeout_s=30.0, priority=batch_priority())
+        self.client = RankerClient(
+            self.grpc_url,
+            precision=self.precision,
+            timeout_s=30.0,
+            priority=batch_priority(),
+            model=os.environ.get(self.model_variable) if self.model_variable else None,
+        )
 
     @task
     def score_batch(self) -> None:
@@ -95,6 +102,7 @@ class _RankerBatchJob(TritonGrpcUser):
 
 class CatalogueRescoringJob(_RankerBatchJob):
     precision = "int8"
+    model_variable = "MARQUEE_RESCORING_MODEL"
     label = "batch: catalogue rescoring (ranker_int8 x1024)"
 
 
