@@ -255,15 +255,20 @@ def plot(report: dict, path: Path) -> Path | None:
     except ImportError:
         return None
     names = list(report["conditions"])
-    p50 = [report["conditions"][n]["locust"]["recommend"]["p50_ms"] for n in names]
-    p99 = [report["conditions"][n]["locust"]["recommend"]["p99_ms"] for n in names]
-    degraded = [100 * (report["conditions"][n]["degraded_share"] or 0) for n in names]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    results = [report["conditions"][n] for n in names]
+    bars = {
+        "client p50 (locust)": [r["locust"]["recommend"]["p50_ms"] for r in results],
+        "client p99 (locust)": [r["locust"]["recommend"]["p99_ms"] for r in results],
+        "server p99 (Triton)": [r["server_side"].get("p99_ms", 0) for r in results],
+    }
+    degraded = [100 * (r["degraded_share"] or 0) for r in results]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     xs = range(len(names))
-    left.bar([x - 0.2 for x in xs], p50, 0.4, label="p50")
-    left.bar([x + 0.2 for x in xs], p99, 0.4, label="p99")
+    width = 0.8 / len(bars)
+    for i, (label, values) in enumerate(bars.items()):
+        left.bar([x + (i - 1) * width for x in xs], values, width, label=label)
     left.set_xticks(list(xs), names)
-    left.set_ylabel("recommend latency (ms, locust, client side)")
+    left.set_ylabel("recommend latency (ms)")
     left.legend()
     right.bar(list(xs), degraded, 0.5, color="tab:red")
     right.set_xticks(list(xs), names)
