@@ -1,0 +1,156 @@
+"""Benchmark: Marquee's served `transcribe` (FP32, INT8) vs faster-whisper (int8), same
+weights (Whisper tiny.en), same espeak-ng corpus, same machine, one run.
+
+    .venv/bin/python -m perf.bench_transcription [--concurrency 2] [--clips-per-request 4]
+
+Figure of merit: audio seconds per wall second over the whole corpus, and corpus WER
+(marquee.transcription.wer: errors summed over clips / reference words summed).
+- corpus: the fixed sentences of marquee/transcription/speech.py, read in groups of
+  `--sentences-per-clip` (about 15 s clips), plus one clip over 60 s (three windows);
+- served: clips sent as WAV bytes over gRPC, `--clips-per-request` per request,
+  `--concurrency` requests in flight; includes decoding + resampling + log-mel (DALI),
+  BLS hops and JSON. Thread budget: the encoder runs 2 intra-op threads, each of the
+  route's two instances decodes with 1 thread, all on the same 2 cores;
+- faster-whisper: `WhisperModel(ct2 dir, compute_type="int8", cpu_threads=2)`, clips one
+  after another (its usual use), beam 1, temperature 0 (no fallback), no VAD,
+  condition_on_previous_text=False, timestamps on: the same decoding the route does.
+Each system is warmed up on one clip first. Writes perf/reports/transcription.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPORTS = Path(__file__).resolve().parent / "reports"
+ROUTES = ("transcribe", "transcribe_int8")
+
+
+def corpus(sentences_per_clip: int) -> list:
+    from marquee.transcription import speech
+
+    groups = [speech.SENTENCES[i : i + sentences_per_clip] for i in range(0, len(speech.SENTENCES), sentences_per_clip)]
+    return [speech.synthesize(" ".join(group)) for group in groups] + [speech.long_clip(min_seconds=60)]
+
+
+def prepare_repository() -> Path:
+    from export.audio.pipeline import export_audio_features
+    from export.whisper.pipeline import export_whisper
+    from marquee import render
+    from marquee.paths import cache_dir
+    from marquee.specs.audio import AUDIO_MODELS
+    from marquee.specs.whisper import WHISPER_MODELS
+
+    repository = cache_dir() / "repositories" / "transcription"
+    render.write([*AUDIO_MODELS, *WHISPER_MODELS], repository)
+    export_audio_features(repository)
+    export_whisper(repository)
+    return repository
+
+
+def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
+    from marquee.transcription.wer import word_error_rate
+
+    results = [word_error_rate(r, h) for r, h in zip(references, hypotheses, strict=True)]
+    return sum(r.errors for r in results) / max(1, sum(r.reference_words for r in results))
+
+
+def bench_served(url: str, route: str, clips: list, per_request: int, concurrency: int) -> dict:
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    def call(batch: list) -> list[dict]:
+        with grpcclient.InferenceServerClient(url) as client:
+            items = np.array([clip.wav for clip in batch], dtype=np.object_)
+            tensor = grpcclient.InferInput("audio", [len(items)], "BYTES")
+            tensor.set_data_from_numpy(items)
+            result = client.infer(route, [tensor], client_timeout=3600)
+            return [json.loads(x) for x in result.as_numpy("result")]
+
+    call(clips[:1])  # warm-up
+    batches = [clips[i : i + per_request] for i in range(0, len(clips), per_request)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        answers = [item for batch in pool.map(call, batches) for item in batch]
+    wall = time.perf_counter() - started
+    errors = [a["error"] for a in answers if "error" in a]
+    if errors:
+        raise RuntimeError(f"{route}: {len(errors)} clips failed, first: {errors[0]}")
+    texts = [" ".join(s["text"] for s in a["segments"]) for a in answers]
+    return _figures(clips, texts, wall, {"clips_per_request": per_request, "concurrency": concurrency})
+
+
+def bench_faster_whisper(clips: list, threads: int) -> dict:
+    from faster_whisper import WhisperModel
+
+    from export.whisper.pipeline import default_source
+
+    model = WhisperModel(str(default_source()), device="cpu", compute_type="int8", cpu_threads=threads)
+    options = dict(beam_size=1, temperature=0, vad_filter=False, condition_on_previous_text=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, clip in enumerate(clips):
+            paths.append(Path(tmp) / f"clip{i}.wav")
+            paths[-1].write_bytes(clip.wav)
+        list(model.transcribe(str(paths[0]), **options)[0])  # warm-up
+        started = time.perf_counter()
+        texts = [" ".join(s.text.strip() for s in model.transcribe(str(p), **options)[0]) for p in paths]
+        wall = time.perf_counter() - started
+    return _figures(clips, texts, wall, {"compute_type": "int8", "cpu_threads": threads, "beam_size": 1})
+
+
+def _figures(clips: list, texts: list[str], wall: float, settings: dict) -> dict:
+    audio = sum(clip.duration_s for clip in clips)
+    return {
+        "audio_s": round(audio, 2),
+        "wall_s": round(wall, 2),
+        "audio_s_per_wall_s": round(audio / wall, 2),
+        "wer": round(corpus_wer([c.text for c in clips], texts), 4),
+        "settings": settings,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--clips-per-request", type=int, default=4)
+    parser.add_argument("--sentences-per-clip", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2, help="faster-whisper cpu_threads (the host's cores)")
+    args = parser.parse_args()
+
+    from marquee.server import TritonServer, free_ports
+    from perf.machine import machine_info
+
+    clips = corpus(args.sentences_per_clip)
+    repository = prepare_repository()
+    results = {}
+    with TritonServer(repository, free_ports()) as server:
+        for route in ROUTES:
+            results[f"marquee_{route}"] = bench_served(
+                server.grpc_url, route, clips, args.clips_per_request, args.concurrency
+            )
+            print(route, results[f"marquee_{route}"])
+    results["faster_whisper_int8"] = bench_faster_whisper(clips, args.threads)
+    print("faster-whisper int8", results["faster_whisper_int8"])
+    baseline = results["faster_whisper_int8"]["audio_s_per_wall_s"]
+    report = {
+        "benchmark": "transcription throughput and WER, Whisper tiny.en, espeak-ng corpus",
+        "machine": machine_info(),
+        "corpus": {"clips": len(clips), "audio_s": round(sum(c.duration_s for c in clips), 2)},
+        "results": results,
+        "speedup_vs_faster_whisper_int8": {
+            name: round(r["audio_s_per_wall_s"] / baseline, 3) for name, r in results.items()
+        },
+    }
+    REPORTS.mkdir(exist_ok=True)
+    path = REPORTS / "transcription.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["speedup_vs_faster_whisper_int8"], indent=2), f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
