@@ -8,6 +8,7 @@ The ONNX files are copied as they ship in the nudenet / rapidocr-onnxruntime pac
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import logging
 import shutil
@@ -55,9 +56,12 @@ def nudenet_labels() -> list[str]:
 
 
 def rapidocr_models() -> tuple[Path, Path]:
-    import rapidocr_onnxruntime
-
-    models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    # Locate the package without importing it: only its ONNX files are used, and its
+    # own imports (Pillow, shapely, ...) are not installed (bootstrap.sh uses --no-deps).
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("package rapidocr-onnxruntime is not installed; run ./bootstrap.sh")
+    models = Path(next(iter(spec.submodule_search_locations))) / "models"
     return models / "ch_PP-OCRv4_det_infer.onnx", models / "ch_PP-OCRv4_rec_infer.onnx"
 
 
