@@ -15,7 +15,7 @@ import torch
 
 from export.whisper.convert import SpecialTokens
 from marquee.routes.transcribe.decoding import DecodingRules, WindowDecode, greedy_step, no_speech_probs
-from marquee.routes.transcribe.windows import RawSegment, content_frames, split_window, window_features
+from marquee.routes.transcribe.windows import RawSegment, content_frames, silent_window, split_window, window_features
 
 
 def decoding_rules(tokens: SpecialTokens, suppress: list[int], begin_suppress: list[int]) -> DecodingRules:
@@ -59,8 +59,12 @@ def transcribe_mel(model, mel: np.ndarray, num_samples: int, rules: DecodingRule
     """(segments, per-window results) for a whole clip's normalised log-mel [80, T]."""
     frames = content_frames(num_samples, mel.shape[1])
     seek, segments, windows = 0, [], []
+    clip_max = float(mel[:, :frames].max()) if frames else 0.0
     while seek < frames:
         window, size = window_features(mel, seek, frames)
+        if silent_window(window, size, clip_max):
+            seek += size
+            continue
         state = decode_window(model, window, rules)
         if state.skip_as_silence(rules):
             windows.append(WindowResult(seek, size, state, skipped=True))

@@ -92,11 +92,12 @@ def test_int8_word_error_rate_within_documented_delta_of_fp32(long_results):
 
 def test_bad_clips_get_their_own_errors_and_the_rest_is_transcribed(transcribe_client, speech):
     good = speech.get("The museum is open every day except Monday.")
-    results = transcribe(transcribe_client, [b"", good.wav, b"this is not an audio file", silence_wav(4.0)])
+    silence = silence_wav(65.0)  # three windows, where Whisper alone would "hear" a word
+    results = transcribe(transcribe_client, [b"", good.wav, b"this is not an audio file", silence])
     assert "empty" in results[0]["error"] and "clip 0" in results[0]["error"]
     assert "clip 2" in results[2]["error"] and "audio" in results[2]["error"]
     assert word_error_rate(good.text, _text(results[1])).wer <= MAX_WER
-    assert results[3]["segments"] == [] and results[3]["duration_s"] == pytest.approx(4.0)
+    assert results[3]["segments"] == [] and results[3]["duration_s"] == pytest.approx(65.0)
     # The server still answers normally afterwards.
     (again,) = transcribe(transcribe_client, [good.wav])
     assert again["segments"] == results[1]["segments"]
@@ -120,3 +121,29 @@ def test_too_many_clips_is_a_request_error_naming_the_limit(transcribe_client):
         transcribe(transcribe_client, [b"x"] * (LIMITS.max_clips + 1))
     (after,) = transcribe(transcribe_client, [silence_wav(1.0)])
     assert after["segments"] == []
+
+
+def test_clips_batched_in_one_request_or_concurrent_requests_match_one_by_one(transcribe_triton, speech):
+    """Lockstep decoding (windows leaving the batch at different steps) and the encoder's
+    dynamic batching must not change any clip's transcript."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import tritonclient.grpc as grpcclient
+
+    texts = (
+        "Yes.",
+        "The children built a sandcastle on the beach.",
+        "The orchestra played a beautiful symphony last night. Our team finished the project early.",
+    )
+    clips = [speech.get(text).wav for text in texts]
+
+    def one_request(batch: list[bytes]) -> list[dict]:
+        with grpcclient.InferenceServerClient(transcribe_triton.grpc_url) as client:
+            return transcribe(client, batch)
+
+    alone = [one_request([clip])[0]["segments"] for clip in clips]
+    together = [result["segments"] for result in one_request(clips)]
+    with ThreadPoolExecutor(3) as pool:
+        concurrent = [result[0]["segments"] for result in pool.map(one_request, [[clip] for clip in clips])]
+    assert together == alone
+    assert concurrent == alone

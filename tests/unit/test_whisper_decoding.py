@@ -112,3 +112,16 @@ def test_window_features_zero_pad_the_tail_and_content_ignores_padding_frames():
 
 def test_rules_survive_json():
     assert DecodingRules.from_json(RULES.to_json()) == RULES
+
+
+def test_digitally_silent_or_far_quieter_windows_are_silent():
+    from marquee.routes.transcribe.windows import silent_window
+
+    all_silence = np.full((80, N_FRAMES), -1.5, np.float32)  # log10(1e-10) normalised
+    assert silent_window(all_silence, N_FRAMES, clip_max=-1.5)
+    speech_like = np.full((80, N_FRAMES), 0.2, np.float32)
+    speech_like[3, 10] = 1.0
+    assert not silent_window(speech_like, N_FRAMES, clip_max=1.0)
+    quiet_floor = np.full((80, N_FRAMES), 1.2 - 2.0, np.float32)  # the floor of a clip whose max is 1.2
+    assert silent_window(quiet_floor, N_FRAMES, clip_max=1.2)
+    assert silent_window(speech_like, 0, clip_max=1.0)  # no content at all

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decoding import DecodingRules  # noqa: E402 - needs the path above
 from lockstep import DecoderSession, decode_windows  # noqa: E402
 from segments import clip_error, clip_result, segments_json  # noqa: E402
-from windows import SAMPLE_RATE, content_frames, split_window, window_features  # noqa: E402
+from windows import SAMPLE_RATE, content_frames, silent_window, split_window, window_features  # noqa: E402
 
 
 class RequestError(Exception):
@@ -44,6 +44,7 @@ class Clip:
     index: int
     mel: np.ndarray | None = None
     frames: int = 0
+    clip_max: float = 0.0  # loudest normalised log-mel value of the clip's content
     duration_s: float = 0.0
     seek: int = 0
     segments: list = field(default_factory=list)
@@ -144,11 +145,22 @@ class TritonPythonModel:
             return clip
         clip.mel = mel.reshape(mel.shape[-2], mel.shape[-1])
         clip.frames = content_frames(num_samples, clip.mel.shape[1])
+        clip.clip_max = float(clip.mel[:, : clip.frames].max()) if clip.frames else 0.0
         return clip
 
     # -- stages 2-4: one round of windows -----------------------------------------------
 
     async def _round(self, clips: list[Clip]) -> None:
+        # Silent windows are skipped without touching the models (see windows.silent_window).
+        for clip in clips:
+            while clip.active:
+                window, size = window_features(clip.mel, clip.seek, clip.frames)
+                if not silent_window(window, size, clip.clip_max):
+                    break
+                clip.seek += size
+        clips = [clip for clip in clips if clip.active]
+        if not clips:
+            return
         windows = [window_features(clip.mel, clip.seek, clip.frames) for clip in clips]
         features = np.stack([w for w, _ in windows])
         chunks = [range(s, min(s + self.encoder_batch, len(clips))) for s in range(0, len(clips), self.encoder_batch)]

@@ -21,6 +21,12 @@ TIME_PER_FRAME = HOP_LENGTH / SAMPLE_RATE
 TIME_PRECISION = INPUT_STRIDE * TIME_PER_FRAME  # 0.02 s per timestamp token
 
 
+# Normalised log-mel is (log10(power) + 4) / 4, floored at the clip's maximum minus 8
+# (80 dB): values span [clip_max - 2, clip_max]. Digital silence is log10(1e-10) = -10.
+DIGITAL_SILENCE = (-8.0 + 4.0) / 4.0  # power <= 1e-8 in every bin: no signal at all
+QUIET_BELOW_CLIP_MAX = 1.75  # 70 dB below the clip's loudest bin: nothing audible
+
+
 @dataclass(frozen=True)
 class RawSegment:
     start: float  # seconds from the start of the clip
@@ -43,6 +49,20 @@ def window_features(mel: np.ndarray, seek: int, frames: int) -> tuple[np.ndarray
     window = np.zeros((mel.shape[0], N_FRAMES), np.float32)
     window[:, :size] = mel[:, seek : seek + size]
     return window, size
+
+
+def silent_window(window: np.ndarray, size: int, clip_max: float) -> bool:
+    """True when the window holds no audible signal, so it is skipped without decoding.
+
+    A deliberate addition to openai-whisper's rules: on long stretches of digital
+    silence Whisper (and faster-whisper, same weights) confidently "hears" a short word
+    ("you"), which its no-speech check lets through. Windows whose loudest bin is digital
+    silence, or 70 dB below the clip's loudest bin, cannot hold speech.
+    """
+    if size <= 0:
+        return True
+    loudest = float(window[:, :size].max())
+    return loudest <= DIGITAL_SILENCE or loudest <= clip_max - QUIET_BELOW_CLIP_MAX
 
 
 def split_window(tokens: list[int], seek: int, segment_size: int, timestamp_begin: int) -> tuple[list[RawSegment], int]:
