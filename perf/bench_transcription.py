@@ -14,6 +14,9 @@ Figure of merit: audio seconds per wall second over the whole corpus, and corpus
 - faster-whisper: `WhisperModel(ct2 dir, compute_type="int8", cpu_threads=2)`, clips one
   after another (its usual use), beam 1, temperature 0 (no fallback), no VAD,
   condition_on_previous_text=False, timestamps on: the same decoding the route does.
+Two corpora: `clips` (the sentence groups + the long clip: many short files, where the
+route batches clips) and `long_file` (the long clip repeated to `--long-minutes`: one
+continuous file, windows strictly one after another, batch 1 everywhere).
 Each system is warmed up on one clip first. Writes perf/reports/transcription.json.
 """
 
@@ -26,6 +29,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 REPORTS = Path(__file__).resolve().parent / "reports"
 ROUTES = ("transcribe", "transcribe_int8")
 
@@ -35,6 +40,21 @@ def corpus(sentences_per_clip: int) -> list:
 
     groups = [speech.SENTENCES[i : i + sentences_per_clip] for i in range(0, len(speech.SENTENCES), sentences_per_clip)]
     return [speech.synthesize(" ".join(group)) for group in groups] + [speech.long_clip(min_seconds=60)]
+
+
+def long_file(minutes: float):
+    """The long clip repeated into one continuous file of at least `minutes`."""
+    import io
+    import wave
+
+    from marquee.transcription import speech
+
+    clip = speech.long_clip(min_seconds=60, rate=16_000)
+    with wave.open(io.BytesIO(clip.wav)) as reader:
+        samples = reader.readframes(reader.getnframes())
+    repeats = int(minutes * 60 // clip.duration_s) + 1
+    return speech.Clip(wav=speech.pcm16_wav(np.frombuffer(samples * repeats, np.int16) / 32768.0, 16_000),
+                       text=" ".join([clip.text] * repeats), sample_rate=16_000)  # fmt: skip
 
 
 def prepare_repository() -> Path:
@@ -60,7 +80,6 @@ def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
 
 
 def bench_served(url: str, route: str, clips: list, per_request: int, concurrency: int) -> dict:
-    import numpy as np
     import tritonclient.grpc as grpcclient
 
     def call(batch: list) -> list[dict]:
@@ -120,30 +139,38 @@ def main() -> None:
     parser.add_argument("--clips-per-request", type=int, default=4)
     parser.add_argument("--sentences-per-clip", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="faster-whisper cpu_threads (the host's cores)")
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the continuous file")
     args = parser.parse_args()
 
     from marquee.server import TritonServer, free_ports
     from perf.machine import machine_info
 
-    clips = corpus(args.sentences_per_clip)
+    corpora = {"clips": corpus(args.sentences_per_clip), "long_file": [long_file(args.long_minutes)]}
     repository = prepare_repository()
-    results = {}
+    results: dict[str, dict] = {name: {} for name in corpora}
     with TritonServer(repository, free_ports()) as server:
-        for route in ROUTES:
-            results[f"marquee_{route}"] = bench_served(
-                server.grpc_url, route, clips, args.clips_per_request, args.concurrency
-            )
-            print(route, results[f"marquee_{route}"])
-    results["faster_whisper_int8"] = bench_faster_whisper(clips, args.threads)
-    print("faster-whisper int8", results["faster_whisper_int8"])
-    baseline = results["faster_whisper_int8"]["audio_s_per_wall_s"]
+        for name, clips in corpora.items():
+            for route in ROUTES:
+                figures = bench_served(server.grpc_url, route, clips, args.clips_per_request, args.concurrency)
+                results[name][f"marquee_{route}"] = figures
+                print(name, route, figures)
+    for name, clips in corpora.items():
+        results[name]["faster_whisper_int8"] = bench_faster_whisper(clips, args.threads)
+        print(name, "faster-whisper int8", results[name]["faster_whisper_int8"])
     report = {
-        "benchmark": "transcription throughput and WER, Whisper tiny.en, espeak-ng corpus",
+        "benchmark": "transcription throughput and WER, Whisper tiny.en, espeak-ng speech",
         "machine": machine_info(),
-        "corpus": {"clips": len(clips), "audio_s": round(sum(c.duration_s for c in clips), 2)},
+        "corpora": {
+            name: {"clips": len(clips), "audio_s": round(sum(c.duration_s for c in clips), 2)}
+            for name, clips in corpora.items()
+        },
         "results": results,
         "speedup_vs_faster_whisper_int8": {
-            name: round(r["audio_s_per_wall_s"] / baseline, 3) for name, r in results.items()
+            corpus_name: {
+                name: round(r["audio_s_per_wall_s"] / figures["faster_whisper_int8"]["audio_s_per_wall_s"], 3)
+                for name, r in figures.items()
+            }
+            for corpus_name, figures in results.items()
         },
     }
     REPORTS.mkdir(exist_ok=True)
