@@ -5,7 +5,7 @@
   test-only route `transcribe_short_limit` whose duration limit is 5 s;
 - `transcribe_triton`: a real tritonserver on it, warmed up;
 - `whisper_torch`: the converted PyTorch model and its decoding rules (the reference);
-- `speech`: espeak-ng clips made once per session (`speech.get(text)`, `speech.long()`).
+- `espeak_clips`: espeak-ng clips made once per session (`espeak_clips.get(text)`, `espeak_clips.long()`).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class SpeechClips:
 
 
 @pytest.fixture(scope="session")
-def speech():
+def espeak_clips():
     from marquee.transcription import speech as speech_module
 
     if not speech_module.espeak_available():
@@ -117,7 +117,7 @@ def whisper_torch():
 
 
 @pytest.fixture(scope="session")
-def transcribe_triton(whisper_repository, tmp_path_factory, speech):
+def transcribe_triton(whisper_repository, tmp_path_factory, espeak_clips):
     import tritonclient.grpc as grpcclient
 
     from marquee.server import TritonServer, free_ports
@@ -127,7 +127,7 @@ def transcribe_triton(whisper_repository, tmp_path_factory, speech):
     # The first calls pay for ONNX Runtime's and DALI's lazy initialisation.
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         for route in ("transcribe", "transcribe_int8"):
-            transcribe(client, [speech.get("Warm up the server.").wav], model=route)
+            transcribe(client, [espeak_clips.get("Warm up the server.").wav], model=route)
     yield server
     server.stop()
 

@@ -147,7 +147,10 @@ WHISPER_DECODER_FP32 = decoder_spec(Precision.FP32, Tolerance(atol=2e-3, mean_at
 # (`INT8_MAX_WER_DELTA`); the logit tolerances only catch a broken quantization.
 WHISPER_ENCODER_INT8 = encoder_spec(Precision.INT8, Tolerance(atol=float("inf"), mean_atol=0.25))
 WHISPER_DECODER_INT8 = decoder_spec(Precision.INT8, Tolerance(atol=float("inf"), mean_atol=0.6))
-# INT8 transcripts may differ from FP32 by at most this many WER points on the espeak set.
+# INT8 transcripts may be worse than FP32 by at most this WER (absolute) on espeak speech.
+# Measured served (DALI mel): >60 s clip 0.080 -> 0.112; clip corpus 0.096 -> 0.112;
+# 10-minute file 0.069 -> 0.082. On faster-whisper's mel the same corpus went 0.109 ->
+# 0.096: on ~500 words the INT8/FP32 difference is a handful of flipped words, either way.
 INT8_MAX_WER_DELTA = 0.05
 
 

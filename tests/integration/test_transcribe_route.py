@@ -41,19 +41,19 @@ def _text(result: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def long_results(transcribe_triton, speech):
+def long_results(transcribe_triton, espeak_clips):
     """The long clip through both routes (transcribed once for the module)."""
     import tritonclient.grpc as grpcclient
 
-    clip = speech.long()
+    clip = espeak_clips.long()
     with grpcclient.InferenceServerClient(transcribe_triton.grpc_url) as client:
         results = {route: transcribe(client, [clip.wav], model=route)[0] for route in ("transcribe", "transcribe_int8")}
     return clip, results
 
 
-def test_served_fp32_equals_pytorch_reference_token_for_token(transcribe_client, whisper_torch, speech):
+def test_served_fp32_equals_pytorch_reference_token_for_token(transcribe_client, whisper_torch, espeak_clips):
     model, rules = whisper_torch
-    clip = speech.get(SHORT_TEXT)
+    clip = espeak_clips.get(SHORT_TEXT)
     mel, num_samples = _served_mel(transcribe_client, clip.wav)
     reference_segments, _ = transcribe_mel(model, mel, num_samples, rules)
     (served,) = transcribe(transcribe_client, [clip.wav])
@@ -90,8 +90,8 @@ def test_int8_word_error_rate_within_documented_delta_of_fp32(long_results):
     assert results["transcribe_int8"]["model"] == "transcribe_int8"
 
 
-def test_bad_clips_get_their_own_errors_and_the_rest_is_transcribed(transcribe_client, speech):
-    good = speech.get("The museum is open every day except Monday.")
+def test_bad_clips_get_their_own_errors_and_the_rest_is_transcribed(transcribe_client, espeak_clips):
+    good = espeak_clips.get("The museum is open every day except Monday.")
     silence = silence_wav(65.0)  # three windows, where Whisper alone would "hear" a word
     results = transcribe(transcribe_client, [b"", good.wav, b"this is not an audio file", silence])
     assert "empty" in results[0]["error"] and "clip 0" in results[0]["error"]
@@ -103,9 +103,9 @@ def test_bad_clips_get_their_own_errors_and_the_rest_is_transcribed(transcribe_c
     assert again["segments"] == results[1]["segments"]
 
 
-def test_clip_over_the_duration_limit_is_refused_naming_the_limit(transcribe_client, speech):
-    short = speech.get("Yes.")
-    long = speech.get(SHORT_TEXT)
+def test_clip_over_the_duration_limit_is_refused_naming_the_limit(transcribe_client, espeak_clips):
+    short = espeak_clips.get("Yes.")
+    long = espeak_clips.get(SHORT_TEXT)
     assert long.duration_s > SHORT_LIMIT_S > short.duration_s
     results = transcribe(transcribe_client, [long.wav, short.wav], model=SHORT_LIMIT_ROUTE)
     assert f"limit is {SHORT_LIMIT_S:.0f} s" in results[0]["error"]
@@ -123,7 +123,7 @@ def test_too_many_clips_is_a_request_error_naming_the_limit(transcribe_client):
     assert after["segments"] == []
 
 
-def test_clips_batched_in_one_request_or_concurrent_requests_match_one_by_one(transcribe_triton, speech):
+def test_clips_batched_in_one_request_or_concurrent_requests_match_one_by_one(transcribe_triton, espeak_clips):
     """Lockstep decoding (windows leaving the batch at different steps) and the encoder's
     dynamic batching must not change any clip's transcript."""
     from concurrent.futures import ThreadPoolExecutor
@@ -135,7 +135,7 @@ def test_clips_batched_in_one_request_or_concurrent_requests_match_one_by_one(tr
         "The children built a sandcastle on the beach.",
         "The orchestra played a beautiful symphony last night. Our team finished the project early.",
     )
-    clips = [speech.get(text).wav for text in texts]
+    clips = [espeak_clips.get(text).wav for text in texts]
 
     def one_request(batch: list[bytes]) -> list[dict]:
         with grpcclient.InferenceServerClient(transcribe_triton.grpc_url) as client:

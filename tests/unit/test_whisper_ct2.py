@@ -67,13 +67,13 @@ def test_converted_weights_are_float32_and_tied(whisper_torch):
     assert (rules.eot, rules.sot_sequence, rules.timestamp_begin) == (50256, (50257,), 50363)
 
 
-def test_converted_model_transcribes_like_faster_whisper(whisper_torch, speech, tmp_path):
+def test_converted_model_transcribes_like_faster_whisper(whisper_torch, espeak_clips, tmp_path):
     from faster_whisper import WhisperModel
     from faster_whisper.audio import decode_audio
 
     from export.whisper.reference import clip_tokens, transcribe_mel
 
-    clip = speech.get("The quick brown fox jumps over the lazy dog. Broadcasters need accurate subtitles.")
+    clip = espeak_clips.get("The quick brown fox jumps over the lazy dog. Broadcasters need accurate subtitles.")
     path = tmp_path / "clip.wav"
     path.write_bytes(clip.wav)
     runtime = WhisperModel(str(default_source()), device="cpu", compute_type="float32", cpu_threads=2)
