@@ -17,7 +17,8 @@ Figure of merit: audio seconds per wall second over the whole corpus, and corpus
 Two corpora: `clips` (the sentence groups + the long clip: many short files, where the
 route batches clips) and `long_file` (the long clip repeated to `--long-minutes`: one
 continuous file, windows strictly one after another, batch 1 everywhere).
-Each system is warmed up on one clip first. Writes perf/reports/transcription.json.
+Each system is warmed up on one clip first; systems alternate over `--rounds` rounds and
+the median round is reported (all rounds are kept). Writes perf/reports/transcription.json.
 """
 
 from __future__ import annotations
@@ -103,23 +104,39 @@ def bench_served(url: str, route: str, clips: list, per_request: int, concurrenc
     return _figures(clips, texts, wall, {"clips_per_request": per_request, "concurrency": concurrency})
 
 
-def bench_faster_whisper(clips: list, threads: int) -> dict:
-    from faster_whisper import WhisperModel
+class FasterWhisper:
+    """faster-whisper loaded once; `bench(clips)` transcribes them one after another."""
 
-    from export.whisper.pipeline import default_source
+    def __init__(self, threads: int):
+        from faster_whisper import WhisperModel
 
-    model = WhisperModel(str(default_source()), device="cpu", compute_type="int8", cpu_threads=threads)
-    options = dict(beam_size=1, temperature=0, vad_filter=False, condition_on_previous_text=False)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i, clip in enumerate(clips):
-            paths.append(Path(tmp) / f"clip{i}.wav")
-            paths[-1].write_bytes(clip.wav)
-        list(model.transcribe(str(paths[0]), **options)[0])  # warm-up
-        started = time.perf_counter()
-        texts = [" ".join(s.text.strip() for s in model.transcribe(str(p), **options)[0]) for p in paths]
-        wall = time.perf_counter() - started
-    return _figures(clips, texts, wall, {"compute_type": "int8", "cpu_threads": threads, "beam_size": 1})
+        from export.whisper.pipeline import default_source
+
+        self.threads = threads
+        self.model = WhisperModel(str(default_source()), device="cpu", compute_type="int8", cpu_threads=threads)
+        self.options = dict(beam_size=1, temperature=0, vad_filter=False, condition_on_previous_text=False)
+
+    def _text(self, path: Path) -> str:
+        return " ".join(s.text.strip() for s in self.model.transcribe(str(path), **self.options)[0])
+
+    def bench(self, clips: list) -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = []
+            for i, clip in enumerate(clips):
+                paths.append(Path(tmp) / f"clip{i}.wav")
+                paths[-1].write_bytes(clip.wav)
+            self._text(paths[0])  # warm-up
+            started = time.perf_counter()
+            texts = [self._text(path) for path in paths]
+            wall = time.perf_counter() - started
+        return _figures(clips, texts, wall, {"compute_type": "int8", "cpu_threads": self.threads, "beam_size": 1})
+
+
+def _median_round(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda r: r["audio_s_per_wall_s"])
+    median = dict(ordered[len(ordered) // 2])
+    median["rounds_audio_s_per_wall_s"] = [r["audio_s_per_wall_s"] for r in runs]
+    return median
 
 
 def _figures(clips: list, texts: list[str], wall: float, settings: dict) -> dict:
@@ -139,6 +156,7 @@ def main() -> None:
     parser.add_argument("--clips-per-request", type=int, default=4)
     parser.add_argument("--sentences-per-clip", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="faster-whisper cpu_threads (the host's cores)")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per system (median reported)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the continuous file")
     args = parser.parse_args()
 
@@ -147,16 +165,23 @@ def main() -> None:
 
     corpora = {"clips": corpus(args.sentences_per_clip), "long_file": [long_file(args.long_minutes)]}
     repository = prepare_repository()
-    results: dict[str, dict] = {name: {} for name in corpora}
+    rounds: dict[str, dict[str, list[dict]]] = {name: {} for name in corpora}
+    runtime = FasterWhisper(args.threads)
     with TritonServer(repository, free_ports()) as server:
-        for name, clips in corpora.items():
-            for route in ROUTES:
-                figures = bench_served(server.grpc_url, route, clips, args.clips_per_request, args.concurrency)
-                results[name][f"marquee_{route}"] = figures
-                print(name, route, figures)
-    for name, clips in corpora.items():
-        results[name]["faster_whisper_int8"] = bench_faster_whisper(clips, args.threads)
-        print(name, "faster-whisper int8", results[name]["faster_whisper_int8"])
+        # Systems alternate within each round, so load from other processes on a shared
+        # host spreads over all of them; each figure is the median round.
+        for round_index in range(args.rounds):
+            for name, clips in corpora.items():
+                for route in ROUTES:
+                    figures = bench_served(server.grpc_url, route, clips, args.clips_per_request, args.concurrency)
+                    rounds[name].setdefault(f"marquee_{route}", []).append(figures)
+                    print(round_index, name, route, figures)
+                figures = runtime.bench(clips)
+                rounds[name].setdefault("faster_whisper_int8", []).append(figures)
+                print(round_index, name, "faster-whisper int8", figures)
+    results = {
+        name: {system: _median_round(runs) for system, runs in systems.items()} for name, systems in rounds.items()
+    }
     report = {
         "benchmark": "transcription throughput and WER, Whisper tiny.en, espeak-ng speech",
         "machine": machine_info(),

@@ -143,7 +143,8 @@ class TritonPythonModel:
                 "per clip (split the file)"
             )
             return clip
-        clip.mel = mel.reshape(mel.shape[-2], mel.shape[-1])
+        # Copied out of the BLS response's shared memory: the clip outlives the response.
+        clip.mel = np.array(mel.reshape(mel.shape[-2], mel.shape[-1]))
         clip.frames = content_frames(num_samples, clip.mel.shape[1])
         clip.clip_max = float(clip.mel[:, : clip.frames].max()) if clip.frames else 0.0
         return clip
@@ -200,7 +201,11 @@ class TritonPythonModel:
             return f"{self.encoder_model} failed: {error}"
         if response.has_error():
             return f"{self.encoder_model} failed: {response.error().message()}"
-        return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in self.cross_names}
+        # Copies (~18 MB per window, ~1% of the encoder's time) so that the decoder never
+        # reads shared memory whose response has been released.
+        return {
+            name: np.array(pb_utils.get_output_tensor_by_name(response, name).as_numpy()) for name in self.cross_names
+        }
 
     def _segments(self, raw, duration_s: float) -> list[dict]:
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
