@@ -123,6 +123,28 @@ def export_moderation(
         console.print(f"[green]✓[/] {name} route: {state}")
 
 
+@export_app.command("transcription")
+def export_transcription(
+    source: Annotated[
+        Path | None,
+        typer.Option(help="Whisper checkpoint: a CTranslate2 or transformers directory (default: tiny.en)."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
+    repository: RepositoryOption = None,
+) -> None:
+    """DALI log-mel preprocessing and Whisper (encoder, cached decoder; FP32, INT8) with the routes."""
+    from export.audio.pipeline import export_audio_features
+    from export.whisper.pipeline import export_whisper
+
+    repo = _repository(repository)
+    with console.status("exporting audio_features (DALI log-mel)"):
+        exported = export_audio_features(repo, force=force)
+    console.print(f"[green]✓[/] audio_features: {'exported and validated' if exported else 'unchanged, skipped'}")
+    with console.status("exporting Whisper encoder/decoder (FP32, INT8) and the transcribe routes"):
+        exported = export_whisper(repo, source=source, force=force)
+    console.print(f"[green]✓[/] transcribe routes: {'exported and validated' if exported else 'unchanged, skipped'}")
+
+
 @app.command()
 def serve(
     repository: RepositoryOption = None,
@@ -218,6 +240,7 @@ def up(
     export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
     export_recommend(n_items=SETTINGS.n_items, force=False, repository=repository)
     export_moderation(force=False, repository=repository)
+    export_transcription(source=None, force=False, repository=repository)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
     server = serving.start_embedded(repository, ports, serving.default_log_path())
     try:
