@@ -1,9 +1,6 @@
 """Done criterion of the transcription issue: `marquee transcribe` on a synthesized clip
 longer than 60 s, through the real `transcribe` route (Whisper tiny.en, FP32), writes SRT
 and WebVTT that validate, whose timestamps increase and cover the clip; WER printed.
-
-Needs the MODEL helper's route and export (marquee/routes/transcribe, export/whisper);
-skipped with a reason until they exist.
 """
 
 from __future__ import annotations
@@ -14,8 +11,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from marquee import render
-from marquee.specs.audio import AUDIO_MODELS
 from marquee.transcription import speech
 from marquee.transcription.cli import transcribe
 from marquee.transcription.subtitles import coverage_problems, parse_srt, parse_vtt
@@ -28,24 +23,9 @@ MAX_WER = 0.35
 
 
 @pytest.fixture(scope="module")
-def whisper_triton(tmp_path_factory, cache_root):
-    try:
-        from export.whisper.pipeline import export_whisper
-        from marquee.specs.whisper import TRANSCRIBE, WHISPER_DECODER_FP32, WHISPER_ENCODER_FP32, WHISPER_MODELS
-    except ImportError as error:
-        pytest.skip(f"the transcribe route is not in this tree yet ({error})")
-    from export.audio import export_audio_features
-    from marquee.server import TritonServer, free_ports
-
-    repository = tmp_path_factory.mktemp("transcribe_repository")
-    render.write([*AUDIO_MODELS, *WHISPER_MODELS], repository)
-    export_audio_features(repository)
-    export_whisper(repository)
-    models = [AUDIO_MODELS[0].name, WHISPER_ENCODER_FP32.name, WHISPER_DECODER_FP32.name, TRANSCRIBE.name]
-    log_path = tmp_path_factory.mktemp("transcribe-triton-log") / "tritonserver.log"
-    server = TritonServer(repository, free_ports(), log_path=log_path, models=models).start(timeout=300)
-    yield server
-    server.stop()
+def whisper_triton(transcribe_triton):
+    """The session's transcription server (tests/fixtures_whisper.py): one export, one server."""
+    return transcribe_triton
 
 
 def test_long_clip_gives_valid_covering_subtitles_and_a_wer(whisper_triton, tmp_path):
