@@ -277,11 +277,11 @@ def plot(report: dict, path: Path) -> Path | None:
     width = 0.8 / len(bars)
     for i, (label, values) in enumerate(bars.items()):
         left.bar([x + (i - 1) * width for x in xs], values, width, label=label)
-    left.set_xticks(list(xs), names)
+    left.set_xticks(list(xs), [n.replace("_", "\n") for n in names])
     left.set_ylabel("recommend latency (ms)")
     left.legend()
     right.bar(list(xs), degraded, 0.5, color="tab:red")
-    right.set_xticks(list(xs), names)
+    right.set_xticks(list(xs), [n.replace("_", "\n") for n in names])
     right.set_ylabel("degraded pages (%)")
     machine = report["machine"]
     fig.suptitle(
