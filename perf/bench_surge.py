@@ -6,7 +6,8 @@ tuning the server with Triton's own tools.
 Three runs of the same locust load (perf/load/scenarios.py), each on a fresh server:
 1. quiet: surge viewers only;
 2. background: surge viewers + the batch jobs (catalogue rescoring on the route's own
-   INT8 ranker, the transcription stand-in, the moderation backlog), default configs;
+   INT8 ranker, Whisper transcription of an archive, the moderation backlog), default
+   configs;
 3. background, tuned: the same load, with
    - priority levels on `ranker_int8`: the route's calls keep the default level 1, batch
      jobs send priority 2, so a page's ranking never waits behind a 1024-row batch;
@@ -48,14 +49,23 @@ from marquee.server import TritonServer, free_ports
 from marquee.serving import exported_models, warm_up_recommend
 from marquee.specs import ModelSpec, QueuePolicy, RateLimiter
 from marquee.specs.moderation_text import PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8
-from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
+from marquee.specs.ranker import RANKER_INT8
+from marquee.specs.whisper import WHISPER_ENCODER_INT8
 from perf.bench_recommend import pages_counter
 from perf.machine import machine_info
 
 console = Console()
 ROUTE_MODELS = ("ranker_int8", "user_tower", "candidates_ivf", "retrieve_ivf", "recommend")
-BACKGROUND_MODELS = ("ranker_fp32", "profanity_lexical", "text_classifier_int8", "moderate_text")
-BATCH_USERS = ("CatalogueRescoringJob", "TranscriptionStandIn", "ModerationBatchJob")
+BACKGROUND_MODELS = (
+    "profanity_lexical",
+    "text_classifier_int8",
+    "moderate_text",
+    "audio_features",
+    "whisper_encoder_int8",
+    "whisper_decoder_int8",
+    "transcribe_int8",
+)
+BATCH_USERS = ("CatalogueRescoringJob", "TranscriptionBatchJob", "ModerationBatchJob")
 BATCH_RESOURCE = "batch_cores"
 BATCH_PRIORITY = 2  # the low level of ranker_int8's two priority levels
 BATCH_RANKER = "ranker_int8_batch"  # the rescoring job's own deployment when tuned
@@ -100,7 +110,9 @@ def tuned_specs() -> list[ModelSpec]:
     # Only leaf models are rate limited: a BLS route holding the resource while waiting
     # for a child that needs it would deadlock.
     batch_ranker = dataclasses.replace(RANKER_INT8, name=BATCH_RANKER)
-    batch_models = (batch_ranker, RANKER_FP32, PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8)
+    # The transcribe route's decoder runs inside its own Python process (see
+    # marquee/specs/whisper.py), so only its encoder is a Triton execution to limit.
+    batch_models = (batch_ranker, WHISPER_ENCODER_INT8, PROFANITY_LEXICAL, TEXT_CLASSIFIER_INT8)
     return [ranker, *(_batch_only(spec) for spec in batch_models)]
 
 

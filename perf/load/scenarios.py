@@ -9,9 +9,8 @@ Users:
 - CatalogueRescoringJob: a batch job re-scoring the catalogue with the same INT8 ranker
   the route uses (batch 1024). It shares a model with the route, so Triton's priority
   levels decide who goes first.
-- TranscriptionStandIn: CPU-heavy batch work on a model of its own (the FP32 ranker at
-  batch 1024). It stands in for Whisper transcription until that route exists; it
-  competes for cores, which Triton's rate limiter can cap.
+- TranscriptionBatchJob: an archive being subtitled: a 60-second espeak-ng clip at a
+  time through `transcribe_int8` (Whisper tiny.en), when that route is loaded.
 - ModerationBatchJob: a backlog of comments through `moderate_text` (32 per request),
   when that route is loaded.
 
@@ -106,9 +105,27 @@ class CatalogueRescoringJob(_RankerBatchJob):
     label = "batch: catalogue rescoring (ranker_int8 x1024)"
 
 
-class TranscriptionStandIn(_RankerBatchJob):
-    precision = "fp32"
-    label = "batch: transcription stand-in (ranker_fp32 x1024)"
+class TranscriptionBatchJob(TritonGrpcUser):
+    fixed_count = 1
+    wait_time = constant(0)
+    route = "transcribe_int8"
+
+    def on_start(self) -> None:
+        from clients.transcription import TranscriptionClient
+        from marquee.transcription import speech
+
+        self.client = TranscriptionClient(self.grpc_url, model=self.route, timeout_s=120.0, priority=batch_priority())
+        if not self.client.is_ready():
+            self.client.close()
+            raise StopUser()
+        self.clip = speech.long_clip(min_seconds=60).wav
+
+    @task
+    def transcribe_archive(self) -> None:
+        self.timed(f"batch: transcription ({self.route}, 60 s clips)", self.client.transcribe, self.clip)
+
+    def on_stop(self) -> None:
+        self.client.close()
 
 
 class ModerationBatchJob(TritonGrpcUser):
@@ -142,4 +159,4 @@ class ModerationBatchJob(TritonGrpcUser):
         )
 
 
-BACKGROUND = (CatalogueRescoringJob, TranscriptionStandIn, ModerationBatchJob)
+BACKGROUND = (CatalogueRescoringJob, TranscriptionBatchJob, ModerationBatchJob)

@@ -7,7 +7,7 @@ from perf.load.scenarios import (  # noqa: F401 - locust finds the users in this
     CatalogueRescoringJob,
     HomePageViewer,
     ModerationBatchJob,
-    TranscriptionStandIn,
+    TranscriptionBatchJob,
 )
 
 
