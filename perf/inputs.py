@@ -2,7 +2,9 @@
 
 Most models take whatever perf_analyzer generates (the ranker maps unknown ids to its
 out-of-vocabulary row). The `recommend` route rejects unknown regions and hours, so it is
-driven with real users, their regions and their recent histories.
+driven with real users, their regions and their recent histories. `moderate_text` gets
+held-out comments from the labelled set, 16 a request, clean and harmful mixed (random
+bytes would be invalid UTF-8, which the route answers with per-item errors).
 """
 
 from __future__ import annotations
@@ -53,8 +55,26 @@ def write_recommend_input(samples: list[dict], path: Path) -> Path:
     return path
 
 
+MODERATION_TEXTS_PER_REQUEST = 16
+
+
+def write_moderation_input(path: Path, requests: int = 50, per_request: int = MODERATION_TEXTS_PER_REQUEST) -> Path:
+    from export.moderation.text_dataset import build_dataset
+
+    texts = [example.text for example in build_dataset().test]
+    data = []
+    for index in range(requests):
+        start = (index * per_request) % (len(texts) - per_request)
+        batch = texts[start : start + per_request]
+        data.append({"text": {"content": batch, "shape": [len(batch)]}})
+    path.write_text(json.dumps({"data": data}))
+    return path
+
+
 def input_args(model: str, repository: Path, workdir: Path) -> list[str]:
     """Extra perf_analyzer arguments a model needs for valid requests ([] for most)."""
+    if model.startswith("moderate_text"):
+        return ["--input-data", str(write_moderation_input(workdir / f"{model}-input.json"))]
     if not model.startswith("recommend"):
         return []
     stamp = json.loads((repository / model / "1" / "marquee-export.json").read_text())
