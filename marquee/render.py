@@ -6,6 +6,8 @@ or a wrong type fails here, not when Triton loads the model.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from pathlib import Path
 
 from google.protobuf import json_format, text_format
@@ -130,3 +132,14 @@ def check(specs: list[ModelSpec], repository: Path) -> None:
     if drifted:
         listing = "\n".join(f"  {p}" for p in drifted)
         raise ConfigDriftError(f"{len(drifted)} config(s) are stale; run `marquee render`:\n{listing}")
+
+
+def write_variant(repository: Path, base: ModelSpec, name: str, **parameters: str) -> Path:
+    """Deploy an already exported model again under another name, with some parameters
+    changed (an A/B variant, a route wired to a test double). Renders the variant's
+    config and copies the base's version directory; returns the copy."""
+    variant = dataclasses.replace(base, name=name, parameters={**base.parameters, **parameters})
+    write([variant], repository)
+    target = repository / name / str(base.version)
+    shutil.copytree(repository / base.name / str(base.version), target, dirs_exist_ok=True)
+    return target

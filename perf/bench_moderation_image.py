@@ -126,9 +126,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-moderation-image-"))
     try:
         repository = workdir / "repository"
-        render.write([*IMAGE_MODERATION_MODELS, NO_OCR], repository)
+        render.write(list(IMAGE_MODERATION_MODELS), repository)
         export_image_moderation(repository)
-        shutil.copytree(repository / MODERATE_IMAGE.name / "1", repository / NO_OCR.name / "1")
+        render.write_variant(repository, MODERATE_IMAGE, NO_OCR.name, **NO_OCR.parameters)
         results = {"reference_nudenet_detect": reference(images, args.requests, args.concurrency)}
         print("reference", results["reference_nudenet_detect"], flush=True)
         with TritonServer(repository, free_ports(), log_path=workdir / "tritonserver.log") as server:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -57,11 +56,7 @@ def prepare_repository() -> Path:
 
 
 def _band_variant(repository: Path, name: str, band: tuple[float, float]) -> None:
-    import dataclasses
-
-    render.write([dataclasses.replace(MODERATE_TEXT, name=name)], repository)
-    target = repository / name / "1"
-    shutil.copytree(repository / MODERATE_TEXT.name / "1", target, dirs_exist_ok=True)
+    target = render.write_variant(repository, MODERATE_TEXT, name)
     policy = yaml.safe_load((target / "policy.yaml").read_text())
     policy["version"] = f"bench-{name}"
     policy["text"]["ambiguous_band"] = list(band)

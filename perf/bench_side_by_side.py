@@ -82,7 +82,7 @@ def main() -> None:
             }
             served = sweep(analyzer, server.grpc_url, RANKER_INT8.name, args.efficiency_batch, "1:2")
         reference = reference_speed(onnx_path, args.efficiency_batch)
-        batch_ms, in_process_rows_per_s = reference.batch_ms, reference.rows_per_s
+        in_process_rows_per_s = reference.rows_per_s
     best = {name: best_under(rows, args.p99_ms) for name, rows in batching.items()}
     report = {
         "benchmark": "side_by_side",

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -72,12 +71,12 @@ def image_moderation_repository(tmp_path_factory, cache_root) -> Path:
     from export.moderation_image import export_image_moderation
 
     repository = tmp_path_factory.mktemp("image_moderation_repository")
-    render.write([*IMAGE_MODERATION_MODELS, TEXT_STANDIN, JUDGED_ROUTE, NO_OCR_ROUTE], repository)
+    render.write([*IMAGE_MODERATION_MODELS, TEXT_STANDIN], repository)
     export_image_moderation(repository)
     (repository / TEXT_STANDIN.name / "1").mkdir(parents=True)
     (repository / TEXT_STANDIN.name / "1" / "model.py").write_text(_TEXT_STANDIN_CODE)
     for variant in (JUDGED_ROUTE, NO_OCR_ROUTE):
-        shutil.copytree(repository / MODERATE_IMAGE.name / "1", repository / variant.name / "1")
+        render.write_variant(repository, MODERATE_IMAGE, variant.name, **variant.parameters)
     return repository
 
 

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +25,7 @@ FULL_BAND_POLICY_VERSION = "test-full-band"
 
 
 def _route_variant(repository: Path, name: str, **parameters: str) -> Path:
-    variant = dataclasses.replace(MODERATE_TEXT, name=name, parameters={**MODERATE_TEXT.parameters, **parameters})
-    render.write([variant], repository)
-    version_dir = repository / name / str(MODERATE_TEXT.version)
-    shutil.copytree(repository / MODERATE_TEXT.name / str(MODERATE_TEXT.version), version_dir, dirs_exist_ok=True)
-    return version_dir
+    return render.write_variant(repository, MODERATE_TEXT, name, **parameters)
 
 
 def _write_full_band_route(repository: Path) -> None:

@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
-import shutil
 import wave
 from pathlib import Path
 
@@ -50,12 +48,7 @@ def transcribe(client, clips: list[bytes], model: str = "transcribe", timeout: f
 def _short_limit_route(repository: Path) -> None:
     from marquee.specs.whisper import TRANSCRIBE
 
-    variant = dataclasses.replace(
-        TRANSCRIBE, name=SHORT_LIMIT_ROUTE, parameters={**TRANSCRIBE.parameters, "max_duration_s": str(SHORT_LIMIT_S)}
-    )
-    render.write([variant], repository)
-    source = repository / TRANSCRIBE.name / str(TRANSCRIBE.version)
-    shutil.copytree(source, repository / SHORT_LIMIT_ROUTE / str(TRANSCRIBE.version), dirs_exist_ok=True)
+    render.write_variant(repository, TRANSCRIBE, SHORT_LIMIT_ROUTE, max_duration_s=str(SHORT_LIMIT_S))
 
 
 @pytest.fixture(scope="session")

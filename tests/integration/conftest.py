@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -118,10 +117,7 @@ def _write_slowed_ranker(repository: Path) -> None:
 def _write_generous_route(repository: Path) -> None:
     """The route with budgets no healthy ranker misses, for tests that compare pages: a
     loaded CI host must not turn them into timing tests."""
-    generous = {"retrieve_budget_ms": "2000", "rank_budget_ms": "2000"}
-    route = dataclasses.replace(RECOMMEND, name="recommend_generous", parameters={**RECOMMEND.parameters, **generous})
-    render.write([route], repository)
-    shutil.copytree(repository / RECOMMEND.name / "1", repository / route.name / "1", dirs_exist_ok=True)
+    render.write_variant(repository, RECOMMEND, "recommend_generous", retrieve_budget_ms="2000", rank_budget_ms="2000")
 
 
 def _write_misbehaving_routes(repository: Path) -> None:
@@ -134,13 +130,10 @@ def _write_misbehaving_routes(repository: Path) -> None:
             parameters={},
             warmup_batch_sizes=(),
         )
-        route = dataclasses.replace(
-            RECOMMEND, name=f"recommend_{kind}_ranker", parameters={**RECOMMEND.parameters, "ranker_model": ranker.name}
-        )
-        render.write([ranker, route], repository)
+        render.write([ranker], repository)
         (repository / ranker.name / "1").mkdir(parents=True, exist_ok=True)
         (repository / ranker.name / "1" / "model.py").write_text(_MISBEHAVING_RANKER.format(failing=kind == "failing"))
-        shutil.copytree(repository / RECOMMEND.name / "1", repository / route.name / "1", dirs_exist_ok=True)
+        render.write_variant(repository, RECOMMEND, f"recommend_{kind}_ranker", ranker_model=ranker.name)
 
 
 @pytest.fixture(scope="session")

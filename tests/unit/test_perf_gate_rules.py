@@ -76,7 +76,8 @@ def test_a_persistent_regression_keeps_failing_and_reports_its_best_attempt():
 def test_route_budgets_are_absolute_and_name_where_time_went():
     budgets = {"models": {"route": {"cpu_absolute": {"perf_latency_p99": {"max": 30_000}}}}}
     route = measurement(p99_us=41_000, throughput=150.0, queue_us=25_000)
-    route.model, route.reference_batch_ms, route.reference_rows_per_s, route.reference_p99_ms = "route", None, None, None
+    route.model = "route"
+    route.reference_batch_ms = route.reference_rows_per_s = route.reference_p99_ms = None
     result = evaluate([route], budgets, baseline={"route": {}})
     assert route.ratios == {}
     assert result.breaches == [
