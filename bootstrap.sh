@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up Marquee on a fresh Linux machine: a virtual environment in .venv with the
-# project installed, plus the one system library the embedded server may lack.
-#   ./bootstrap.sh          runtime (export, serve, clients)
-#   ./bootstrap.sh --test   runtime + test tools + perf_analyzer (used by the tests)
+# Set up Marquee on a fresh Linux machine: the system packages it needs and a virtual
+# environment in .venv with the project installed.
+#   ./bootstrap.sh          runtime: everything `marquee up` needs (export, serve, clients)
+#   ./bootstrap.sh --test   runtime + test tools + perf_analyzer + test-only system packages
 #   ./bootstrap.sh --perf   runtime + perf_analyzer + plotting for the benchmark scripts
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,32 +10,110 @@ cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 extras=()
 with_perf=0
+with_test=0
 for arg in "$@"; do
   case "$arg" in
-    --test) extras+=(test); with_perf=1 ;;
+    --test) extras+=(test); with_perf=1; with_test=1 ;;
     --perf) extras+=(perf); with_perf=1 ;;
     *) echo "unknown option: $arg (allowed: --test, --perf)" >&2; exit 2 ;;
   esac
 done
 
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "Marquee needs Python >= 3.11; $PYTHON is $("$PYTHON" --version 2>&1)" >&2
+say() { echo "bootstrap: $*"; }
+
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: Marquee needs Python >= 3.11; $PYTHON is $("$PYTHON" --version 2>&1 || echo missing)" >&2
   exit 1
 fi
-
-# Triton's Python backend stub embeds libpython3.X.so.1.0. Interpreters built with
-# --enable-shared (pyenv, Debian's) ship it; Debian's python3 needs package libpython3.X.
-libdir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 pyver=$("$PYTHON" -c 'import sys; print(f"{sys.version_info.major}.{sys.version_info.minor}")')
-if [ ! -e "$libdir/libpython$pyver.so.1.0" ] && ! ldconfig -p | grep -q "libpython$pyver.so.1.0"; then
-  echo "installing libpython$pyver (needed by Triton's Python backend stub)"
-  if [ "$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q "libpython$pyver"
-  else sudo apt-get update -q && sudo apt-get install -y -q "libpython$pyver"; fi
-fi
+libdir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+# ---- System packages, by layer ---------------------------------------------------------
+# The one list of what Marquee needs from the operating system. Each entry is
+#   cmd:<executable>=<Debian package>   present when the executable is on PATH
+#   lib:<shared library>=<Debian package>  present when the dynamic linker can find it
+# RUNTIME_SYSTEM_PACKAGES: needed by `marquee up` and the other runtime commands; a plain
+#   ./bootstrap.sh installs them and fails if one is still missing afterwards.
+# TEST_ONLY_SYSTEM_PACKAGES: needed only by the tests; installed by --test. No runtime
+#   code may call these (tests/unit/test_bootstrap_layers.py and .ci/run check that).
+RUNTIME_SYSTEM_PACKAGES=(
+  "lib:libpython$pyver.so.1.0=libpython$pyver"  # Triton's Python backend stub embeds the interpreter
+  "cmd:espeak-ng=espeak-ng"                     # the Whisper export's validation speaks a sentence
+)
+TEST_ONLY_SYSTEM_PACKAGES=(
+  "cmd:redis-server=redis-server"  # the Redis Streams queue is tested against a real server
+  "cmd:redis-cli=redis-server"
+)
+# -----------------------------------------------------------------------------------------
+
+present() {  # present ENTRY: is this cmd:/lib: entry satisfied on this machine?
+  local kind=${1%%:*} rest=${1#*:}
+  local name=${rest%%=*}
+  case "$kind" in
+    cmd) command -v "$name" >/dev/null 2>&1 ;;
+    # ldconfig lives in /sbin, not on an ordinary user's PATH on Debian. (No grep -q: it
+    # would stop reading early, and ldconfig's SIGPIPE would fail the pipeline.)
+    lib) [ -e "$libdir/$name" ] || "$(command -v ldconfig || echo /sbin/ldconfig)" -p | grep -F "$name" >/dev/null ;;
+    *) echo "bootstrap: bad system package entry: $1" >&2; exit 2 ;;
+  esac
+}
+
+missing_packages() {  # missing_packages ENTRY...: the Debian packages of the entries not present
+  local entry out=()
+  for entry in "$@"; do
+    if ! present "$entry"; then
+      local pkg=${entry#*=}
+      [[ " ${out[*]-} " == *" $pkg "* ]] || out+=("$pkg")
+    fi
+  done
+  echo "${out[*]-}"
+}
+
+apt_install() {  # apt_install PACKAGE...: as root with apt-get, otherwise through sudo
+  local as=(env DEBIAN_FRONTEND=noninteractive)
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: apt-get not found; install these packages with your system's package manager, then re-run: $*" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      echo "bootstrap: need root to install $*: run as root, install sudo, or run 'apt-get install $*' as root first" >&2
+      exit 1
+    fi
+    as=(sudo "${as[@]}")
+  fi
+  if ! "${as[@]}" apt-get install -y -q "$@"; then
+    say "apt-get install failed; updating the package lists and trying again"
+    "${as[@]}" apt-get update -q && "${as[@]}" apt-get install -y -q "$@" || {
+      echo "bootstrap: could not install system packages: $* (see apt-get's output above)" >&2; exit 1; }
+  fi
+}
+
+install_layer() {  # install_layer LABEL ENTRY...
+  local label=$1; shift
+  local missing
+  missing=$(missing_packages "$@")
+  if [ -n "$missing" ]; then
+    say "installing $label system packages: $missing"
+    # shellcheck disable=SC2086
+    apt_install $missing
+  else
+    say "$label system packages already present"
+  fi
+}
+
+say "[1/4] system packages"
+install_layer runtime "${RUNTIME_SYSTEM_PACKAGES[@]}"
+if [ "$with_test" = 1 ]; then install_layer test-only "${TEST_ONLY_SYSTEM_PACKAGES[@]}"; fi
+
+say "[2/4] virtual environment in .venv"
+# The venv points at the real interpreter, not at whatever symlink led to it (a symlink in
+# a temporary directory would leave the venv dangling once the directory is gone).
+real_python=$("$PYTHON" -c 'import os, sys; print(os.path.realpath(sys.executable))')
+[ -x .venv/bin/python ] || "$real_python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 
+say "[3/4] Python packages${extras[*]:+ (extras: ${extras[*]})} (a fresh machine downloads about 1.5 GB)"
 # torch==2.13.0 must be the CPU build. Use a local wheel if pip is configured with one
 # (find-links), otherwise PyTorch's CPU index; plain PyPI would pull a multi-GB CUDA build.
 pip_args=()
@@ -50,22 +128,18 @@ if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
 # opencv-python (numpy 2, libGL) over the headless build.
 .venv/bin/python -m pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
-  echo "installation incomplete; see pip's output above" >&2; exit 1; }
+  echo "bootstrap: installation incomplete; see pip's output above" >&2; exit 1; }
 
 if [ "$with_perf" = 1 ]; then
+  say "[3/4] perf_analyzer (--test, --perf)"
   .venv/bin/marquee perf setup
 fi
 
-# Tests need two Debian packages: redis-server (the Redis Streams queue is tested against
-# a real server) and espeak-ng (synthesised speech for transcription).
-apt_install() {
-  if [ "$(id -u)" = 0 ]; then apt-get install -y -q "$@" || { apt-get update -q && apt-get install -y -q "$@"; }
-  else sudo apt-get install -y -q "$@" || { sudo apt-get update -q && sudo apt-get install -y -q "$@"; }; fi
-}
-if [[ " ${extras[*]-} " == *" test "* ]]; then
-  missing=()
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
-  if [ ${#missing[@]} -gt 0 ]; then echo "installing ${missing[*]} (used by the tests)"; apt_install "${missing[@]}"; fi
+say "[4/4] checking the runtime system packages"
+still_missing=()
+for entry in "${RUNTIME_SYSTEM_PACKAGES[@]}"; do present "$entry" || still_missing+=("${entry#*:}"); done
+if [ ${#still_missing[@]} -gt 0 ]; then
+  echo "bootstrap: still missing after installation (what=package): ${still_missing[*]}; marquee up needs them" >&2
+  exit 1
 fi
 echo "Marquee is installed in .venv"
