@@ -4,23 +4,29 @@ What it adds to tritonclient: inputs checked against the spec before sending, ex
 timeouts, and Marquee's own exceptions (see `marquee.errors`):
 - InputValidationError: the request does not match the spec (nothing was sent);
 - InferenceTimeoutError: no answer within `timeout_s`;
-- ServerUnavailableError: no server at the URL;
+- ServerUnavailableError: no server at the URL (or a failed TLS handshake);
 - ModelNotReadyError: the server does not have the model loaded;
 - InferenceError: the server rejected or failed the request.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from clients.errors import translate
 from clients.validation import validate_inputs
+from marquee.errors import InferenceError, ServerUnavailableError
 from marquee.specs.base import ModelSpec
 
 Protocol = Literal["grpc", "http"]
 DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
+# A CA file here turns on TLS for every gRPC client that is not given `tls_ca`, so the
+# CLI commands and scripts reach a TLS server without a flag each.
+TLS_CA_ENV = "MARQUEE_GRPC_TLS_CA"
 
 
 def _module(protocol: Protocol, asynchronous: bool):
@@ -49,7 +55,10 @@ class _ModelClientBase:
         protocol: Protocol = "grpc",
         timeout_s: float = 5.0,
         priority: int = 0,
+        tls_ca: str | Path | None = None,
     ):
+        """tls_ca: PEM file of the CA that signed the server's gRPC certificate; connects
+        over TLS (default: $MARQUEE_GRPC_TLS_CA when set, else plaintext)."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s}; must be > 0")
         if priority < 0:
@@ -61,12 +70,15 @@ class _ModelClientBase:
         self.protocol = protocol
         self.url = url or DEFAULT_URLS.get(protocol, "")
         self.timeout_s = timeout_s
+        self.tls_ca = _tls_ca(protocol, tls_ca)
         self._tc = _module(protocol, self._asynchronous)
         self._client = self._connect()
 
     def _connect(self):
         if self.protocol == "grpc":
-            return self._tc.InferenceServerClient(self.url)
+            if self.tls_ca is None:
+                return self._tc.InferenceServerClient(self.url)
+            return self._tc.InferenceServerClient(self.url, ssl=True, root_certificates=str(self.tls_ca))
         if self._asynchronous:  # aiohttp: one total timeout per request
             return self._tc.InferenceServerClient(self.url, conn_timeout=self.timeout_s)
         return self._tc.InferenceServerClient(
@@ -90,6 +102,47 @@ class _ModelClientBase:
     def _outputs(self, result) -> dict[str, np.ndarray]:
         return {t.name: result.as_numpy(t.name) for t in self.spec.outputs}
 
+    def _translate(self, error: BaseException) -> InferenceError:
+        """Marquee's error for `error`; an unreachable gRPC server gets a TLS hint, since
+        a TLS mismatch reaches the client as a plain UNAVAILABLE."""
+        translated = translate(error, self.spec.name, self.url)
+        if isinstance(translated, ServerUnavailableError) and self.protocol == "grpc":
+            hint = _tls_hint(str(error), self.url, self.tls_ca)
+            if hint:
+                return type(translated)(f"{translated}; {hint}")
+        return translated
+
+
+def _tls_ca(protocol: Protocol, tls_ca: str | Path | None) -> Path | None:
+    if tls_ca is None:
+        from_env = os.environ.get(TLS_CA_ENV)
+        if not from_env or protocol != "grpc":  # the variable is global; HTTP ignores it
+            return None
+        tls_ca, field = from_env, f"${TLS_CA_ENV}"
+    else:
+        field = "tls_ca"
+        if protocol != "grpc":
+            raise ValueError(
+                f"tls_ca={str(tls_ca)!r} with protocol={protocol!r}: TLS is for gRPC only "
+                "(Triton's HTTP endpoint has no TLS; put a TLS proxy in front of it)"
+            )
+    path = Path(tls_ca)
+    if not path.is_file():
+        raise ValueError(f"{field}={str(tls_ca)!r}: no such file (expected the PEM certificate of a CA)")
+    return path
+
+
+def _tls_hint(message: str, url: str, tls_ca: Path | None) -> str:
+    lowered = message.lower()
+    if tls_ca is not None and ("handshake" in lowered or "ssl" in lowered or "tls" in lowered):
+        return (
+            f"TLS handshake with {url} failed: check that the server serves gRPC over TLS and that "
+            f"tls_ca={str(tls_ca)!r} is the CA that signed its certificate for this host name"
+        )
+    if tls_ca is None and "socket closed" in lowered:
+        return f"if the server uses TLS, pass tls_ca=CA_FILE (or set ${TLS_CA_ENV})"
+    return ""
+
 
 class ModelClient(_ModelClientBase):
     """Blocking client for one model."""
@@ -99,7 +152,7 @@ class ModelClient(_ModelClientBase):
         try:
             result = self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001 - translated into our own hierarchy
-            raise translate(error, self.spec.name, self.url) from error
+            raise self._translate(error) from error
         return self._outputs(result)
 
     def is_ready(self) -> bool:
@@ -128,7 +181,7 @@ class AsyncModelClient(_ModelClientBase):
         try:
             result = await self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001
-            raise translate(error, self.spec.name, self.url) from error
+            raise self._translate(error) from error
         return self._outputs(result)
 
     async def is_ready(self) -> bool:

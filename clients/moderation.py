@@ -16,6 +16,7 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -127,9 +128,12 @@ class ModerationClient:
         timeout_s: float = 10.0,
         text_model: str = MODERATE_TEXT.name,
         image_model: str = MODERATE_IMAGE.name,
+        tls_ca: str | Path | None = None,
     ):
-        self.text = ModelClient(dataclasses.replace(MODERATE_TEXT, name=text_model), url, protocol, timeout_s)
-        self.image = ModelClient(dataclasses.replace(MODERATE_IMAGE, name=image_model), url, protocol, timeout_s)
+        text = dataclasses.replace(MODERATE_TEXT, name=text_model)
+        image = dataclasses.replace(MODERATE_IMAGE, name=image_model)
+        self.text = ModelClient(text, url, protocol, timeout_s, tls_ca=tls_ca)
+        self.image = ModelClient(image, url, protocol, timeout_s, tls_ca=tls_ca)
 
     def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
         return self._texts(_text_tensor(texts))
@@ -175,9 +179,12 @@ class AsyncModerationClient:
         timeout_s: float = 10.0,
         text_model: str = MODERATE_TEXT.name,
         image_model: str = MODERATE_IMAGE.name,
+        tls_ca: str | Path | None = None,
     ):
-        self.text = AsyncModelClient(dataclasses.replace(MODERATE_TEXT, name=text_model), url, protocol, timeout_s)
-        self.image = AsyncModelClient(dataclasses.replace(MODERATE_IMAGE, name=image_model), url, protocol, timeout_s)
+        text = dataclasses.replace(MODERATE_TEXT, name=text_model)
+        image = dataclasses.replace(MODERATE_IMAGE, name=image_model)
+        self.text = AsyncModelClient(text, url, protocol, timeout_s, tls_ca=tls_ca)
+        self.image = AsyncModelClient(image, url, protocol, timeout_s, tls_ca=tls_ca)
 
     async def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
         results = []

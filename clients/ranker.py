@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
@@ -36,12 +37,14 @@ class RankerClient(ModelClient):
         timeout_s: float = 2.0,
         priority: int = 0,
         model: str | None = None,
+        tls_ca: str | Path | None = None,
     ):
-        """model: another deployment of the same ranker (a batch-only copy, say)."""
+        """model: another deployment of the same ranker (a batch-only copy, say).
+        tls_ca: CA file for a gRPC server with TLS (see `ModelClient`)."""
         spec = _spec(precision)
         if model:
             spec = dataclasses.replace(spec, name=model)
-        super().__init__(spec, url, protocol, timeout_s, priority)
+        super().__init__(spec, url, protocol, timeout_s, priority, tls_ca=tls_ca)
 
     def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return self.infer(categorical=categorical, dense=dense)["probability"][:, 0]
@@ -57,8 +60,9 @@ class AsyncRankerClient(AsyncModelClient):
         precision: Precision | str = Precision.FP32,
         timeout_s: float = 2.0,
         priority: int = 0,
+        tls_ca: str | Path | None = None,
     ):
-        super().__init__(_spec(precision), url, protocol, timeout_s, priority)
+        super().__init__(_spec(precision), url, protocol, timeout_s, priority, tls_ca=tls_ca)
 
     async def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return (await self.infer(categorical=categorical, dense=dense))["probability"][:, 0]

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -60,9 +61,14 @@ class RecommendClient(ModelClient):
     """
 
     def __init__(
-        self, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 2.0, model: str = RECOMMEND.name
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        timeout_s: float = 2.0,
+        model: str = RECOMMEND.name,
+        tls_ca: str | Path | None = None,
     ):
-        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s)
+        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s, tls_ca=tls_ca)
 
     def recommend(
         self,
@@ -80,9 +86,14 @@ class AsyncRecommendClient(AsyncModelClient):
     """asyncio twin of `RecommendClient`."""
 
     def __init__(
-        self, url: str | None = None, protocol: Protocol = "grpc", timeout_s: float = 2.0, model: str = RECOMMEND.name
+        self,
+        url: str | None = None,
+        protocol: Protocol = "grpc",
+        timeout_s: float = 2.0,
+        model: str = RECOMMEND.name,
+        tls_ca: str | Path | None = None,
     ):
-        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s)
+        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s, tls_ca=tls_ca)
 
     async def recommend(
         self,

@@ -184,10 +184,11 @@ class TranscriptionClient(_TranscriptionMixin):
         protocol: Protocol = "grpc",
         timeout_s: float = DEFAULT_TIMEOUT_S,
         priority: int = 0,
+        tls_ca: str | Path | None = None,
     ):
         self.model = model
         self._client = ModelClient(
-            route_spec(model), url=url, protocol=protocol, timeout_s=timeout_s, priority=priority
+            route_spec(model), url=url, protocol=protocol, timeout_s=timeout_s, priority=priority, tls_ca=tls_ca
         )
         self.url = self._client.url
 
@@ -238,10 +239,11 @@ class AsyncTranscriptionClient(_TranscriptionMixin):
         protocol: Protocol = "grpc",
         timeout_s: float = DEFAULT_TIMEOUT_S,
         priority: int = 0,
+        tls_ca: str | Path | None = None,
     ):
         self.model = model
         self._client = AsyncModelClient(
-            route_spec(model), url=url, protocol=protocol, timeout_s=timeout_s, priority=priority
+            route_spec(model), url=url, protocol=protocol, timeout_s=timeout_s, priority=priority, tls_ca=tls_ca
         )
         self.url = self._client.url
 

@@ -45,6 +45,48 @@ def _repository(path: Path | None) -> Path:
     return (path or model_repository()).resolve()
 
 
+AddressOption = Annotated[
+    str,
+    typer.Option(help="Address HTTP, gRPC and metrics bind. 127.0.0.1: this machine only; 0.0.0.0: every interface."),
+]
+AdminKeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="File holding the admin key for the restricted APIs "
+        "(default: $MARQUEE_ADMIN_KEY, else .marquee/admin.key, generated with mode 0600)."
+    ),
+]
+
+
+def _bind_address(address: str) -> str:
+    from marquee.server.security import check_bind_address
+
+    try:
+        return check_bind_address(address)
+    except ValueError as error:
+        raise typer.BadParameter(f"--address: {error}") from None
+
+
+def _grpc_tls(cert: Path | None, key: Path | None):
+    from marquee.server import GrpcTls
+
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = ("--grpc-tls-cert", "--grpc-tls-key") if key is None else ("--grpc-tls-key", "--grpc-tls-cert")
+        raise typer.BadParameter(f"{given} needs {missing} too: TLS takes a certificate and its private key")
+    return GrpcTls(cert, key)
+
+
+def _describe_external(url: str, admin_key_file: Path | None) -> None:
+    """Print the models of a server Marquee did not start; its repository index needs the key."""
+    from marquee import serving
+    from marquee.server import resolve_admin_key
+
+    serving.require_ready(url)
+    console.print(serving.models_table(url, resolve_admin_key(admin_key_file, create=False)))
+
+
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
     configure_logging(verbose)
@@ -153,30 +195,48 @@ def serve(
     metrics_port: int = 8002,
     log_file: Annotated[Path | None, typer.Option(help="Server log [default: .marquee/logs/tritonserver.log].")] = None,
     url: Annotated[str | None, typer.Option(help="Use an external server (host:http_port) instead.")] = None,
+    address: AddressOption = "127.0.0.1",
+    admin_key_file: AdminKeyFileOption = None,
+    grpc_tls_cert: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="PEM certificate (chain): serve gRPC over TLS.")
+    ] = None,
+    grpc_tls_key: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="PEM private key of --grpc-tls-cert.")
+    ] = None,
 ) -> None:
     """Serve the model repository on the embedded tritonserver until Ctrl-C."""
     from marquee import serving
-    from marquee.server import ServerPorts
+    from marquee.server import ServerPorts, resolve_admin_key
 
     if url:
-        serving.require_ready(url)
-        console.print(serving.models_table(url))
+        _describe_external(url, admin_key_file)
         return
+    bind, tls = _bind_address(address), _grpc_tls(grpc_tls_cert, grpc_tls_key)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
-    server = serving.start_embedded(_repository(repository), ports, log_file or serving.default_log_path())
-    console.print(serving.models_table(server.http_url))
-    console.print(serving.endpoints_table(server.http_url, server.grpc_url, server.metrics_url))
+    server = serving.start_embedded(
+        _repository(repository),
+        ports,
+        log_file or serving.default_log_path(),
+        address=bind,
+        admin_key=resolve_admin_key(admin_key_file, create=True),
+        grpc_tls=tls,
+    )
+    console.print(serving.models_table(server.http_url, server.admin_key))
+    console.print(serving.endpoints_table(server))
     console.print(f"server log: {server.log_path}. Ctrl-C stops the server.")
     serving.wait_until_signalled(server)
 
 
 @app.command()
-def models(url: Annotated[str, typer.Option(help="Server HTTP address.")] = "localhost:8000") -> None:
+def models(
+    url: Annotated[str, typer.Option(help="Server HTTP address.")] = "localhost:8000",
+    admin_key_file: Annotated[
+        Path | None,
+        typer.Option(help="Admin key file (default: $MARQUEE_ADMIN_KEY, else .marquee/admin.key if present)."),
+    ] = None,
+) -> None:
     """List the models a running server knows, with states and tensors."""
-    from marquee import serving
-
-    serving.require_ready(url)
-    console.print(serving.models_table(url))
+    _describe_external(url, admin_key_file)
 
 
 @app.command()
@@ -226,15 +286,19 @@ def up(
     grpc_port: int = 8001,
     metrics_port: int = 8002,
     wait: Annotated[bool, typer.Option(help="Keep serving until Ctrl-C.")] = True,
+    address: AddressOption = "127.0.0.1",
+    admin_key_file: AdminKeyFileOption = None,
 ) -> None:
     """Export the default models, serve them, send a sample request, keep serving."""
     from marquee import render as rendering
     from marquee import serving
     from marquee.paths import model_repository
-    from marquee.server import ServerPorts
+    from marquee.server import ServerPorts, resolve_admin_key
     from marquee.specs import CATALOGUE
     from marquee.specs.recommend import SETTINGS
 
+    bind = _bind_address(address)
+    admin_key = resolve_admin_key(admin_key_file, create=True)
     repository = model_repository().resolve()
     rendering.check(list(CATALOGUE.values()), repository)
     export_ranker(checkpoint=None, precision=None, force=False, repository=repository)
@@ -242,9 +306,9 @@ def up(
     export_moderation(force=False, repository=repository)
     export_transcription(source=None, force=False, repository=repository)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
-    server = serving.start_embedded(repository, ports, serving.default_log_path())
+    server = serving.start_embedded(repository, ports, serving.default_log_path(), address=bind, admin_key=admin_key)
     try:
-        console.print(serving.models_table(server.http_url))
+        console.print(serving.models_table(server.http_url, server.admin_key))
         for precision in PrecisionChoice:
             rank(url=server.grpc_url, protocol=ProtocolChoice.grpc, precision=precision, seed=0)
         serving.warm_up_recommend(server.grpc_url)
@@ -258,8 +322,8 @@ def up(
             url=server.grpc_url,
             protocol=ProtocolChoice.grpc,
         )
-        console.print(serving.endpoints_table(server.http_url, server.grpc_url, server.metrics_url))
-        console.print(_next_steps(server.http_url, server.grpc_url))
+        console.print(serving.endpoints_table(server))
+        console.print(_next_steps(server.http_url, server.grpc_url, serving.admin_header_example(server)))
     except BaseException:
         server.stop()
         raise
@@ -269,12 +333,13 @@ def up(
         server.stop()
 
 
-def _next_steps(http_url: str, grpc_url: str) -> str:
+def _next_steps(http_url: str, grpc_url: str, admin_header: str) -> str:
     return (
         "[bold]Send more requests:[/]\n"
         f"  marquee rank --url {grpc_url} --precision int8\n"
         f"  marquee recommend --url {grpc_url} --user 7 --region 2 --history 10,11 -n 20\n"
         f"  curl -s http://{http_url}/v2/models/ranker_fp32 | python -m json.tool\n"
+        f"  curl -s -X POST -H {admin_header} http://{http_url}/v2/repository/index   (admin API: needs the key)\n"
         f"  marquee perf analyzer -- -m ranker_int8 -u {grpc_url} -i grpc -b 64 --concurrency-range 1:4\n"
         "Ctrl-C stops the server."
     )

@@ -15,3 +15,8 @@ def model_repository() -> Path:
 def cache_dir() -> Path:
     """Checkpoints, the assembled backend directory, perf_analyzer's runtime, logs."""
     return Path(os.environ.get("MARQUEE_CACHE", PROJECT_ROOT / ".marquee"))
+
+
+def admin_key_file() -> Path:
+    """The generated admin key for the restricted Triton APIs (mode 0600)."""
+    return cache_dir() / "admin.key"

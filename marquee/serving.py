@@ -9,11 +9,23 @@ from pathlib import Path
 
 import tritonclient.http as httpclient
 from rich.table import Table
+from tritonclient.utils import InferenceServerException
 
 from marquee.errors import ServerError
-from marquee.paths import cache_dir
+from marquee.paths import admin_key_file, cache_dir
 from marquee.render import parse
 from marquee.server.process import ServerPorts, TritonServer, http_ready
+from marquee.server.security import (
+    ADMIN_KEY_ENV,
+    ADMIN_KEY_HEADER,
+    DEFAULT_ADDRESS,
+    GRPC_ADMIN_KEY_HEADER,
+    OPEN_APIS,
+    RESTRICTED_APIS,
+    AdminKey,
+    GrpcTls,
+    RestrictedApiError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +47,51 @@ def default_log_path() -> Path:
     return cache_dir() / "logs" / "tritonserver.log"
 
 
-def start_embedded(repository: Path, ports: ServerPorts, log_path: Path) -> TritonServer:
+def start_embedded(
+    repository: Path,
+    ports: ServerPorts,
+    log_path: Path,
+    address: str = DEFAULT_ADDRESS,
+    admin_key: AdminKey | None = None,
+    grpc_tls: GrpcTls | None = None,
+) -> TritonServer:
     ready, missing = exported_models(repository)
     if missing:
         log.warning("not loading %s: no exported version (run `marquee export ...`)", ", ".join(missing))
     if not ready:
         raise ServerError(f"no exported models in {repository}; run `marquee export ranker` first")
-    return TritonServer(repository, ports, log_path=log_path, models=ready).start()
+    server = TritonServer(
+        repository, ports, log_path=log_path, models=ready, address=address, admin_key=admin_key, grpc_tls=grpc_tls
+    )
+    return server.start()
 
 
-def models_table(http_url: str) -> Table:
+def _repository_index(client: httpclient.InferenceServerClient, http_url: str, admin_key: AdminKey | None) -> list:
+    """The repository index is a restricted API; say how to pass the key when refused."""
+    headers = admin_key.http_headers() if admin_key else None
+    try:
+        return client.get_model_repository_index(headers=headers)
+    except InferenceServerException as error:
+        if str(error.status()) != "403":
+            raise
+        if admin_key is None:
+            raise RestrictedApiError(
+                f"Triton at {http_url} restricts its model-repository API and no admin key was given: "
+                f"pass --admin-key-file FILE or set ${ADMIN_KEY_ENV} "
+                f"(a local `marquee serve` keeps its key in {admin_key_file()})"
+            ) from None
+        raise RestrictedApiError(
+            f"Triton at {http_url} refused the admin key from {admin_key.source} "
+            f"for its model-repository API ({error.message()})"
+        ) from None
+
+
+def models_table(http_url: str, admin_key: AdminKey | None = None) -> Table:
     client = httpclient.InferenceServerClient(http_url)
     table = Table(title=f"Triton at {http_url}")
     for column in ("model", "version", "state", "inputs", "outputs"):
         table.add_column(column)
-    for entry in client.get_model_repository_index():
+    for entry in _repository_index(client, http_url, admin_key):
         name, state = entry["name"], entry.get("state", "")
         inputs = outputs = ""
         if state == "READY":
@@ -61,14 +103,37 @@ def models_table(http_url: str) -> Table:
     return table
 
 
-def endpoints_table(http_url: str, grpc_url: str, metrics_url: str) -> Table:
-    table = Table(title="Endpoints")
-    table.add_column("protocol")
-    table.add_column("address")
-    table.add_row("HTTP/REST (KServe v2)", f"http://{http_url}")
-    table.add_row("gRPC (KServe v2)", grpc_url)
-    table.add_row("Prometheus metrics", metrics_url)
+def endpoints_table(server: TritonServer) -> Table:
+    """Where the server listens, who can reach it, and which APIs need the admin key."""
+    if server.loopback_only:
+        caption = f"bound to {server.address}: reachable from this machine only"
+    else:
+        caption = f"[bold yellow]warning:[/] bound to {server.address}: reachable from other hosts"
+    table = Table(title="Endpoints", caption=caption)
+    for column in ("protocol", "address", "access"):
+        table.add_column(column)
+    open_apis, restricted = ", ".join(OPEN_APIS), ", ".join(RESTRICTED_APIS)
+    table.add_row(
+        "HTTP/REST (KServe v2)",
+        f"http://{server.http_url}",
+        f"open: {open_apis}\n{restricted}: header {ADMIN_KEY_HEADER}",
+    )
+    grpc_security = "TLS" if server.grpc_tls else "plaintext"
+    table.add_row(
+        f"gRPC (KServe v2, {grpc_security})",
+        server.grpc_url,
+        f"open: {open_apis}\n{restricted}: metadata {GRPC_ADMIN_KEY_HEADER}",
+    )
+    table.add_row("Prometheus metrics", server.metrics_url, "open")
+    table.add_row("admin key", server.admin_key.source, "never printed; read it from there")
     return table
+
+
+def admin_header_example(server: TritonServer) -> str:
+    """The curl header argument for the admin key, reading it where it lives (never inline)."""
+    key = server.admin_key
+    value = f"$(cat {key.path})" if key.path else f"${ADMIN_KEY_ENV}"
+    return f'"{ADMIN_KEY_HEADER}: {value}"'
 
 
 def wait_until_signalled(server: TritonServer) -> None:

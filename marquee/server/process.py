@@ -16,6 +16,15 @@ from pathlib import Path
 
 from marquee.errors import ServerError
 from marquee.server.embedded import build_backend_directory, server_environment, tritonserver_binary
+from marquee.server.security import (
+    DEFAULT_ADDRESS,
+    AdminKey,
+    GrpcTls,
+    check_bind_address,
+    connect_host,
+    is_loopback,
+    resolve_admin_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,11 @@ class TritonServer:
 
     `models=None` loads every model in the repository; a list switches Triton to
     explicit model control and loads only those.
+
+    Secure by default: HTTP, gRPC and metrics bind `address` (127.0.0.1), and the
+    model-repository, shared-memory, logging and trace APIs need `admin_key` (default:
+    $MARQUEE_ADMIN_KEY, or a key generated into .marquee/admin.key). `grpc_tls` turns on
+    TLS for gRPC.
     """
 
     def __init__(
@@ -74,39 +88,57 @@ class TritonServer:
         log_path: Path | None = None,
         models: list[str] | None = None,
         extra_args: tuple[str, ...] = (),
+        address: str = DEFAULT_ADDRESS,
+        admin_key: AdminKey | None = None,
+        grpc_tls: GrpcTls | None = None,
     ):
         self.repository = Path(repository).resolve()
         self.ports = ports or ServerPorts()
         self.models = models
         self.extra_args = extra_args
+        self.address = check_bind_address(address)
+        self.admin_key = admin_key or resolve_admin_key(create=True)
+        self.grpc_tls = grpc_tls
         self._workdir = Path(tempfile.mkdtemp(prefix="marquee-triton-"))
         self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
 
     @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.address)
+
+    @property
     def http_url(self) -> str:
-        return f"127.0.0.1:{self.ports.http}"
+        return f"{connect_host(self.address)}:{self.ports.http}"
 
     @property
     def grpc_url(self) -> str:
-        return f"127.0.0.1:{self.ports.grpc}"
+        return f"{connect_host(self.address)}:{self.ports.grpc}"
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.metrics}/metrics"
+        return f"http://{connect_host(self.address)}:{self.ports.metrics}/metrics"
 
     def command(self, backend_dir: Path) -> list[str]:
         command = [
             str(tritonserver_binary()),
             f"--model-repository={self.repository}",
             f"--backend-directory={backend_dir}",
+            f"--http-address={self.address}",
             f"--http-port={self.ports.http}",
+            f"--grpc-address={self.address}",
             f"--grpc-port={self.ports.grpc}",
+            f"--metrics-address={self.address}",
             f"--metrics-port={self.ports.metrics}",
             "--allow-cpu-metrics=true",
             "--exit-on-error=true",
             "--strict-readiness=true",
         ]
+        # The key is on tritonserver's command line (Triton reads it nowhere else): never
+        # log this list. Triton itself does not print it.
+        command += self.admin_key.server_args()
+        if self.grpc_tls is not None:
+            command += self.grpc_tls.server_args()
         if self.models is not None:
             command.append("--model-control-mode=explicit")
             command += [f"--load-model={name}" for name in self.models]
@@ -116,7 +148,16 @@ class TritonServer:
         backend_dir = build_backend_directory(self._workdir / "backends")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("w")
-        log.info("starting tritonserver on http=%d grpc=%d", self.ports.http, self.ports.grpc)
+        log.info(
+            "starting tritonserver on %s: http=%d grpc=%d%s metrics=%d",
+            self.address,
+            self.ports.http,
+            self.ports.grpc,
+            " (TLS)" if self.grpc_tls else "",
+            self.ports.metrics,
+        )
+        if not self.loopback_only:
+            log.warning("tritonserver binds %s: reachable from other hosts, not only this one", self.address)
         self.process = subprocess.Popen(
             self.command(backend_dir),
             stdout=log_file,
