@@ -104,28 +104,23 @@ def models_table(http_url: str, admin_key: AdminKey | None = None) -> Table:
 
 
 def endpoints_table(server: TritonServer) -> Table:
-    """Where the server listens, who can reach it, and which APIs need the admin key."""
+    """Where the server listens, who can reach it, and how the admin APIs take the key."""
     if server.loopback_only:
-        caption = f"bound to {server.address}: reachable from this machine only"
+        reach = f"bound to {server.address}: reachable from this machine only"
     else:
-        caption = f"[bold yellow]warning:[/] bound to {server.address}: reachable from other hosts"
+        reach = f"[bold yellow]warning:[/] bound to {server.address}: reachable from other hosts"
+    caption = (
+        f"{reach}\nadmin APIs (need the key): {', '.join(RESTRICTED_APIS)}\n"
+        f"open to all: {', '.join(OPEN_APIS)}, metrics"
+    )
     table = Table(title="Endpoints", caption=caption)
-    for column in ("protocol", "address", "access"):
-        table.add_column(column)
-    open_apis, restricted = ", ".join(OPEN_APIS), ", ".join(RESTRICTED_APIS)
-    table.add_row(
-        "HTTP/REST (KServe v2)",
-        f"http://{server.http_url}",
-        f"open: {open_apis}\n{restricted}: header {ADMIN_KEY_HEADER}",
-    )
-    grpc_security = "TLS" if server.grpc_tls else "plaintext"
-    table.add_row(
-        f"gRPC (KServe v2, {grpc_security})",
-        server.grpc_url,
-        f"open: {open_apis}\n{restricted}: metadata {GRPC_ADMIN_KEY_HEADER}",
-    )
-    table.add_row("Prometheus metrics", server.metrics_url, "open")
-    table.add_row("admin key", server.admin_key.source, "never printed; read it from there")
+    table.add_column("protocol")
+    table.add_column("address", overflow="fold")
+    table.add_column("admin key goes in", overflow="fold")
+    table.add_row("HTTP/REST", f"http://{server.http_url}", f"header {ADMIN_KEY_HEADER}")
+    table.add_row("gRPC (TLS)" if server.grpc_tls else "gRPC", server.grpc_url, f"metadata {GRPC_ADMIN_KEY_HEADER}")
+    table.add_row("metrics", server.metrics_url, "(open)")
+    table.add_row("admin key", server.admin_key.source, "(never printed)")
     return table
 
 
