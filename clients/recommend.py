@@ -26,6 +26,7 @@ class Recommendation:
     items: list[RecommendedItem]
     degraded: bool  # True when a stage failed or ran over budget and a cheaper order was used
     stage_ms: dict[str, float]  # server-side time per stage: retrieve, filter, rank, rules, total
+    degraded_reason: str = ""  # why, when degraded: a late or failed stage, a model not loaded
 
     @property
     def item_ids(self) -> list[int]:
@@ -49,7 +50,9 @@ def _result(outputs: dict[str, np.ndarray]) -> Recommendation:
         for i, s, g in zip(outputs["item_ids"], outputs["scores"], outputs["genres"], strict=True)
     ]
     stage_ms = {name: float(v) for name, v in zip(STAGES, outputs["stage_ms"], strict=True)}
-    return Recommendation(items, bool(outputs["degraded"][0]), stage_ms)
+    reason = outputs["degraded_reason"].reshape(-1)[0]
+    reason = reason.decode("utf-8") if isinstance(reason, bytes) else str(reason)
+    return Recommendation(items, bool(outputs["degraded"][0]), stage_ms, reason)
 
 
 class RecommendClient(ModelClient):

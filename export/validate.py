@@ -41,7 +41,11 @@ class ValidationReport:
         allowed = atol + rtol * np.abs(reference)
         worst = float(diff.max()) if diff.size else 0.0
         self.figures[f"{name}_max_abs_diff"] = worst
-        self.checks.append(Check(name, bool((diff <= allowed).all()), f"max |diff| {worst:.3g} (atol {atol:g})"))
+        # Worst |diff| as a share of what is allowed there (<= 1 passes): with rtol, the
+        # allowance grows with the reference's magnitude.
+        self.figures[f"{name}_worst_share_of_tolerance"] = float((diff / allowed).max()) if diff.size else 0.0
+        limit = f"atol {atol:g}" + (f", rtol {rtol:g}" if rtol else "")
+        self.checks.append(Check(name, bool((diff <= allowed).all()), f"max |diff| {worst:.3g} ({limit})"))
         if mean_atol is not None:
             self.at_most(f"{name}_mean_abs_diff", float(diff.mean()), mean_atol)
 

@@ -99,14 +99,18 @@ def render(
 ) -> None:
     """Render every model's config.pbtxt from its spec (or check they are current)."""
     from marquee import render as rendering
+    from marquee.errors import ConfigDriftError
     from marquee.specs import CATALOGUE
+    from perf import budgets
 
     specs = list(CATALOGUE.values())
     if check:
         rendering.check(specs, _repository(repository))
-        console.print(f"[green]✓ {len(specs)} configs match their specs")
+        if budgets.budgets_stale(specs):
+            raise ConfigDriftError(f"{budgets.BUDGETS_YAML} is stale; run `marquee render`")
+        console.print(f"[green]✓ {len(specs)} configs and perf/budgets.yaml match their specs")
     else:
-        for path in rendering.write(specs, _repository(repository)):
+        for path in [*rendering.write(specs, _repository(repository)), budgets.write_budgets(specs)]:
             console.print(f"wrote {path}")
 
 

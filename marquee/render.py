@@ -43,9 +43,18 @@ def config_dict(spec: ModelSpec) -> dict:
         config["dynamic_batching"] = _dynamic_batching(spec.dynamic_batching)
     if spec.warmup_batch_sizes:
         config["model_warmup"] = [_warmup(spec, size) for size in spec.warmup_batch_sizes]
-    if spec.parameters:
-        config["parameters"] = {k: {"string_value": v} for k, v in sorted(spec.parameters.items())}
+    parameters = {**spec.parameters, **stage_budget_parameters(spec)}
+    if parameters:
+        config["parameters"] = {k: {"string_value": v} for k, v in sorted(parameters.items())}
     return config
+
+
+def stage_budget_parameters(spec: ModelSpec) -> dict[str, str]:
+    """`<stage>_budget_ms` for each stage deadline of a route (read by route_runtime)."""
+    clashes = sorted(f"{stage}_budget_ms" for stage in spec.stage_budgets_ms if f"{stage}_budget_ms" in spec.parameters)
+    if clashes:
+        raise ValueError(f"ModelSpec `{spec.name}`: {clashes} come from stage_budgets_ms; drop them from parameters")
+    return {f"{stage}_budget_ms": f"{ms:g}" for stage, ms in spec.stage_budgets_ms.items()}
 
 
 def _instance_group(group: InstanceGroup) -> dict:
@@ -138,7 +147,14 @@ def write_variant(repository: Path, base: ModelSpec, name: str, **parameters: st
     """Deploy an already exported model again under another name, with some parameters
     changed (an A/B variant, a route wired to a test double). Renders the variant's
     config and copies the base's version directory; returns the copy."""
-    variant = dataclasses.replace(base, name=name, parameters={**base.parameters, **parameters})
+    budgets = {k.removesuffix("_budget_ms"): float(v) for k, v in parameters.items() if k.endswith("_budget_ms")}
+    others = {k: v for k, v in parameters.items() if not k.endswith("_budget_ms")}
+    variant = dataclasses.replace(
+        base,
+        name=name,
+        parameters={**base.parameters, **others},
+        stage_budgets_ms={**base.stage_budgets_ms, **budgets},
+    )
     write([variant], repository)
     target = repository / name / str(base.version)
     shutil.copytree(repository / base.name / str(base.version), target, dirs_exist_ok=True)

@@ -33,7 +33,7 @@ def ranked_table(model: str, categorical: np.ndarray, probability: np.ndarray) -
 
 
 def recommendation_table(user: int, region: int, page) -> Table:
-    state = "[yellow]degraded[/]" if page.degraded else "[green]ranked[/]"
+    state = f"[yellow]degraded: {page.degraded_reason}[/]" if page.degraded else "[green]ranked[/]"
     stages = ", ".join(f"{name} {ms:.1f}" for name, ms in page.stage_ms.items())
     table = Table(title=f"recommend: user {user}, region {region} ({state})", caption=f"server ms: {stages}")
     for column in ("rank", "item_id", "genre", "score"):

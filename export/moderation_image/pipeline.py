@@ -21,11 +21,11 @@ import numpy as np
 from export import artifacts
 from export.moderation_image import compare as compare_module
 from export.moderation_image import synthetic
+from export.route_install import install_route
 from export.validate import ValidationReport
-from marquee.moderation import policy as policy_module
 from marquee.moderation.policy import default_policy_path
 from marquee.preprocess import image as preprocess_module
-from marquee.routes import moderate_image as route_package
+from marquee.routes import manifest
 from marquee.specs.moderation_image import (
     IMAGE_MODERATION_MODELS,
     IMAGE_PREPROCESS,
@@ -37,8 +37,6 @@ from marquee.specs.moderation_image import (
 )
 
 log = logging.getLogger(__name__)
-ROUTE_DIR = Path(route_package.__file__).parent
-ROUTE_MODULES = ("model.py", "detections.py", "ocr.py", "image_checks.py", "judgement.py")
 CPU_PIPELINE = "model.cpu.dali"  # read by marquee/backends/dali
 
 
@@ -70,11 +68,10 @@ def _sources() -> list[Path]:
         nudenet_model(),
         *rapidocr_models(),
         Path(preprocess_module.__file__),
-        Path(policy_module.__file__),
         default_policy_path(),
         Path(__file__),
         Path(compare_module.__file__),
-        *(ROUTE_DIR / name for name in ROUTE_MODULES),
+        *manifest.MODERATE_IMAGE.sources(),
     ]
 
 
@@ -115,7 +112,7 @@ def export_image_moderation(repository: Path, force: bool = False) -> bool:
         shutil.move(str(staged / CPU_PIPELINE), preprocess_dir / CPU_PIPELINE)
         installed = artifacts.install(staged / "model.dali", preprocess_dir, IMAGE_PREPROCESS.artifact, stamp)
         versions[IMAGE_PREPROCESS.name] = {"version": 1, "sha256": artifacts.file_digest(installed)[:16]}
-        _install_route(repository, staged, stamp, labels, charset, versions)
+        _install_route(repository, stamp, labels, charset, versions)
     return True
 
 
@@ -136,18 +133,15 @@ def _model_metadata(det_path: Path, rec_path: Path) -> tuple[list[str], str]:
     return labels, charset
 
 
-def _install_route(repository: Path, staged: Path, stamp: dict, labels, charset: str, versions: dict) -> None:
-    version_dir = _version_dir(repository, MODERATE_IMAGE)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    for name in ROUTE_MODULES[1:]:
-        shutil.copy2(ROUTE_DIR / name, version_dir / name)
-    shutil.copy2(policy_module.__file__, version_dir / "policy.py")
-    shutil.copy2(default_policy_path(), version_dir / MODERATE_IMAGE.parameters["policy"])
-    (version_dir / MODERATE_IMAGE.parameters["labels"]).write_text(json.dumps(labels, indent=1) + "\n")
-    (version_dir / MODERATE_IMAGE.parameters["ocr_keys"]).write_text(charset, encoding="utf-8")
-    (version_dir / "models.json").write_text(json.dumps(versions, indent=1, sort_keys=True) + "\n")
-    shutil.copy2(ROUTE_DIR / "model.py", staged / "model.py")
-    artifacts.install(staged / "model.py", version_dir, MODERATE_IMAGE.artifact, stamp)
+def _install_route(repository: Path, stamp: dict, labels, charset: str, versions: dict) -> None:
+    params = MODERATE_IMAGE.parameters
+    data = {
+        params["policy"]: default_policy_path(),
+        params["labels"]: json.dumps(labels, indent=1) + "\n",
+        params["ocr_keys"]: charset,
+        "models.json": json.dumps(versions, indent=1, sort_keys=True) + "\n",
+    }
+    install_route(manifest.MODERATE_IMAGE, _version_dir(repository, MODERATE_IMAGE), stamp, data)
 
 
 def _validate(cpu_pipeline: Path, labels: list[str]) -> ValidationReport:

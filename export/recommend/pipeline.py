@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -30,8 +29,9 @@ from export.recommend.candidates import (
 )
 from export.recommend.catalogue import build_catalogue, user_histories, write_feature_table
 from export.recommend.two_tower import TwoTowerConfig, train_two_tower
+from export.route_install import install_route
 from export.validate import ValidationReport
-from marquee.routes import recommend as route_package
+from marquee.routes import manifest
 from marquee.specs.recommend import (
     CANDIDATES,
     CANDIDATES_IVF,
@@ -44,12 +44,10 @@ from marquee.specs.recommend import (
 )
 
 log = logging.getLogger(__name__)
-ROUTE_SOURCES = [
-    Path(route_package.__file__).parent / name for name in ("model.py", "route_logic.py", "candidates_ivf.py")
-]
 SOURCES = [Path(m.__file__) for m in (candidates_module, catalogue_module, two_tower_module)] + [
     Path(__file__),
-    *ROUTE_SOURCES,
+    *manifest.RECOMMEND.sources(),
+    *manifest.CANDIDATES_IVF.sources(),
 ]
 VALIDATION_USERS = 256
 
@@ -98,12 +96,8 @@ def export_recommend(
         stamp = {"input_hash": input_hash, "n_items": n_items, "validation": report.figures}
         artifacts.install(staged / "user_tower.onnx", _version_dir(repository, USER_TOWER), USER_TOWER.artifact, stamp)
         artifacts.install(staged / "candidates.onnx", _version_dir(repository, CANDIDATES), CANDIDATES.artifact, stamp)
-        ivf_dir = _version_dir(repository, CANDIDATES_IVF)
-        ivf_dir.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged / "index.faiss"), ivf_dir / "index.faiss")
-        shutil.move(str(staged / "ivf.json"), ivf_dir / "ivf.json")
-        shutil.copy2(ROUTE_SOURCES[2], staged / "candidates_ivf.py")
-        artifacts.install(staged / "candidates_ivf.py", ivf_dir, CANDIDATES_IVF.artifact, stamp)
+        ivf_files = {name: staged / name for name in ("index.faiss", "ivf.json")}
+        install_route(manifest.CANDIDATES_IVF, _version_dir(repository, CANDIDATES_IVF), stamp, ivf_files)
         _install_route(catalogue, repository, staged, stamp)
     for ensemble in (RETRIEVE, RETRIEVE_IVF):  # ensembles need an (empty) version directory
         _version_dir(repository, ensemble).mkdir(parents=True, exist_ok=True)
@@ -112,14 +106,11 @@ def export_recommend(
 
 def _install_route(catalogue, repository: Path, staged: Path, stamp: dict) -> None:
     version_dir = _version_dir(repository, RECOMMEND)
-    version_dir.mkdir(parents=True, exist_ok=True)
-    write_feature_table(catalogue, version_dir / "features.npz")
-    shutil.copy2(ROUTE_SOURCES[1], version_dir / "route_logic.py")
-    blocklist = version_dir / RECOMMEND.parameters["blocklist"]
-    if not blocklist.exists():
-        blocklist.write_text("# item ids blocked by moderation, one per line; re-read on change\n")
-    shutil.copy2(ROUTE_SOURCES[0], staged / "model.py")
-    artifacts.install(staged / "model.py", version_dir, RECOMMEND.artifact, stamp)
+    write_feature_table(catalogue, staged / "features.npz")
+    data: dict = {"features.npz": staged / "features.npz"}
+    if not (version_dir / RECOMMEND.parameters["blocklist"]).exists():  # an operator's edits are kept
+        data[RECOMMEND.parameters["blocklist"]] = "# item ids blocked by moderation, one per line; re-read on change\n"
+    install_route(manifest.RECOMMEND, version_dir, stamp, data)
 
 
 def _example_tower_inputs(catalogue, users: int) -> dict[str, torch.Tensor]:

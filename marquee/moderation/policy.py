@@ -15,8 +15,12 @@ from pathlib import Path
 import yaml
 
 DECISIONS = ("allow", "review", "block")  # in increasing severity
-# Not a policy outcome: the item could not be judged (bad input); the caller quarantines it.
+# Not a policy outcome: the item could not be judged. Its audit's `error_kind` says why:
+# "input" (the item itself is unusable; the queue quarantines it at once) or "model" (a
+# model failed, ran past its deadline or is not loaded; the queue retries it).
 ERROR = "error"
+INPUT_ERROR, MODEL_ERROR = "input", "model"
+ERROR_KINDS = (INPUT_ERROR, MODEL_ERROR)
 
 
 class PolicyError(ValueError):

@@ -148,11 +148,31 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class LatencyBudget:
-    """Budgets in perf_analyzer / Model Analyzer metric names (microseconds, infer/s)."""
+    """A model's latency budget: the one place it is declared. `perf/budgets.yaml`, which
+    `marquee perf gate` reads, is rendered from these (`marquee render`), and a route's
+    stage deadlines come from `ModelSpec.stage_budgets_ms`.
+
+    - `perf_latency_p99_us`: p99 on a GPU host at `batch_size` rows and `concurrency`
+      requests in flight (perf_analyzer's metric, microseconds).
+    - CPU hosts, models with an ONNX file: ratios against that file run in-process in the
+      same run (`cpu_p99_ratio_max`, `cpu_throughput_ratio_min`), so host speed cancels out.
+    - CPU hosts, routes: `cpu_p99_us`, the product SLO including client and network.
+    - `gated`: `marquee perf gate` measures it; `serve_with`: models a route calls.
+    """
 
     perf_latency_p99_us: int
     batch_size: int = 1
     concurrency: int = 1
+    cpu_p99_ratio_max: float | None = None
+    cpu_throughput_ratio_min: float | None = None
+    cpu_p99_us: int | None = None
+    gated: bool = False
+    serve_with: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        ratios = self.cpu_p99_ratio_max is not None or self.cpu_throughput_ratio_min is not None
+        if self.gated and ratios == (self.cpu_p99_us is not None):
+            raise ValueError("LatencyBudget: a gated budget needs CPU ratios or cpu_p99_us, not both")
 
 
 @dataclass(frozen=True)
@@ -187,6 +207,9 @@ class ModelSpec:
     warmup_batch_sizes: tuple[int, ...] = ()
     # Only for backend "ensemble": the steps Triton chains without Python in between.
     ensemble_steps: tuple[EnsembleStep, ...] = ()
+    # Routes: the deadline of each downstream stage, rendered as `<stage>_budget_ms`
+    # parameters that the route runtime reads (every BLS call has one).
+    stage_budgets_ms: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 0:

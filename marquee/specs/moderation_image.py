@@ -24,6 +24,7 @@ from marquee.specs.base import (
     TensorSpec,
     Tolerance,
 )
+from marquee.specs.moderation_text import MODERATE_TEXT
 
 FAMILY = "moderation_image"
 
@@ -138,7 +139,9 @@ MODERATE_IMAGE = ModelSpec(
         "detector_model": NUDENET.name,
         "ocr_det_model": OCR_DET.name,
         "ocr_rec_model": OCR_REC.name,
-        "text_route": "moderate_text",
+        "text_route": MODERATE_TEXT.name,
+        # OCR lines go to the text route in chunks it accepts (its own request limit).
+        "text_route_max_texts": MODERATE_TEXT.parameters["max_texts"],
         # "false" skips text detection/recognition (the costliest stage on CPU hosts).
         "ocr_enabled": "true",
         "policy": "policy.yaml",
@@ -156,6 +159,15 @@ MODERATE_IMAGE = ModelSpec(
         "ocr_pixel_threshold": "0.3",
         "ocr_box_threshold": "0.5",
         "ocr_unclip_ratio": "1.6",
+    },
+    # Deadlines of each BLS stage for a full request (max_items images): safety nets
+    # against a hung model; a late stage gives its images decision "error" (error_kind
+    # "model"), and the moderation queue retries them.
+    stage_budgets_ms={
+        "preprocess": 5_000.0,
+        "detect": 10_000.0,
+        "ocr": 10_000.0,
+        "text_route": 15_000.0,
     },
     tolerance=_SAME_AS_REFERENCE,
     budget=LatencyBudget(perf_latency_p99_us=1_000_000, batch_size=1, concurrency=2),

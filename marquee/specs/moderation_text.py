@@ -130,8 +130,22 @@ MODERATE_TEXT = ModelSpec(
         "policy": "policy.yaml",
         "tokenizer": "tokenizer.json",
     },
+    # Deadlines of the two BLS stages for a full request (MAX_TEXTS texts): moderation is
+    # queue-backed, so these catch a hung model rather than enforce a tail; a late stage
+    # gives its texts decision "error" (error_kind "model") and the queue retries them.
+    stage_budgets_ms={"lexical": 2_000.0, "classifier": 10_000.0},
     tolerance=Tolerance(atol=0.0),
-    budget=LatencyBudget(perf_latency_p99_us=150_000, batch_size=1, concurrency=2),
+    # 16 held-out comments a request, two requests in flight (perf/inputs.py). Moderation
+    # is asynchronous (the queue absorbs bursts), so on CPU hosts the budget is about
+    # throughput per core more than tail: 16 comments within 250 ms at p99.
+    budget=LatencyBudget(
+        perf_latency_p99_us=50_000,
+        batch_size=1,
+        concurrency=2,
+        cpu_p99_us=250_000,
+        gated=True,
+        serve_with=(PROFANITY_LEXICAL.name, TEXT_CLASSIFIER_INT8.name),
+    ),
 )
 
 TEXT_MODERATION_MODELS: tuple[ModelSpec, ...] = (

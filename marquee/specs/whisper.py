@@ -139,7 +139,11 @@ def decoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims =
 
 # FP32 ONNX vs PyTorch: the same arithmetic reordered. Measured on an espeak sentence:
 # encoder hidden max 6e-4 / mean 2e-6, decoder logits max 4e-5; greedy tokens identical.
-WHISPER_ENCODER_FP32 = encoder_spec(Precision.FP32, Tolerance(atol=2e-3, mean_atol=1e-4))
+# FP32 kernels differ between CPUs (ONNX Runtime vs PyTorch, AVX2 vs AVX-512): on a 2-core
+# AMD EPYC one of the 1.15M hidden values of the validation batch differed by 3.5e-3
+# (reference -1.40), while the median difference was 8e-7 and the 99.99th percentile
+# 1.1e-4. The mean bound is the tight check; the worst-case bound allows such outliers.
+WHISPER_ENCODER_FP32 = encoder_spec(Precision.FP32, Tolerance(atol=5e-3, mean_atol=1e-4))
 WHISPER_DECODER_FP32 = decoder_spec(Precision.FP32, Tolerance(atol=2e-3, mean_atol=1e-4))
 # Dynamic INT8 (MatMul weights per channel with reduce_range, activations per call):
 # measured encoder hidden mean 0.10 (max 15 on Whisper's few outlier channels) and decoder
@@ -184,6 +188,10 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
             "max_clips": str(LIMITS.max_clips),
             "encoder_batch": str(LIMITS.encoder_batch),
         },
+        # Deadlines of the BLS stages: decoding a 2-hour file's features, and encoding one
+        # chunk of `encoder_batch` windows under load. A late stage fails that clip (or
+        # those clips) with an error; the rest of the request is still transcribed.
+        stage_budgets_ms={"features": 120_000.0, "encoder": 60_000.0},
         tolerance=Tolerance(atol=0.0),
         budget=LatencyBudget(perf_latency_p99_us=30_000_000),
     )

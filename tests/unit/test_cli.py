@@ -9,7 +9,7 @@ runner = CliRunner()
 def test_render_check_passes_on_the_committed_repository():
     result = runner.invoke(app, ["render", "--check"])
     assert result.exit_code == 0, result.output
-    assert "configs match their specs" in result.output
+    assert "match their specs" in result.output
 
 
 def test_render_check_fails_on_a_stale_config(tmp_path):

@@ -24,7 +24,8 @@ def test_transformers_directory_loads_the_same_weights(whisper_torch, tmp_path):
 def test_export_records_validation_within_the_specs_tolerances(whisper_repository):
     measured = figures(whisper_repository)
     assert measured["greedy_tokens_differing_fp32"] == 0.0
-    assert measured["encoder_hidden_fp32_max_abs_diff"] <= WHISPER_ENCODER_FP32.tolerance.atol
+    assert measured["encoder_hidden_fp32_worst_share_of_tolerance"] <= 1.0
+    assert measured["encoder_hidden_fp32_mean_abs_diff"] <= WHISPER_ENCODER_FP32.tolerance.mean_atol
     assert measured["decoder_logits_fp32_max_abs_diff"] <= WHISPER_DECODER_FP32.tolerance.atol
     assert measured["validation_tokens"] >= 10  # the check decoded real speech, not an empty window
 

@@ -15,6 +15,10 @@ run as one DALI batch. DALI invalidates a pipeline on any operator error (a corr
 image), so on failure this backend rebuilds the pipeline and reruns the items one by
 one: only requests holding a bad item get an error, and the instance keeps serving.
 
+Error codes: an item that is missing, empty, too large or cannot be decoded is the
+caller's mistake, INVALID_ARG (HTTP 400): the bytes are not an image (or audio) this
+pipeline reads. Anything else that fails is INTERNAL.
+
 Parameters (optional): `num_threads` (DALI CPU threads, default 1),
 `max_image_bytes` (items above it are refused before decoding, default 20 MiB; a
 pipeline for other media names the same limit `max_input_bytes`) and `media` (the word
@@ -174,4 +178,7 @@ def _dali_reason(error: Exception) -> str:
 
 
 def _error(message: str):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+    """Every error this backend reports is about an item the caller sent."""
+    return pb_utils.InferenceResponse(
+        output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+    )

@@ -13,6 +13,11 @@ default_model_filename, and the native backend's `intra_op_thread_count`,
 Each dynamic batch becomes one ONNX Runtime call: requests are validated one by one,
 concatenated along the batch axis, run once, and the outputs are split back. A bad
 request gets its own error response; the others in the batch still succeed.
+
+Error codes: a malformed request (missing input, wrong dtype or shape, batch too large,
+invalid UTF-8) and a value ONNX Runtime rejects as an invalid argument (an index out of
+range, say) are the caller's mistake, INVALID_ARG (HTTP 400); any other ONNX Runtime
+failure is INTERNAL (HTTP 500).
 """
 
 from __future__ import annotations
@@ -84,7 +89,7 @@ class TritonPythonModel:
             try:
                 valid.append((index, self._read_inputs(request), self._requested_outputs(request)))
             except RequestError as error:
-                responses[index] = _error_response(str(error))
+                responses[index] = _error_response(str(error), invalid_input=True)
         for group in self._group_by_shape(valid):
             self._run_group(group, responses)
         return responses
@@ -142,7 +147,9 @@ class TritonPythonModel:
             self._run_batched(group, responses)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises plain exceptions
             if len(group) == 1:
-                responses[group[0][0]] = _error_response(f"{self.model_name}: inference failed: {error}")
+                invalid = _is_invalid_argument(error)
+                kind = "input rejected" if invalid else "inference failed"
+                responses[group[0][0]] = _error_response(f"{self.model_name}: {kind}: {error}", invalid_input=invalid)
                 return
             # One request poisoned the batch (e.g. a value the graph rejects); retry
             # one by one so that only the culprit gets the error.
@@ -173,5 +180,11 @@ class TritonPythonModel:
         self.session = None
 
 
-def _error_response(message: str):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+def _is_invalid_argument(error: Exception) -> bool:
+    """ONNX Runtime raises `InvalidArgument` when the input's values are what is wrong."""
+    return type(error).__name__ in ("InvalidArgument", "InvalidProtobuf") or "INVALID_ARGUMENT" in str(error)
+
+
+def _error_response(message: str, invalid_input: bool = False):
+    code = pb_utils.TritonError.INVALID_ARG if invalid_input else pb_utils.TritonError.INTERNAL
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message, code))

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 
 try:  # in the route's version directory, policy.py sits next to this module
-    from policy import DECISIONS, ERROR, Policy, decide, most_severe
+    from policy import DECISIONS, ERROR, ERROR_KINDS, Policy, decide, most_severe
 except ImportError:  # imported from the source tree (unit tests)
-    from marquee.moderation.policy import DECISIONS, ERROR, Policy, decide, most_severe
+    from marquee.moderation.policy import DECISIONS, ERROR, ERROR_KINDS, Policy, decide, most_severe
 
 
 @dataclass
@@ -56,7 +56,17 @@ def thresholds_json(policy: Policy) -> dict:
     return {name: {"review": t.review, "block": t.block} for name, t in policy.image.labels.items()}
 
 
-def error_audit(message: str, policy: Policy) -> str:
+def error_audit(message: str, policy: Policy, kind: str) -> str:
+    """The audit of an image that could not be judged; `kind` is "input" (the image itself
+    is unusable: quarantine it) or "model" (a model failed, ran late or is missing: retry)."""
+    if kind not in ERROR_KINDS:
+        raise ValueError(f"error kind {kind!r}; allowed: {', '.join(ERROR_KINDS)}")
     return json.dumps(
-        {"decision": ERROR, "error": message, "policy_version": policy.version, "policy_sha256": policy.sha256}
+        {
+            "decision": ERROR,
+            "error": message,
+            "error_kind": kind,
+            "policy_version": policy.version,
+            "policy_sha256": policy.sha256,
+        }
     )

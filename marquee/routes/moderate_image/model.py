@@ -2,10 +2,14 @@
 
 Per item: header check (format, size limits) -> DALI preprocessing (one decode, two
 letterboxes) -> NudeNet part detector and PP-OCR text detector side by side -> text
-line recognition -> the recognised text judged by the `moderate_text` route -> the
-policy's thresholds -> decision + audit. Detector and OCR calls are batched across the
-items of a request; preprocessing is one call per item so that one corrupt image fails
-only itself. A bad item gets decision "error"; a malformed request is a TritonError.
+line recognition -> the recognised text judged by the `moderate_text` route (in chunks
+it accepts) -> the policy's thresholds -> decision + audit. Detector and OCR calls are
+batched across the items of a request; preprocessing is one call per item so that one
+corrupt image fails only itself. Every BLS call has a deadline from the spec.
+
+A bad item gets decision "error" with `error_kind` "input" (not an image, too large,
+undecodable); a failing, late or missing model gives "error" with `error_kind` "model".
+A malformed request is INVALID_ARG.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -31,58 +34,70 @@ from judgement import (  # noqa: E402
     judge_text,
     thresholds_json,
 )
-from policy import ERROR, load_policy  # noqa: E402
+from policy import ERROR, INPUT_ERROR, MODEL_ERROR, load_policy  # noqa: E402
+from route_runtime import (  # noqa: E402
+    Dependencies,
+    Downstream,
+    RouteInputError,
+    RouteParameters,
+    StageClock,
+    StageFailed,
+    answer_each,
+    version_dir,
+)
 
 DETECTOR_SIZE = 320
 OCR_SIZE = 640
 MODEL_BATCH = 8  # max_batch_size of the detector models
 REC_BATCH = 32
-TEXT_ROUTE_TIMEOUT_S = 10.0
-
-
-class StageFailed(Exception):
-    """A downstream model failed; the items it was judging cannot be judged."""
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        version_dir = os.path.join(args["model_repository"], args["model_version"])
-        self.policy = load_policy(os.path.join(version_dir, params["policy"]))
-        with open(os.path.join(version_dir, params["labels"]), encoding="utf-8") as f:
+        params = RouteParameters(json.loads(args["model_config"]))
+        folder = version_dir(args)
+        self.name = params.route
+        self.policy = load_policy(os.path.join(folder, params.text("policy")))
+        with open(os.path.join(folder, params.text("labels")), encoding="utf-8") as f:
             self.labels = json.load(f)
-        self.charset = ocr.load_charset(os.path.join(version_dir, params["ocr_keys"]))
-        models_file = os.path.join(version_dir, "models.json")
+        self.charset = ocr.load_charset(os.path.join(folder, params.text("ocr_keys")))
+        models_file = os.path.join(folder, "models.json")
         self.model_versions = {}
         if os.path.isfile(models_file):
             with open(models_file, encoding="utf-8") as f:
                 self.model_versions = json.load(f)
-        self.preprocess_model = params["preprocess_model"]
-        self.detector_model = params["detector_model"]
-        self.ocr_det_model = params["ocr_det_model"]
-        self.ocr_rec_model = params["ocr_rec_model"]
-        self.text_route = params["text_route"]
+        self.preprocess_model = params.text("preprocess_model")
+        self.detector_model = params.text("detector_model")
+        self.ocr_det_model = params.text("ocr_det_model")
+        self.ocr_rec_model = params.text("ocr_rec_model")
+        self.text_route = params.text("text_route")
+        self.text_route_max_texts = params.integer("text_route_max_texts", minimum=1)
         # OCR is the costliest stage on a CPU; a deployment may turn it off (the audit says so).
-        self.ocr_enabled = params.get("ocr_enabled", "true").lower() == "true"
-        self.max_bytes = int(params["max_image_bytes"])
-        self.max_pixels = int(params["max_image_pixels"])
-        self.max_items = int(params["max_items"])
+        self.ocr_enabled = params.flag("ocr_enabled", default=True)
+        self.max_bytes = params.integer("max_image_bytes", minimum=1)
+        self.max_pixels = params.integer("max_image_pixels", minimum=1)
+        self.max_items = params.integer("max_items", minimum=1)
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("preprocess", "detect", "ocr", "text_route")}
         self.detector_settings = detections_module.DetectorSettings(
-            min_score=float(params["detector_min_score"]),
-            nms_min_score=float(params["nms_min_score"]),
-            nms_iou=float(params["nms_iou"]),
+            min_score=params.number("detector_min_score"),
+            nms_min_score=params.number("nms_min_score"),
+            nms_iou=params.number("nms_iou"),
         )
         self.ocr_settings = ocr.OcrSettings(
-            pixel_threshold=float(params["ocr_pixel_threshold"]),
-            box_threshold=float(params["ocr_box_threshold"]),
-            unclip_ratio=float(params["ocr_unclip_ratio"]),
-            max_lines=int(params["max_text_lines"]),
+            pixel_threshold=params.number("ocr_pixel_threshold"),
+            box_threshold=params.number("ocr_box_threshold"),
+            unclip_ratio=params.number("ocr_unclip_ratio"),
+            max_lines=params.integer("max_text_lines", minimum=0),
         )
+        self.downstream = Downstream()
+        composed = [self.preprocess_model, self.detector_model]
+        if self.ocr_enabled:
+            composed += [self.ocr_det_model, self.ocr_rec_model, self.text_route]
+        self.dependencies = Dependencies(self.name, composed)
         self.logger = pb_utils.Logger
 
     async def execute(self, requests: list) -> list:
-        return list(await asyncio.gather(*(self._answer(request) for request in requests)))
+        return await answer_each(requests, self._answer, self.name)
 
     # -- one request --------------------------------------------------------------
 
@@ -91,11 +106,10 @@ class TritonPythonModel:
         items = tensor.as_numpy() if tensor is not None else None
         if items is None or items.dtype != np.object_ or items.ndim != 1:
             shape = None if items is None else list(items.shape)
-            return _request_error(f"moderate_image: input `image` must be BYTES [items], got shape {shape}")
+            raise RouteInputError(f"input `image` must be BYTES [items], got shape {shape}")
         if not 1 <= len(items) <= self.max_items:
-            return _request_error(
-                f"moderate_image: input `image` has {len(items)} items; allowed 1..{self.max_items} (max_items)"
-            )
+            raise RouteInputError(f"input `image` has {len(items)} items; allowed 1 to {self.max_items} (max_items)")
+        self.dependencies.missing()  # keeps the readiness gauge and log current
         decisions, audits = await self._moderate([bytes(item) for item in items])
         return pb_utils.InferenceResponse(
             output_tensors=[
@@ -105,45 +119,58 @@ class TritonPythonModel:
         )
 
     async def _moderate(self, items: list[bytes]) -> tuple[list[str], list[str]]:
-        started = time.perf_counter()
+        clock = StageClock()
         decisions: list[str | None] = [None] * len(items)
         audits: list[str | None] = [None] * len(items)
 
-        def reject(index: int, message: str) -> None:
-            decisions[index] = ERROR
-            audits[index] = error_audit(f"image[{index}]: {message}", self.policy)
+        def reject(indices, message: str, kind: str = MODEL_ERROR) -> None:
+            for index in indices:
+                decisions[index] = ERROR
+                audits[index] = error_audit(f"image[{index}]: {message}", self.policy, kind)
 
-        headers = {}
-        for index, data in enumerate(items):
-            try:
-                headers[index] = check_image(data, self.max_bytes, self.max_pixels)
-            except ImageRejected as error:
-                reject(index, str(error))
-        preprocessed = await asyncio.gather(*(self._preprocess(items[i]) for i in headers))
-        ready = {}
-        for index, result in zip(headers, preprocessed, strict=True):
-            if isinstance(result, str):
-                reject(index, result)
-            else:
-                ready[index] = result
-        stage_ms = {"preprocess": _ms_since(started)}
+        with clock.stage("preprocess"):
+            headers = {}
+            for index, data in enumerate(items):
+                try:
+                    headers[index] = check_image(data, self.max_bytes, self.max_pixels)
+                except ImageRejected as error:
+                    reject([index], str(error), INPUT_ERROR)
+            preprocessed = await asyncio.gather(*(self._preprocess(items[i]) for i in headers))
+            ready = {}
+            for index, result in zip(headers, preprocessed, strict=True):
+                if isinstance(result, StageFailed):
+                    reject([index], str(result), INPUT_ERROR if result.invalid_input else MODEL_ERROR)
+                else:
+                    ready[index] = result
         if not ready:
             return decisions, audits
-
-        clock = time.perf_counter()
         order = list(ready)
         try:
-            raw_detections, probability_maps = await asyncio.gather(
-                self._batched(self.detector_model, "images", "output0", [ready[i]["detector_input"] for i in order]),
-                self._text_maps([ready[i] for i in order]),
-            )
+            with clock.stage("detect"):
+                raw_detections, probability_maps = await asyncio.gather(
+                    self._batched(
+                        self.detector_model, "images", "output0", [ready[i]["detector_input"] for i in order]
+                    ),
+                    self._text_maps([ready[i] for i in order]),
+                )
+            with clock.stage("ocr"):
+                found = self._found(order, ready, raw_detections, probability_maps)
+                recognised = await self._recognise([crop for i in order for crop in found[i]["crops"]])
         except StageFailed as failure:
-            for index in order:
-                reject(index, f"not judged: {failure}")
+            reject(order, f"not judged: {failure}")
             return decisions, audits
-        stage_ms["detect"] = _ms_since(clock)
+        with clock.stage("text"):
+            lines_by_item = self._split_lines(order, found, recognised)
+            judgements = await self._judge_text(lines_by_item)
+        stage_ms = clock.rounded()
+        for index in order:
+            decisions[index], audits[index] = self._decide(
+                index, headers[index], found[index], lines_by_item[index], judgements.get(index), stage_ms
+            )
+        return decisions, audits
 
-        clock = time.perf_counter()
+    def _found(self, order: list[int], ready: dict, raw_detections: list, probability_maps: list) -> dict[int, dict]:
+        """Per item: its size, decoded detections, text boxes and the line crops to recognise."""
         found = {}
         for index, raw, probability in zip(order, raw_detections, probability_maps, strict=True):
             size = tuple(int(v) for v in ready[index]["original_size"])
@@ -154,42 +181,27 @@ class TritonPythonModel:
                 "boxes": boxes,
                 "crops": [ocr.crop_line(ready[index]["ocr_pixels"], box) for box in boxes],
             }
-        try:
-            recognised = await self._recognise([crop for i in order for crop in found[i]["crops"]])
-        except StageFailed as failure:
-            for index in order:
-                reject(index, f"not judged: {failure}")
-            return decisions, audits
-        stage_ms["ocr"] = _ms_since(clock)
-
-        clock = time.perf_counter()
-        lines_by_item = self._split_lines(order, found, recognised)
-        judgements = await self._judge_text(lines_by_item)
-        stage_ms["text"] = _ms_since(clock)
-        stage_ms["total"] = _ms_since(started)
-        for index in order:
-            decisions[index], audits[index] = self._decide(
-                index, headers[index], found[index], lines_by_item[index], judgements.get(index), stage_ms
-            )
-        return decisions, audits
+        return found
 
     # -- stages ------------------------------------------------------------------
 
     async def _preprocess(self, data: bytes):
-        """The DALI outputs for one image, or an error message."""
+        """The DALI outputs for one image, or the StageFailed that says why not."""
         inputs = [pb_utils.Tensor("image", np.frombuffer(data, np.uint8)[None, :])]
         names = ["detector_input", "original_size"] + (["ocr_input", "ocr_pixels"] if self.ocr_enabled else [])
         try:
-            outputs = await self._call(self.preprocess_model, inputs, names)
+            outputs = await self.downstream.call(self.preprocess_model, inputs, names, self.budget_s["preprocess"])
         except StageFailed as failure:
-            return str(failure)
+            return failure
         return {name: value[0] for name, value in outputs.items()}
 
     async def _batched(self, model: str, input_name: str, output_name: str, arrays: list) -> list[np.ndarray]:
         chunks = [np.stack(arrays[s : s + MODEL_BATCH]) for s in range(0, len(arrays), MODEL_BATCH)]
-        results = await asyncio.gather(
-            *(self._call(model, [pb_utils.Tensor(input_name, chunk)], [output_name]) for chunk in chunks)
+        calls = (
+            self.downstream.call(model, [pb_utils.Tensor(input_name, chunk)], [output_name], self.budget_s["detect"])
+            for chunk in chunks
         )
+        results = await asyncio.gather(*calls)
         return [row for result in results for row in result[output_name]]
 
     async def _text_maps(self, preprocessed: list[dict]) -> list:
@@ -201,14 +213,16 @@ class TritonPythonModel:
         if not crops:
             return []
         chunks = [crops[s : s + REC_BATCH] for s in range(0, len(crops), REC_BATCH)]
-        results = await asyncio.gather(
-            *(
-                self._call(
-                    self.ocr_rec_model, [pb_utils.Tensor("x", ocr.recognition_batch(chunk))], ["softmax_11.tmp_0"]
-                )
-                for chunk in chunks
+        calls = (
+            self.downstream.call(
+                self.ocr_rec_model,
+                [pb_utils.Tensor("x", ocr.recognition_batch(chunk))],
+                ["softmax_11.tmp_0"],
+                self.budget_s["ocr"],
             )
+            for chunk in chunks
         )
+        results = await asyncio.gather(*calls)
         return [line for result in results for line in ocr.ctc_greedy(result["softmax_11.tmp_0"], self.charset)]
 
     def _split_lines(self, order: list[int], found: dict, recognised: list) -> dict[int, list[dict]]:
@@ -232,28 +246,34 @@ class TritonPythonModel:
 
     async def _judge_text(self, lines_by_item: dict[int, list[dict]]) -> dict[int, TextJudgement]:
         owners = [(index, line["text"]) for index, lines in lines_by_item.items() for line in lines if line["judged"]]
-        if not owners:
-            return {}
-        texts = np.array([text.encode("utf-8") for _, text in owners], dtype=np.object_)
         judgements = {index: TextJudgement() for index, _ in owners}
+        # In chunks the text route accepts: one long request would fail whole past its limit.
+        step = self.text_route_max_texts
+        chunks = [owners[start : start + step] for start in range(0, len(owners), step)]
+        answers = await asyncio.gather(*(self._judge_chunk([text for _, text in chunk]) for chunk in chunks))
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if isinstance(answer, str):
+                for index, _ in chunk:
+                    judgements[index].unjudged_reason = answer
+                continue
+            for (index, _), (decision, audit) in zip(chunk, answer, strict=True):
+                judgements[index].decisions.append(decision)
+                judgements[index].audits.append(audit)
+        return judgements
+
+    async def _judge_chunk(self, texts: list[str]) -> list[tuple[str, dict]] | str:
+        """(decision, audit) per line from the text route, or why the lines were not judged."""
+        tensor = np.array([text.encode("utf-8") for text in texts], dtype=np.object_)
         try:
-            outputs = await self._call(
-                self.text_route, [pb_utils.Tensor("text", texts)], ["decision", "audit"], timeout_s=TEXT_ROUTE_TIMEOUT_S
+            outputs = await self.downstream.call(
+                self.text_route, [pb_utils.Tensor("text", tensor)], ["decision", "audit"], self.budget_s["text_route"]
             )
         except StageFailed as failure:
-            self.logger.log_warn(f"moderate_image: OCR text not judged: {failure}")
-            for judgement in judgements.values():
-                judgement.unjudged_reason = str(failure)
-            return judgements
-        if not len(outputs["decision"]) == len(outputs["audit"]) == len(owners):
-            reason = f"{self.text_route} answered {len(outputs['decision'])} of {len(owners)} lines"
-            for judgement in judgements.values():
-                judgement.unjudged_reason = reason
-            return judgements
-        for (index, _), decision, audit in zip(owners, outputs["decision"], outputs["audit"], strict=True):
-            judgements[index].decisions.append(_text(decision))
-            judgements[index].audits.append(json.loads(_text(audit)))
-        return judgements
+            self.logger.log_warn(f"{self.name}: OCR text not judged: {failure}")
+            return str(failure)
+        if not len(outputs["decision"]) == len(outputs["audit"]) == len(texts):
+            return f"{self.text_route} answered {len(outputs['decision'])} of {len(texts)} lines"
+        return [(_text(d), json.loads(_text(a))) for d, a in zip(outputs["decision"], outputs["audit"], strict=True)]
 
     def _decide(self, index, header, found, lines, judgement, stage_ms) -> tuple[str, str]:
         scores = detections_module.label_scores(found["detections"], self.labels)
@@ -278,36 +298,10 @@ class TritonPythonModel:
             "models": self.model_versions,
             "policy_version": self.policy.version,
             "policy_sha256": self.policy.sha256,
-            "ms": {k: round(v, 2) for k, v in stage_ms.items()},
+            "ms": stage_ms,
         }
         return decision, json.dumps(audit)
-
-    async def _call(self, model: str, inputs: list, outputs: list[str], timeout_s: float | None = None) -> dict:
-        request = pb_utils.InferenceRequest(
-            model_name=model,
-            inputs=inputs,
-            requested_output_names=outputs,
-            timeout=int(timeout_s * 1_000_000) if timeout_s else 0,
-        )
-        try:
-            if timeout_s:
-                response = await asyncio.wait_for(request.async_exec(), timeout_s)
-            else:
-                response = await request.async_exec()
-        except Exception as error:  # noqa: BLE001 - any BLS failure is the stage's failure
-            raise StageFailed(f"{model} failed: {error or type(error).__name__}") from None
-        if response.has_error():
-            raise StageFailed(f"{model} failed: {response.error().message()}")
-        return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
 
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
-
-
-def _request_error(message: str):
-    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))

@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ERROR = "error"
+try:  # in the route's version directory, policy.py sits next to this module
+    from policy import ERROR, ERROR_KINDS, INPUT_ERROR, MODEL_ERROR  # noqa: F401 - model.py imports them here
+except ImportError:  # imported from the source tree (unit tests)
+    from marquee.moderation.policy import ERROR, ERROR_KINDS, INPUT_ERROR, MODEL_ERROR  # noqa: F401
+
 LEXICAL_CATEGORY = "profanity"
 CLEAN_CLASS = "clean"  # the classifier's "nothing wrong" class: reported, never a reason
 
@@ -133,10 +137,16 @@ def judge(
     return verdict.decision, audit
 
 
-def error_audit(message: str, policy) -> dict:
+def error_audit(message: str, policy, kind: str) -> dict:
+    """The audit of a text that could not be judged. `kind` tells the queue what to do:
+    "input" (the text itself is unusable: quarantine it now) or "model" (a model failed,
+    ran late or is not loaded: retry later)."""
+    if kind not in ERROR_KINDS:
+        raise ValueError(f"error kind {kind!r}; allowed: {', '.join(ERROR_KINDS)}")
     return {
         "decision": ERROR,
         "error": message,
+        "error_kind": kind,
         "scores": {},
         "stages": [],
         "policy_version": policy.version,

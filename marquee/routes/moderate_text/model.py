@@ -6,15 +6,15 @@ ambiguous band are tokenised and sent to the MiniLM classifier (one more batched
 The policy turns the scores into allow / review / block, and every text gets an audit
 record naming the models, their versions, the scores, the thresholds and the policy.
 
-Item-level problems (empty, whitespace-only, too long, invalid UTF-8) and a failing
-downstream model give decision "error" for the texts concerned, never a failed request:
-the caller sends those items down its durable path. Only a malformed request (too many
-texts, an unknown `classifier_precision`) is a request error.
+Item-level problems give decision "error" for the texts concerned, never a failed
+request, and the audit says which kind: `error_kind` "input" (empty, whitespace-only,
+too long, invalid UTF-8: quarantine) or "model" (a stage failed, ran past its deadline
+or is not loaded: retry). Only a malformed request (no `text`, too many texts, an
+unknown `classifier_precision`) is a request error, INVALID_ARG.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -25,6 +25,8 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cascade import (  # noqa: E402 - needs the path above
+    INPUT_ERROR,
+    MODEL_ERROR,
     StageRun,
     ambiguous,
     class_scores,
@@ -34,44 +36,48 @@ from cascade import (  # noqa: E402 - needs the path above
     read_batch,
 )
 from policy import decide, load_policy  # noqa: E402
+from route_runtime import (  # noqa: E402
+    Dependencies,
+    Downstream,
+    RouteInputError,
+    RouteParameters,
+    StageFailed,
+    answer_each,
+    input_array,
+    request_parameters,
+    version_dir,
+)
 from text_tokens import encode, load_tokenizer  # noqa: E402
 
 PRECISION_PARAMETER = "classifier_precision"
 
 
-class StageFailed(Exception):
-    """A downstream model failed; the texts it should have scored get decision "error"."""
-
-
-class RequestError(Exception):
-    """The request as a whole is malformed."""
-
-
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        version_dir = os.path.join(args["model_repository"], args["model_version"])
-        self.name = config["name"]
-        self.policy = load_policy(os.path.join(version_dir, params["policy"]))
-        self.tokenizer = load_tokenizer(os.path.join(version_dir, params["tokenizer"]), int(params["max_tokens"]))
-        self.lexical_model = params["lexical_model"]
-        self.lexical_version = int(params["lexical_version"])
-        self.classifiers = {"fp32": params["classifier_fp32_model"], "int8": params["classifier_int8_model"]}
-        self.classifier_version = int(params["classifier_version"])
-        self.default_precision = params["default_precision"]
-        self.classes = params["classes"].split(",")
-        self.max_texts = int(params["max_texts"])
-        self.max_chars = int(params["max_chars"])
+        params = RouteParameters(json.loads(args["model_config"]))
+        folder = version_dir(args)
+        self.name = params.route
+        self.policy = load_policy(os.path.join(folder, params.text("policy")))
+        self.tokenizer = load_tokenizer(os.path.join(folder, params.text("tokenizer")), params.integer("max_tokens"))
+        self.lexical_model = params.text("lexical_model")
+        self.lexical_version = params.integer("lexical_version")
+        self.classifiers = {"fp32": params.text("classifier_fp32_model"), "int8": params.text("classifier_int8_model")}
+        self.classifier_version = params.integer("classifier_version")
+        self.default_precision = params.text("default_precision")
+        self.classes = params.text("classes").split(",")
+        self.max_texts = params.integer("max_texts", minimum=1)
+        self.max_chars = params.integer("max_chars", minimum=1)
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("lexical", "classifier")}
+        self.downstream = Downstream()
+        # The other precision's classifier is optional: only requests that ask for it need it.
+        self.dependencies = Dependencies(self.name, [self.lexical_model, self.classifiers[self.default_precision]])
 
     async def execute(self, requests: list) -> list:
-        return list(await asyncio.gather(*(self._answer(request) for request in requests)))
+        return await answer_each(requests, self._answer, self.name)
 
     async def _answer(self, request):
-        try:
-            items, precision = self._read_request(request)
-        except RequestError as error:
-            return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{self.name}: {error}"))
+        items, precision = self._read_request(request)
+        self.dependencies.missing()  # keeps the readiness gauge and log current
         results = await self._moderate(items, precision)
         decisions, audits = encode_outputs(results)
         return pb_utils.InferenceResponse(
@@ -79,15 +85,14 @@ class TritonPythonModel:
         )
 
     def _read_request(self, request) -> tuple[np.ndarray, str]:
-        items = pb_utils.get_input_tensor_by_name(request, "text").as_numpy().reshape(-1)
+        items = input_array(request, "text", "BYTES [texts]: UTF-8 texts").reshape(-1)
         if len(items) > self.max_texts:
-            raise RequestError(
+            raise RouteInputError(
                 f"input `text` has {len(items)} texts; allowed: 0 to {self.max_texts} per request. Split the request"
             )
-        parameters = json.loads(request.parameters() or "{}")
-        precision = str(parameters.get(PRECISION_PARAMETER, self.default_precision))
+        precision = str(request_parameters(request).get(PRECISION_PARAMETER, self.default_precision))
         if precision not in self.classifiers:
-            raise RequestError(
+            raise RouteInputError(
                 f"parameter `{PRECISION_PARAMETER}`={precision!r}; allowed: {', '.join(sorted(self.classifiers))}"
             )
         return items, precision
@@ -96,35 +101,35 @@ class TritonPythonModel:
         batch = read_batch(list(items), self.max_chars)
         results: list = [None] * batch.size
         for index, message in batch.errors.items():
-            results[index] = ("error", error_audit(message, self.policy))
+            results[index] = ("error", error_audit(message, self.policy, INPUT_ERROR))
         indices = batch.valid_indices
         if not indices:
             return results
         texts = [batch.texts[i] for i in indices]
         try:
             profanity, lexical = await self._lexical(texts)
-        except StageFailed as error:
-            self._warn(str(error))
+        except StageFailed as failure:
+            self._warn(str(failure))
             for index in indices:
-                results[index] = ("error", error_audit(str(error), self.policy))
+                results[index] = ("error", error_audit(str(failure), self.policy, MODEL_ERROR))
             return results
 
         selected = [int(k) for k in np.flatnonzero(ambiguous(profanity, self.policy.text.ambiguous_band))]
         probabilities: dict[int, dict[str, float]] = {}
         classifier, classifier_error = None, None
-        sent_to_stage2 = set(selected)
         if selected:
             try:
                 matrix, classifier = await self._classify([texts[k] for k in selected], precision)
                 probabilities = {k: class_scores(row, self.classes) for k, row in zip(selected, matrix, strict=True)}
-            except StageFailed as error:
-                self._warn(str(error))
-                classifier_error = str(error)
+            except StageFailed as failure:
+                self._warn(str(failure))
+                classifier_error = str(failure)
 
+        sent_to_stage2 = set(selected)
         for k, index in enumerate(indices):
             if classifier_error and k in sent_to_stage2:
                 # Stage 1 alone must not decide a text the policy says it cannot judge.
-                results[index] = ("error", error_audit(classifier_error, self.policy))
+                results[index] = ("error", error_audit(classifier_error, self.policy, MODEL_ERROR))
                 continue
             scored = probabilities.get(k)
             results[index] = judge(profanity[k], scored, lexical, classifier if scored else None, self.policy, decide)
@@ -135,8 +140,12 @@ class TritonPythonModel:
     async def _lexical(self, texts: list[str]) -> tuple[np.ndarray, StageRun]:
         tensor = np.array([[t.encode("utf-8")] for t in texts], dtype=np.object_)
         started = time.perf_counter()
-        outputs = await self._call(
-            self.lexical_model, self.lexical_version, [pb_utils.Tensor("text", tensor)], ["profanity"]
+        outputs = await self.downstream.call(
+            self.lexical_model,
+            [pb_utils.Tensor("text", tensor)],
+            ["profanity"],
+            self.budget_s["lexical"],
+            version=self.lexical_version,
         )
         run = StageRun(self.lexical_model, self.lexical_version, _ms_since(started))
         return outputs["profanity"].reshape(-1), run
@@ -146,20 +155,10 @@ class TritonPythonModel:
         started = time.perf_counter()
         input_ids, attention_mask = encode(self.tokenizer, texts)
         inputs = [pb_utils.Tensor("input_ids", input_ids), pb_utils.Tensor("attention_mask", attention_mask)]
-        outputs = await self._call(model, self.classifier_version, inputs, ["probabilities"])
-        return outputs["probabilities"], StageRun(model, self.classifier_version, _ms_since(started))
-
-    async def _call(self, model: str, version: int, inputs: list, outputs: list[str]) -> dict[str, np.ndarray]:
-        bls = pb_utils.InferenceRequest(
-            model_name=model, model_version=version, inputs=inputs, requested_output_names=outputs
+        outputs = await self.downstream.call(
+            model, inputs, ["probabilities"], self.budget_s["classifier"], version=self.classifier_version
         )
-        try:
-            response = await bls.async_exec()
-        except Exception as error:  # noqa: BLE001 - any BLS failure is reported per text
-            raise StageFailed(f"{model} (version {version}) failed: {error}") from None
-        if response.has_error():
-            raise StageFailed(f"{model} (version {version}) failed: {response.error().message()}")
-        return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
+        return outputs["probabilities"], StageRun(model, self.classifier_version, _ms_since(started))
 
     def _warn(self, message: str) -> None:
         pb_utils.Logger.log_warn(f"{self.name}: {message}")

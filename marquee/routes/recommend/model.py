@@ -2,152 +2,170 @@
 
 Why BLS here and an ensemble for retrieval: retrieval is a straight pipe (user tower ->
 candidate search), which a Triton ensemble runs with no Python in between. This model
-needs control flow an ensemble cannot express: a per-stage time budget, a fallback when
-the ranker fails or is slow, a blocklist that changes at run time, and rules that depend
-on earlier results. The page is never an error because of a downstream model: it
-degrades to retrieval order (or popularity, if retrieval fails) with `degraded=true`.
+needs control flow an ensemble cannot express: per-stage deadlines, a fallback when the
+ranker fails or is slow, a blocklist that changes at run time, and rules that depend on
+earlier results. The page is never an error because of a downstream model: it degrades
+to retrieval order (or popularity, if retrieval fails) with `degraded=true` and a
+`degraded_reason`. A caller's mistake is INVALID_ARG; see route_runtime.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from route_logic import (  # noqa: E402 - needs the path above
+import route_logic  # noqa: E402 - needs the path above
+from route_logic import (  # noqa: E402
     Blocklist,
     FeatureTables,
-    RouteInputError,
     apply_rules,
     filter_candidates,
     parse_request,
     ranker_inputs,
     retrieval_as_scores,
 )
+from route_runtime import (  # noqa: E402
+    Dependencies,
+    Downstream,
+    RouteInputError,
+    RouteParameters,
+    StageClock,
+    StageFailed,
+    answer_each,
+    version_dir,
+)
 
-
-class StageFailed(Exception):
-    """A downstream model failed or ran over its budget; the route degrades."""
+STAGES = ("retrieve", "filter", "rank", "rules")  # then "total": the stage_ms output
+INPUTS = ("user_id", "region", "history", "context", "n")
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        version_dir = os.path.join(args["model_repository"], args["model_version"])
-        self.tables = FeatureTables.load(os.path.join(version_dir, "features.npz"))
-        self.blocklist = Blocklist(os.path.join(version_dir, params.get("blocklist", "blocklist.txt")))
-        self.retrieve_model = params["retrieve_model"]
-        self.ranker_model = params["ranker_model"]
-        self.retrieve_budget_s = float(params["retrieve_budget_ms"]) / 1000
-        self.rank_budget_s = float(params["rank_budget_ms"]) / 1000
-        self.max_per_genre = int(params["max_per_genre"])
-        self.freshness_boost = float(params["freshness_boost"])
-        self.freshness_years = float(params["freshness_years"])
-        self.max_n = int(params["max_n"])
-        self.max_history = int(params["max_history"])
-        self.tower_history = int(params["tower_history"])
-        self.fallback_size = int(params["top_k"])
-        self.rank_candidates = int(params["rank_candidates"])
-        self.logger = pb_utils.Logger
-        self._abandoned: set[asyncio.Future] = set()
+        params = RouteParameters(config)
+        folder = version_dir(args)
+        self.name = params.route
+        self.tables = FeatureTables.load(os.path.join(folder, "features.npz"))
+        self.blocklist = Blocklist(os.path.join(folder, params.text("blocklist", "blocklist.txt")))
+        self.retrieve_model = params.text("retrieve_model")
+        self.ranker_model = params.text("ranker_model")
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("retrieve", "rank", "rules", "total")}
+        self.max_per_genre = params.integer("max_per_genre", minimum=1)
+        self.freshness_boost = params.number("freshness_boost")
+        self.freshness_years = params.number("freshness_years", minimum=1e-6)
+        self.max_n = params.integer("max_n", minimum=1)
+        self.max_history = params.integer("max_history", minimum=0)
+        self.tower_history = params.integer("tower_history", minimum=1)
+        self.fallback_size = params.integer("top_k", minimum=1)
+        self.rank_candidates = params.integer("rank_candidates", minimum=1)
+        self.downstream = Downstream()
+        self.dependencies = Dependencies(self.name, [self.retrieve_model, self.ranker_model])
         # Served on Triton's /metrics next to its own nv_* series, so dashboards and the
         # benchmark can tell a fast page from a fast *degraded* page.
         # Keep the family referenced: Triton refuses metrics whose family was collected.
-        self.pages_family = pages = pb_utils.MetricFamily(
+        self.pages_family = pb_utils.MetricFamily(
             name="marquee_recommend_pages_total",
             description="recommend pages served, by whether a cheaper order was used",
             kind=pb_utils.MetricFamily.COUNTER,
         )
-        route = config["name"]
         self.pages_metric = {
-            flag: pages.Metric(labels={"route": route, "degraded": str(flag).lower()}) for flag in (False, True)
+            flag: self.pages_family.Metric(labels={"route": self.name, "degraded": str(flag).lower()})
+            for flag in (False, True)
         }
 
     async def execute(self, requests: list) -> list:
         # A coroutine: the Python backend runs it on its event loop, so each downstream
         # call can be awaited with a deadline and abandoned when its budget is spent.
-        return list(await asyncio.gather(*(self._answer(request) for request in requests)))
+        return await answer_each(requests, self._answer, self.name)
 
     # -- one page --------------------------------------------------------------
 
     async def _answer(self, request):
-        started = time.perf_counter()
-        try:
-            page = parse_request(
-                *(
-                    pb_utils.get_input_tensor_by_name(request, name).as_numpy()
-                    for name in ("user_id", "region", "history", "context", "n")
-                ),
-                max_n=self.max_n,
-                max_history=self.max_history,
-            )
-        except RouteInputError as error:
-            return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"recommend: {error}"))
+        page = self._read(request)
+        clock = StageClock()
+        reasons = []
+        if self.dependencies.missing():
+            reasons.append(self.dependencies.reason())
 
-        stage_ms = np.zeros(5, np.float32)
-        degraded = False
-        clock = time.perf_counter()
-        try:
-            ids, retrieval_scores = await self._retrieve(page)
-        except StageFailed as reason:
-            self._warn(f"retrieval degraded to popularity: {reason}")
-            degraded = True
-            ids = self.tables.popularity_order[: self.fallback_size]
-            # Popularity rank as a gently decaying score, so rules can still reorder a little.
-            retrieval_scores = -np.arange(len(ids), dtype=np.float32) / 50.0
-        stage_ms[0] = _ms_since(clock)
-
-        clock = time.perf_counter()
-        blocked = self.blocklist.ids()
-        if self.blocklist.last_error:
-            self._warn(self.blocklist.last_error)
-        ids, retrieval_scores = filter_candidates(
-            ids, retrieval_scores, self.tables, page.region, page.history, blocked
-        )
-        stage_ms[1] = _ms_since(clock)
-
-        clock = time.perf_counter()
-        scores = None
-        if not degraded:
-            # Candidates arrive best-first; only the head is worth the ranker's time.
-            ids, retrieval_scores = ids[: self.rank_candidates], retrieval_scores[: self.rank_candidates]
-        if not degraded and len(ids):
+        with clock.stage("retrieve"):
             try:
-                scores = await self._rank(page, ids)
-            except StageFailed as reason:
-                self._warn(f"ranking degraded to retrieval order: {reason}")
-                degraded = True
-        if scores is None:
-            scores = retrieval_as_scores(retrieval_scores)
-        stage_ms[2] = _ms_since(clock)
+                ids, retrieval_scores = await self._retrieve(page, clock)
+            except StageFailed as failure:
+                reasons.append(self._degrade(f"retrieval: {failure}; popularity order"))
+                ids = self.tables.popularity_order[: self.fallback_size]
+                # Popularity rank as a gently decaying score, so rules can still reorder a little.
+                retrieval_scores = -np.arange(len(ids), dtype=np.float32) / 50.0
+        retrieved = not any(r.startswith("retrieval") for r in reasons)
 
-        clock = time.perf_counter()
-        item_ids, final_scores, genres = apply_rules(
-            ids, scores, self.tables, page.n, self.max_per_genre, self.freshness_boost, self.freshness_years
-        )
-        stage_ms[3] = _ms_since(clock)
-        stage_ms[4] = _ms_since(started)
+        with clock.stage("filter"):
+            blocked = self.blocklist.ids()
+            if self.blocklist.last_error:
+                self._warn(self.blocklist.last_error)
+            ids, retrieval_scores = filter_candidates(
+                ids, retrieval_scores, self.tables, page.region, page.history, blocked
+            )
+
+        with clock.stage("rank"):
+            scores = None
+            if retrieved:
+                # Candidates arrive best-first; only the head is worth the ranker's time.
+                ids, retrieval_scores = ids[: self.rank_candidates], retrieval_scores[: self.rank_candidates]
+                if len(ids):
+                    try:
+                        scores = await self._rank(page, ids, clock)
+                    except StageFailed as failure:
+                        reasons.append(self._degrade(f"ranking: {failure}; retrieval order"))
+            if scores is None:
+                scores = retrieval_as_scores(retrieval_scores)
+
+        with clock.stage("rules"):
+            item_ids, final_scores, genres = apply_rules(
+                ids, scores, self.tables, page.n, self.max_per_genre, self.freshness_boost, self.freshness_years
+            )
+        return self._page(item_ids, final_scores, genres, reasons, clock)
+
+    def _read(self, request) -> route_logic.RouteRequest:
+        tensors = {name: pb_utils.get_input_tensor_by_name(request, name) for name in INPUTS}
+        missing = [name for name, tensor in tensors.items() if tensor is None]
+        if missing:
+            raise RouteInputError(f"missing input(s) {missing}; required: {list(INPUTS)}")
+        try:
+            return parse_request(
+                *(tensors[name].as_numpy() for name in INPUTS), max_n=self.max_n, max_history=self.max_history
+            )
+        except route_logic.RouteInputError as error:
+            raise RouteInputError(str(error)) from None
+
+    def _page(self, item_ids, scores, genres, reasons: list[str], clock: StageClock):
+        degraded = bool(reasons)
         self.pages_metric[degraded].increment(1)
+        stage_ms = np.array([clock.ms.get(s, 0.0) for s in STAGES] + [clock.elapsed_s() * 1000.0], np.float32)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor("item_ids", item_ids.astype(np.int64)),
-                pb_utils.Tensor("scores", final_scores.astype(np.float32)),
+                pb_utils.Tensor("scores", scores.astype(np.float32)),
                 pb_utils.Tensor("genres", genres.astype(np.int64)),
                 pb_utils.Tensor("degraded", np.array([degraded], dtype=bool)),
+                pb_utils.Tensor("degraded_reason", np.array(["; ".join(reasons).encode()], dtype=np.object_)),
                 pb_utils.Tensor("stage_ms", stage_ms),
             ]
         )
 
     # -- downstream models ------------------------------------------------------
 
-    async def _retrieve(self, page) -> tuple[np.ndarray, np.ndarray]:
+    def _deadline_s(self, stage: str, clock: StageClock) -> float:
+        """The stage's own budget, cut so that the rules keep their reserve before `total`."""
+        left = clock.remaining_s(self.budget_s["total"]) - self.budget_s["rules"]
+        if left <= 0:
+            raise StageFailed(stage, f"skipped: {self.budget_s['total'] * 1000:.0f} ms page budget spent")
+        return min(self.budget_s[stage], left)
+
+    async def _retrieve(self, page, clock: StageClock) -> tuple[np.ndarray, np.ndarray]:
         history = np.full((1, self.tower_history), -1, np.int64)
         recent = page.history[: self.tower_history]
         history[0, : len(recent)] = recent
@@ -156,44 +174,21 @@ class TritonPythonModel:
             pb_utils.Tensor("region", np.array([[page.region]], np.int64)),
             pb_utils.Tensor("history", history),
         ]
-        outputs = await self._call(
-            self.retrieve_model, inputs, ["candidate_ids", "candidate_scores"], self.retrieve_budget_s
+        outputs = await self.downstream.call(
+            self.retrieve_model, inputs, ["candidate_ids", "candidate_scores"], self._deadline_s("retrieve", clock)
         )
         return outputs["candidate_ids"][0], outputs["candidate_scores"][0]
 
-    async def _rank(self, page, ids: np.ndarray) -> np.ndarray:
+    async def _rank(self, page, ids: np.ndarray, clock: StageClock) -> np.ndarray:
         categorical, dense = ranker_inputs(page, ids, self.tables)
         inputs = [pb_utils.Tensor("categorical", categorical), pb_utils.Tensor("dense", dense)]
-        outputs = await self._call(self.ranker_model, inputs, ["probability"], self.rank_budget_s)
+        deadline = self._deadline_s("rank", clock)
+        outputs = await self.downstream.call(self.ranker_model, inputs, ["probability"], deadline)
         return outputs["probability"][:, 0]
 
-    async def _call(self, model: str, inputs: list, outputs: list[str], budget_s: float) -> dict[str, np.ndarray]:
-        bls = pb_utils.InferenceRequest(
-            model_name=model,
-            inputs=inputs,
-            requested_output_names=outputs,
-            # Lets Triton drop the request if it is still queued when the budget is gone.
-            timeout=int(budget_s * 1_000_000),
-        )
-        call = asyncio.ensure_future(bls.async_exec())
-        # asyncio.wait, not wait_for: on timeout wait_for also waits for the cancelled call
-        # to wind down, which for an in-flight BLS request means waiting for the slow model.
-        done, _ = await asyncio.wait({call}, timeout=budget_s)
-        if not done:
-            self._abandoned.add(call)  # let it finish in the background, then drop it
-            call.add_done_callback(self._abandoned.discard)
-            raise StageFailed(f"{model} over its {budget_s * 1000:.0f} ms budget")
-        try:
-            response = call.result()
-        except Exception as error:  # noqa: BLE001 - any BLS failure degrades the page
-            raise StageFailed(f"{model} failed: {error}") from None
-        if response.has_error():
-            raise StageFailed(f"{model} failed: {response.error().message()}")
-        return {name: pb_utils.get_output_tensor_by_name(response, name).as_numpy() for name in outputs}
+    def _degrade(self, reason: str) -> str:
+        self._warn(reason)
+        return reason
 
     def _warn(self, message: str) -> None:
-        self.logger.log_warn(f"recommend: {message}")
-
-
-def _ms_since(start: float) -> float:
-    return (time.perf_counter() - start) * 1000.0
+        pb_utils.Logger.log_warn(f"{self.name}: {message}")

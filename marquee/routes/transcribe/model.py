@@ -12,9 +12,10 @@ One request carries a list of encoded audio files (clips). For each clip:
 4. each clip's window becomes segments with absolute times, and its next window starts
    where Whisper's seek rule says; rounds repeat until every clip is done.
 
-Per-clip problems (empty or undecodable bytes, too long, a failing model call) give that
-clip {"error": ...}; the other clips of the request are still transcribed. Only a
-malformed request (no `audio` tensor, wrong shape, too many clips) is a request error.
+Per-clip problems (empty or undecodable bytes, too long, a failing or late model call)
+give that clip {"error": ...}; the other clips of the request are still transcribed.
+Only a malformed request (no `audio` tensor, wrong shape, too many clips) is a request
+error, INVALID_ARG. Every BLS call has a deadline from the spec.
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decoding import DecodingRules  # noqa: E402 - needs the path above
 from lockstep import DecoderSession, decode_windows  # noqa: E402
+from route_runtime import (  # noqa: E402
+    Dependencies,
+    Downstream,
+    RouteInputError,
+    RouteParameters,
+    StageFailed,
+    answer_each,
+    version_dir,
+)
 from segments import clip_error, clip_result, segments_json  # noqa: E402
 from windows import SAMPLE_RATE, content_frames, silent_window, split_window, window_features  # noqa: E402
-
-
-class RequestError(Exception):
-    """The request as a whole is malformed."""
 
 
 @dataclass
@@ -57,41 +63,43 @@ class Clip:
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        version_dir = os.path.join(args["model_repository"], args["model_version"])
+        params = RouteParameters(json.loads(args["model_config"]))
+        folder = version_dir(args)
         repository_root = os.path.dirname(os.path.abspath(args["model_repository"]))
-        self.name = config["name"]
+        self.name = params.route
         self.version = args["model_version"]
-        self.features_model = params["audio_features_model"]
-        self.encoder_model = params["encoder_model"]
-        self.encoder_batch = int(params["encoder_batch"])
-        self.max_duration_s = float(params["max_duration_s"])
-        self.max_clips = int(params["max_clips"])
-        with open(os.path.join(version_dir, params["rules"])) as f:
+        self.features_model = params.text("audio_features_model")
+        self.encoder_model = params.text("encoder_model")
+        self.encoder_batch = params.integer("encoder_batch", minimum=1)
+        self.max_duration_s = params.number("max_duration_s", minimum=1.0)
+        self.max_clips = params.integer("max_clips", minimum=1)
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("features", "encoder")}
+        with open(os.path.join(folder, params.text("rules"))) as f:
             self.rules = DecodingRules.from_json(f.read())
         from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(os.path.join(version_dir, params["tokenizer"]))
-        decoder_path = os.path.join(repository_root, params["decoder_model"], params["model_version"], "model.onnx")
+        self.tokenizer = Tokenizer.from_file(os.path.join(folder, params.text("tokenizer")))
+        decoder_path = os.path.join(
+            repository_root, params.text("decoder_model"), params.text("model_version"), "model.onnx"
+        )
         if not os.path.isfile(decoder_path):
             raise pb_utils.TritonModelException(f"{self.name}: decoder model file not found: {decoder_path}")
-        self.decoder = DecoderSession(decoder_path, threads=int(params["decoder_threads"]))
+        self.decoder = DecoderSession(decoder_path, threads=params.integer("decoder_threads", minimum=1))
         self.cross_names = self.decoder.cross_names
+        self.downstream = Downstream()
+        self.dependencies = Dependencies(self.name, [self.features_model, self.encoder_model])
         self.logger = pb_utils.Logger
 
     async def execute(self, requests: list) -> list:
         # A coroutine: while one request waits on the encoder or decodes in a worker
         # thread, the event loop keeps the other requests moving.
-        return list(await asyncio.gather(*(self._answer(request) for request in requests)))
+        return await answer_each(requests, self._answer, self.name)
 
     # -- one request ------------------------------------------------------------
 
     async def _answer(self, request):
-        try:
-            audio = self._read_audio(request)
-        except RequestError as error:
-            return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(f"{self.name}: {error}"))
+        audio = self._read_audio(request)
+        self.dependencies.missing()  # keeps the readiness gauge and log current
         clips = list(await asyncio.gather(*(self._features(i, data) for i, data in enumerate(audio))))
         while any(clip.active for clip in clips):
             await self._round([clip for clip in clips if clip.active])
@@ -101,12 +109,12 @@ class TritonPythonModel:
     def _read_audio(self, request) -> list[bytes]:
         tensor = pb_utils.get_input_tensor_by_name(request, "audio")
         if tensor is None:
-            raise RequestError("missing input `audio` (TYPE_STRING [clips]: encoded audio files)")
+            raise RouteInputError("missing input `audio` (TYPE_STRING [clips]: encoded audio files)")
         audio = tensor.as_numpy()
         if audio.ndim != 1:
-            raise RequestError(f"input `audio` has shape {list(audio.shape)}; expected [clips]")
+            raise RouteInputError(f"input `audio` has shape {list(audio.shape)}; expected [clips]")
         if len(audio) > self.max_clips:
-            raise RequestError(f"input `audio` has {len(audio)} clips; at most {self.max_clips} per request")
+            raise RouteInputError(f"input `audio` has {len(audio)} clips; at most {self.max_clips} per request")
         return [bytes(item) for item in audio]
 
     def _result(self, clip: Clip) -> str:
@@ -121,21 +129,17 @@ class TritonPythonModel:
         if not data:
             clip.error = f"clip {index}: `audio` is empty (0 bytes); expected an encoded WAV, FLAC or OGG file"
             return clip
-        request = pb_utils.InferenceRequest(
-            model_name=self.features_model,
-            inputs=[pb_utils.Tensor("audio", np.frombuffer(data, np.uint8)[None])],
-            requested_output_names=["mel", "num_samples"],
-        )
+        inputs = [pb_utils.Tensor("audio", np.frombuffer(data, np.uint8)[None])]
         try:
-            response = await request.async_exec()
-        except Exception as error:  # noqa: BLE001 - any BLS failure is this clip's error
-            clip.error = f"clip {index}: {self.features_model} failed: {error}"
+            outputs = await self.downstream.call(
+                self.features_model, inputs, ["mel", "num_samples"], self.budget_s["features"]
+            )
+        except StageFailed as failure:
+            reading = "could not read the audio" if failure.invalid_input else f"{self.features_model} failed"
+            clip.error = f"clip {index}: {reading}: {failure}"
             return clip
-        if response.has_error():
-            clip.error = f"clip {index}: could not read the audio: {response.error().message()}"
-            return clip
-        mel = pb_utils.get_output_tensor_by_name(response, "mel").as_numpy()
-        num_samples = int(pb_utils.get_output_tensor_by_name(response, "num_samples").as_numpy().reshape(-1)[0])
+        mel = outputs["mel"]
+        num_samples = int(outputs["num_samples"].reshape(-1)[0])
         clip.duration_s = num_samples / SAMPLE_RATE
         if clip.duration_s > self.max_duration_s:
             clip.error = (
@@ -143,8 +147,7 @@ class TritonPythonModel:
                 "per clip (split the file)"
             )
             return clip
-        # Copied out of the BLS response's shared memory: the clip outlives the response.
-        clip.mel = np.array(mel.reshape(mel.shape[-2], mel.shape[-1]))
+        clip.mel = mel.reshape(mel.shape[-2], mel.shape[-1])
         clip.frames = content_frames(num_samples, clip.mel.shape[1])
         clip.clip_max = float(clip.mel[:, : clip.frames].max()) if clip.frames else 0.0
         return clip
@@ -190,22 +193,11 @@ class TritonPythonModel:
 
     async def _encode(self, features: np.ndarray):
         """Cross-attention K/V per decoder layer for a batch of windows, or an error message."""
-        request = pb_utils.InferenceRequest(
-            model_name=self.encoder_model,
-            inputs=[pb_utils.Tensor("input_features", features)],
-            requested_output_names=self.cross_names,
-        )
+        inputs = [pb_utils.Tensor("input_features", features)]
         try:
-            response = await request.async_exec()
-        except Exception as error:  # noqa: BLE001
-            return f"{self.encoder_model} failed: {error}"
-        if response.has_error():
-            return f"{self.encoder_model} failed: {response.error().message()}"
-        # Copies (~18 MB per window, ~1% of the encoder's time) so that the decoder never
-        # reads shared memory whose response has been released.
-        return {
-            name: np.array(pb_utils.get_output_tensor_by_name(response, name).as_numpy()) for name in self.cross_names
-        }
+            return await self.downstream.call(self.encoder_model, inputs, self.cross_names, self.budget_s["encoder"])
+        except StageFailed as failure:
+            return str(failure)
 
     def _segments(self, raw, duration_s: float) -> list[dict]:
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731

@@ -1,0 +1,37 @@
+"""The one installer of Python models: copies a route's manifest, and its data files,
+into its version folder; `model.py` goes last, with the export stamp."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from export import artifacts
+from marquee.routes.manifest import RouteManifest
+
+DataFile = Path | str | bytes
+
+
+def install_route(
+    manifest: RouteManifest, version_dir: Path, stamp: dict, data: dict[str, DataFile] | None = None
+) -> Path:
+    """Install modules and data first and `model.py` last, so that a crash half-way
+    leaves no stamp and the next export redoes it. `data` maps a file name in the version
+    folder to a source file (Path), text (str) or bytes."""
+    version_dir = Path(version_dir)
+    version_dir.mkdir(parents=True, exist_ok=True)
+    for name, source in manifest.module_files().items():
+        shutil.copy2(source, version_dir / name)
+    for name, content in (data or {}).items():
+        target = version_dir / name
+        if isinstance(content, Path):
+            shutil.copy2(content, target)
+        elif isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / "model.py"
+        shutil.copy2(manifest.model_file(), staged)
+        return artifacts.install(staged, version_dir, "model.py", stamp)

@@ -1,0 +1,293 @@
+"""What every Marquee route (a Triton Python BLS model) shares: parameters, errors,
+downstream calls with deadlines, stage timing, and the composed models' readiness.
+
+The installer copies this file into each route's version folder next to its `model.py`
+(see `marquee/routes/manifest.py`), so a route needs nothing from the marquee package at
+serving time and runs the same in the NGC container.
+
+Error codes follow Triton's meaning of them:
+- a caller's mistake raises `RouteInputError` -> INVALID_ARG (gRPC INVALID_ARGUMENT,
+  HTTP 400); clients must not retry it;
+- anything else that escapes a route is a server fault -> INTERNAL (HTTP 500), logged with
+  its traceback, and the instance keeps serving the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+try:
+    import triton_python_backend_utils as pb_utils
+except ImportError:  # imported outside Triton by unit tests of the pure parts
+    pb_utils = None
+
+_REQUIRED = object()
+# How often a route asks Triton whether the models it composes are loaded.
+DEPENDENCY_RECHECK_S = 5.0
+
+
+class RouteInputError(ValueError):
+    """The caller's request is malformed: INVALID_ARG, with a message naming the field,
+    the value and what is allowed."""
+
+
+class RouteConfigError(ValueError):
+    """A route's config.pbtxt parameters are missing or malformed (a deployment mistake)."""
+
+
+class StageFailed(Exception):
+    """A downstream model failed, ran over its deadline, or is not loaded.
+
+    Routes degrade (recommend) or turn it into per-item errors (moderation,
+    transcription); it never reaches the caller as a request error."""
+
+    def __init__(self, model: str, reason: str, invalid_input: bool = False):
+        super().__init__(f"{model} {reason}")
+        self.model = model
+        self.reason = reason
+        # The downstream model answered INVALID_ARG: what the route passed on from the
+        # caller (an image's bytes, say) is unusable, so retrying cannot help.
+        self.invalid_input = invalid_input
+
+
+# -- parameters -------------------------------------------------------------------
+
+
+class RouteParameters:
+    """The `parameters` of a route's config, read with types and clear errors."""
+
+    def __init__(self, model_config: dict):
+        self.route = model_config["name"]
+        self._values = {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}
+
+    def text(self, name: str, default: object = _REQUIRED) -> str:
+        if name in self._values:
+            return self._values[name]
+        if default is _REQUIRED:
+            raise RouteConfigError(f"{self.route}: config parameter `{name}` is missing; known: {sorted(self._values)}")
+        return default  # type: ignore[return-value]
+
+    def integer(self, name: str, default: object = _REQUIRED, minimum: int | None = None) -> int:
+        return self._number(name, default, int, minimum)
+
+    def number(self, name: str, default: object = _REQUIRED, minimum: float | None = None) -> float:
+        return self._number(name, default, float, minimum)
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name, "true" if default else "false").strip().lower()
+        if value not in ("true", "false"):
+            raise RouteConfigError(f"{self.route}: config parameter `{name}`={value!r}; allowed: true, false")
+        return value == "true"
+
+    def budget_s(self, stage: str) -> float:
+        """The deadline of one stage, rendered from the route's spec as `<stage>_budget_ms`."""
+        return self.number(f"{stage}_budget_ms", minimum=0.0) / 1000.0
+
+    def _number(self, name, default, kind, minimum):
+        raw = self.text(name, default)
+        if raw is default and default is not _REQUIRED:
+            return default
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise RouteConfigError(
+                f"{self.route}: config parameter `{name}`={raw!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if minimum is not None and value < minimum:
+            raise RouteConfigError(f"{self.route}: config parameter `{name}`={value}; must be >= {minimum}")
+        return value
+
+
+def version_dir(args: dict) -> str:
+    """The folder of the version being loaded; a route reads only its own files."""
+    return os.path.join(args["model_repository"], args["model_version"])
+
+
+def request_parameters(request) -> dict:
+    """The request's parameters (KServe v2 `parameters`) as a dict."""
+    raw = request.parameters() or "{}"
+    try:
+        parameters = json.loads(raw)
+    except json.JSONDecodeError:
+        raise RouteInputError(f"request parameters are not a JSON object: {raw[:100]!r}") from None
+    if not isinstance(parameters, dict):
+        raise RouteInputError(f"request parameters must be a JSON object, got {type(parameters).__name__}")
+    return parameters
+
+
+def input_array(request, name: str, description: str) -> np.ndarray:
+    """The named input as numpy; a missing one is the caller's mistake."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        raise RouteInputError(f"missing input `{name}` ({description})")
+    return tensor.as_numpy()
+
+
+# -- responses --------------------------------------------------------------------
+
+
+def input_error_response(message: str):
+    return pb_utils.InferenceResponse(
+        output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+    )
+
+
+def server_error_response(message: str):
+    return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
+
+
+async def answer_each(requests: list, answer: Callable[[object], Awaitable], route: str) -> list:
+    """Answer every request of an `execute` call concurrently, each with its own outcome:
+    a RouteInputError becomes INVALID_ARG, any other exception INTERNAL (and a log line
+    with its traceback); the other requests are unaffected."""
+
+    async def one(request):
+        try:
+            return await answer(request)
+        except RouteInputError as error:
+            return input_error_response(f"{route}: {error}")
+        except Exception as error:  # noqa: BLE001 - a fault must fail this request only
+            pb_utils.Logger.log_error(f"{route}: internal error: {error!r}\n{traceback.format_exc()}")
+            return server_error_response(f"{route}: internal error: {type(error).__name__}: {error}")
+
+    return list(await asyncio.gather(*(one(request) for request in requests)))
+
+
+# -- downstream calls -------------------------------------------------------------
+
+
+class Downstream:
+    """BLS calls to other models, each with a deadline.
+
+    Why `asyncio.wait` and not `wait_for`: on timeout `wait_for` also waits for the
+    cancelled call to wind down, which for an in-flight BLS request means waiting for
+    the slow model. Here a late call is abandoned: it finishes in the background and its
+    result is dropped, and the route answers on time.
+    """
+
+    def __init__(self) -> None:
+        self._abandoned: set[asyncio.Future] = set()
+
+    async def call(
+        self, model: str, inputs: list, outputs: list[str], budget_s: float, version: int = -1
+    ) -> dict[str, np.ndarray]:
+        request = pb_utils.InferenceRequest(
+            model_name=model,
+            model_version=version,
+            inputs=inputs,
+            requested_output_names=outputs,
+            # Lets Triton drop the request if it is still queued when the budget is gone.
+            timeout=max(1, int(budget_s * 1_000_000)),
+            # A GPU instance (DALI, TensorRT) would otherwise answer in GPU memory, which
+            # as_numpy() cannot read; routes do their own work on the CPU.
+            preferred_memory=pb_utils.PreferredMemory(pb_utils.TRITONSERVER_MEMORY_CPU, 0),
+        )
+        call = asyncio.ensure_future(request.async_exec())
+        done, _ = await asyncio.wait({call}, timeout=budget_s)
+        if not done:
+            self._abandoned.add(call)
+            call.add_done_callback(self._abandoned.discard)
+            raise StageFailed(model, f"over its {budget_s * 1000:.0f} ms budget")
+        try:
+            response = call.result()
+        except Exception as error:  # noqa: BLE001 - any BLS failure is the stage's failure
+            raise StageFailed(model, f"failed: {error or type(error).__name__}") from None
+        if response.has_error():
+            error = response.error()
+            invalid = error.code() == pb_utils.TritonError.INVALID_ARG
+            raise StageFailed(model, f"{'refused' if invalid else 'failed'}: {error.message()}", invalid_input=invalid)
+        # Copied out of the response's shared memory, which is released with the response.
+        return {name: np.array(pb_utils.get_output_tensor_by_name(response, name).as_numpy()) for name in outputs}
+
+
+# -- timing -----------------------------------------------------------------------
+
+
+class StageClock:
+    """Milliseconds spent per stage of one request, and the time left of its budget."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - start) * 1000.0
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def remaining_s(self, total_s: float) -> float:
+        return max(0.0, total_s - self.elapsed_s())
+
+    def rounded(self) -> dict[str, float]:
+        return {**{k: round(v, 2) for k, v in self.ms.items()}, "total": round(self.elapsed_s() * 1000.0, 2)}
+
+
+# -- composed models ----------------------------------------------------------------
+
+
+class Dependencies:
+    """Whether the models a route composes are loaded, rechecked every few seconds.
+
+    A route whose composed model is missing still loads and answers, but says so: the
+    caller sees a reason in the response, `marquee_route_dependency_ready{route,model}`
+    is 0 on Triton's /metrics, and the server log has a warning when the state changes.
+    """
+
+    def __init__(self, route: str, models: list[str], recheck_s: float = DEPENDENCY_RECHECK_S):
+        self.route = route
+        self.models = list(dict.fromkeys(models))
+        self.recheck_s = recheck_s
+        self._checked_at = -float("inf")
+        self._missing: list[str] | None = None
+        # Keep the family referenced: Triton refuses metrics whose family was collected.
+        self._family = pb_utils.MetricFamily(
+            name="marquee_route_dependency_ready",
+            description="1 if a model that a route composes is loaded and ready, else 0",
+            kind=pb_utils.MetricFamily.GAUGE,
+        )
+        self._gauges = {m: self._family.Metric(labels={"route": route, "model": m}) for m in self.models}
+
+    def missing(self) -> list[str]:
+        """The composed models that are not ready now (cached for `recheck_s`)."""
+        now = time.monotonic()
+        if self._missing is None or now - self._checked_at >= self.recheck_s:
+            self._checked_at = now
+            missing = [m for m in self.models if not _ready(m)]
+            for model, gauge in self._gauges.items():
+                gauge.set(0.0 if model in missing else 1.0)
+            if missing != self._missing:
+                self._log_change(missing)
+            self._missing = missing
+        return self._missing
+
+    def reason(self) -> str:
+        """'' when every composed model is ready, else what is missing."""
+        missing = self.missing()
+        return f"not loaded: {', '.join(missing)}" if missing else ""
+
+    def _log_change(self, missing: list[str]) -> None:
+        if missing:
+            pb_utils.Logger.log_warn(f"{self.route}: composed model(s) not loaded: {', '.join(missing)}")
+        elif self._missing:
+            pb_utils.Logger.log_info(f"{self.route}: every composed model is loaded again")
+
+
+def _ready(model: str) -> bool:
+    try:
+        return bool(pb_utils.is_model_ready(model_name=model))
+    except Exception:  # noqa: BLE001 - an unknown model is simply not ready
+        return False

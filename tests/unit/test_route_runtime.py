@@ -1,0 +1,108 @@
+"""The shared route runtime's pure parts, the route manifests, and budgets declared once."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+
+from marquee.routes import manifest
+from marquee.routes.route_runtime import RouteConfigError, RouteParameters, StageClock
+from marquee.specs import CATALOGUE
+from perf import budgets
+from perf.gate import BUDGETS, load_budgets
+
+
+def _parameters(**values: str) -> RouteParameters:
+    return RouteParameters({"name": "route_x", "parameters": {k: {"string_value": v} for k, v in values.items()}})
+
+
+def test_parameters_are_read_with_their_types():
+    params = _parameters(n="7", ratio="0.25", on="TRUE", rank_budget_ms="10")
+    assert params.integer("n") == 7
+    assert params.number("ratio") == 0.25
+    assert params.flag("on", default=False) is True
+    assert params.budget_s("rank") == pytest.approx(0.010)
+    assert params.integer("absent", 3) == 3
+
+
+@pytest.mark.parametrize(
+    ("values", "read", "message"),
+    [
+        ({}, lambda p: p.text("model"), "`model` is missing"),
+        ({"n": "seven"}, lambda p: p.integer("n"), "`n`='seven' is not an integer"),
+        ({"n": "0"}, lambda p: p.integer("n", minimum=1), "`n`=0; must be >= 1"),
+        ({"on": "yes"}, lambda p: p.flag("on", default=True), "allowed: true, false"),
+        ({}, lambda p: p.budget_s("rank"), "`rank_budget_ms` is missing"),
+    ],
+)
+def test_bad_parameters_name_the_route_the_parameter_and_the_value(values, read, message):
+    with pytest.raises(RouteConfigError, match="route_x") as error:
+        read(_parameters(**values))
+    assert message in str(error.value)
+
+
+def test_stage_clock_adds_up_repeated_stages():
+    clock = StageClock()
+    for _ in range(2):
+        with clock.stage("rank"):
+            pass
+    assert set(clock.rounded()) == {"rank", "total"}
+    assert clock.remaining_s(0.0) == 0.0
+
+
+def test_every_python_model_has_a_manifest():
+    python_models = {spec.name for spec in CATALOGUE.values() if spec.backend == "python"}
+    assert python_models <= set(manifest.MANIFESTS), sorted(python_models - set(manifest.MANIFESTS))
+
+
+@pytest.mark.parametrize("name", sorted(manifest.MANIFESTS))
+def test_a_manifest_holds_every_flat_module_its_route_imports(name):
+    """A route imports its siblings as top-level modules (its version folder is on
+    sys.path); each such module must travel in the manifest, or the route fails to load."""
+    route = manifest.MANIFESTS[name]
+    shipped = set(route.module_files())
+    for source in route.sources():
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            modules = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            for module in modules:
+                candidate = f"{module}.py"
+                if (source.parent / candidate).is_file() or candidate in ("route_runtime.py", "policy.py"):
+                    assert candidate in shipped, f"{source.name} imports {module}, missing from {name}'s manifest"
+
+
+def test_no_route_declares_a_stage_budget_in_its_parameters():
+    for spec in CATALOGUE.values():
+        assert not [k for k in spec.parameters if k.endswith("_budget_ms")], spec.name
+
+
+def test_committed_budgets_yaml_is_rendered_from_the_specs():
+    assert BUDGETS.read_text() == budgets.render_budgets(list(CATALOGUE.values()))
+    loaded = load_budgets()
+    for name, entry in loaded["models"].items():
+        spec = CATALOGUE[name]
+        assert entry["gpu"]["perf_latency_p99"]["max"] == spec.budget.perf_latency_p99_us
+        assert entry["load"] == {"batch_size": spec.budget.batch_size, "concurrency": spec.budget.concurrency}
+
+
+def test_a_route_budget_and_its_stage_deadlines_agree():
+    recommend = CATALOGUE["recommend"]
+    assert recommend.budget.perf_latency_p99_us == recommend.stage_budgets_ms["total"] * 1000
+    stages = recommend.stage_budgets_ms
+    assert stages["retrieve"] + stages["rank"] + stages["rules"] <= stages["total"]
+
+
+def test_rendered_configs_carry_every_stage_deadline():
+    from marquee.render import config_dict
+
+    for spec in CATALOGUE.values():
+        rendered = config_dict(spec).get("parameters", {})
+        for stage, ms in spec.stage_budgets_ms.items():
+            assert float(rendered[f"{stage}_budget_ms"]["string_value"]) == ms, (spec.name, stage)
+    image_route = config_dict(CATALOGUE["moderate_image"])["parameters"]
+    assert image_route["text_route_max_texts"]["string_value"] == CATALOGUE["moderate_text"].parameters["max_texts"]
