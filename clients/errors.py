@@ -1,4 +1,14 @@
-"""Translate tritonclient's exceptions into Marquee's own errors."""
+"""Translate tritonclient's exceptions into Marquee's own errors.
+
+The server's status decides the class, so callers and retry policies can tell a
+caller's mistake from a server fault:
+- INVALID_ARGUMENT (gRPC) / 400 (HTTP) -> InputValidationError: fix the request, never retry;
+- DEADLINE_EXCEEDED / timeouts          -> InferenceTimeoutError;
+- UNAVAILABLE / connection failures     -> ServerUnavailableError;
+- NOT_FOUND / unknown or unready model  -> ModelNotReadyError;
+- INTERNAL / 500 and anything else      -> ServerInternalError.
+The last four are server-side errors (InferenceError); retrying them may help.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +17,32 @@ from tritonclient.utils import InferenceServerException
 from marquee.errors import (
     InferenceError,
     InferenceTimeoutError,
+    InputValidationError,
     ModelNotReadyError,
+    ServerInternalError,
     ServerUnavailableError,
 )
 
+_INVALID = {"StatusCode.INVALID_ARGUMENT", "400"}
+_NOT_FOUND = {"StatusCode.NOT_FOUND", "404"}
 
-def translate(error: BaseException, model: str, url: str) -> InferenceError:
+
+def translate(error: BaseException, model: str, url: str) -> InferenceError | InputValidationError:
     if isinstance(error, InferenceServerException):
         status = str(error.status() or "")
         message = error.message() or str(error)
         lowered = message.lower()
+        if status in _INVALID:
+            return InputValidationError(f"{model} at {url} refused the request ({status}): {message}")
         if "deadline" in status.lower() or "deadline exceeded" in lowered or "timed out" in lowered:
             return InferenceTimeoutError(f"{model} at {url}: request timed out ({message})")
         if "unavailable" in status.lower() or "failed to connect" in lowered or "connection refused" in lowered:
             return ServerUnavailableError(f"{model}: no Triton server reachable at {url} ({message})")
-        if "not found" in lowered or "not ready" in lowered or "unknown model" in lowered:
+        if status in _NOT_FOUND or "not found" in lowered or "not ready" in lowered or "unknown model" in lowered:
             return ModelNotReadyError(f"{model} is not loaded or not ready at {url}: {message}")
-        return InferenceError(f"{model} at {url}: {message}")
+        return ServerInternalError(f"{model} at {url} ({status or 'no status'}): {message}")
     if isinstance(error, TimeoutError):
         return InferenceTimeoutError(f"{model} at {url}: request timed out ({error})")
     if isinstance(error, OSError):
         return ServerUnavailableError(f"{model}: no Triton server reachable at {url} ({error})")
-    return InferenceError(f"{model} at {url}: {error!r}")
+    return ServerInternalError(f"{model} at {url}: {error!r}")

@@ -35,11 +35,17 @@ class PerfAnalyzerFailedError(MarqueeError):
 
 
 class InputValidationError(MarqueeError, ValueError):
-    """A client request does not match the model's spec; raised before sending."""
+    """The caller's mistake: the request does not match the model's spec (raised before
+    sending), or the server refused it as invalid (INVALID_ARGUMENT / HTTP 400). Retrying
+    the same request cannot succeed."""
 
 
 class InferenceError(MarqueeError):
-    """The server answered an inference request with an error."""
+    """A server-side error: the server failed, is unreachable, timed out, or lacks the model."""
+
+
+class ServerInternalError(InferenceError):
+    """The server failed the request (INTERNAL / HTTP 500)."""
 
 
 class ModelNotReadyError(InferenceError):

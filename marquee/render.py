@@ -44,6 +44,8 @@ def config_dict(spec: ModelSpec) -> dict:
     if spec.warmup_batch_sizes:
         config["model_warmup"] = [_warmup(spec, size) for size in spec.warmup_batch_sizes]
     parameters = {**spec.parameters, **stage_budget_parameters(spec)}
+    if spec.composes:
+        parameters["composes"] = ",".join(spec.composes)
     if parameters:
         config["parameters"] = {k: {"string_value": v} for k, v in sorted(parameters.items())}
     return config

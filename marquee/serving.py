@@ -91,16 +91,28 @@ def models_table(http_url: str, admin_key: AdminKey | None = None) -> Table:
     table = Table(title=f"Triton at {http_url}")
     for column in ("model", "version", "state", "inputs", "outputs"):
         table.add_column(column)
-    for entry in _repository_index(client, http_url, admin_key):
+    index = _repository_index(client, http_url, admin_key)
+    ready = {entry["name"] for entry in index if entry.get("state") == "READY"}
+    for entry in index:
         name, state = entry["name"], entry.get("state", "")
         inputs = outputs = ""
         if state == "READY":
             meta = client.get_model_metadata(name)
             inputs = ", ".join(f"{t['name']} {t['datatype']}{t['shape']}" for t in meta["inputs"])
             outputs = ", ".join(f"{t['name']} {t['datatype']}{t['shape']}" for t in meta["outputs"])
+            missing = [m for m in composed_models(client.get_model_config(name)) if m not in ready]
+            if missing:
+                state = f"[yellow]READY, degraded: not loaded: {', '.join(missing)}[/]"
         table.add_row(name, entry.get("version", ""), state, inputs, outputs)
     client.close()
     return table
+
+
+def composed_models(config: dict) -> list[str]:
+    """The models a route's config says it cannot do without (its `composes` parameter)."""
+    parameters = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+    keys = [key for key in parameters.get("composes", "").split(",") if key]
+    return [parameters[key] for key in keys if key in parameters]
 
 
 def endpoints_table(server: TritonServer) -> Table:

@@ -21,6 +21,7 @@ from marquee import render
 from marquee.server.process import log_tail
 from marquee.specs import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
 from marquee.specs.moderation_image import IMAGE_MODERATION_MODELS, MODERATE_IMAGE, route_variant
+from marquee.specs.moderation_text import MODERATE_TEXT
 
 TEXT_STANDIN = ModelSpec(
     name="moderate_text_standin",
@@ -47,6 +48,10 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             texts = [t.decode("utf-8") for t in pb_utils.get_input_tensor_by_name(request, "text").as_numpy()]
+            if len(texts) > {max_texts}:  # the real text route's request limit
+                responses.append(pb_utils.InferenceResponse([], error=pb_utils.TritonError(
+                    f"{len(texts)} texts; allowed: at most {max_texts}", pb_utils.TritonError.INVALID_ARG)))
+                continue
             decisions, audits = [], []
             for text in texts:
                 spam = 0.97 if "crypto" in text.lower() else 0.01
@@ -74,7 +79,8 @@ def image_moderation_repository(tmp_path_factory, cache_root) -> Path:
     render.write([*IMAGE_MODERATION_MODELS, TEXT_STANDIN], repository)
     export_image_moderation(repository)
     (repository / TEXT_STANDIN.name / "1").mkdir(parents=True)
-    (repository / TEXT_STANDIN.name / "1" / "model.py").write_text(_TEXT_STANDIN_CODE)
+    standin = _TEXT_STANDIN_CODE.replace("{max_texts}", MODERATE_TEXT.parameters["max_texts"])
+    (repository / TEXT_STANDIN.name / "1" / "model.py").write_text(standin)
     for variant in (JUDGED_ROUTE, NO_OCR_ROUTE):
         render.write_variant(repository, MODERATE_IMAGE, variant.name, **variant.parameters)
     return repository

@@ -21,6 +21,9 @@ from marquee.specs.moderation_text import MODERATE_TEXT
 
 FULL_BAND_ROUTE = "moderate_text_full_band"
 BROKEN_ROUTE = "moderate_text_broken_classifier"
+# Deployed with a class list that disagrees with the classifier (a bad rollout): every
+# text sent to stage 2 hits a fault inside the route, which the caller must see as INTERNAL.
+MISCONFIGURED_ROUTE = "moderate_text_wrong_classes"
 FULL_BAND_POLICY_VERSION = "test-full-band"
 
 
@@ -46,6 +49,7 @@ def text_moderation_repository(cache_root) -> Path:
     export_text_moderation(repository)
     _write_full_band_route(repository)
     _route_variant(repository, BROKEN_ROUTE, classifier_int8_model="no_such_classifier")
+    _route_variant(repository, MISCONFIGURED_ROUTE, classes="clean,spam")
     return repository
 
 

@@ -87,6 +87,11 @@ class RouteParameters:
             raise RouteConfigError(f"{self.route}: config parameter `{name}`={value!r}; allowed: true, false")
         return value == "true"
 
+    def composed_models(self) -> list[str]:
+        """The models this route cannot do its job without (the spec's `composes`)."""
+        keys = [key for key in self.text("composes", "").split(",") if key]
+        return [self.text(key) for key in keys]
+
     def budget_s(self, stage: str) -> float:
         """The deadline of one stage, rendered from the route's spec as `<stage>_budget_ms`."""
         return self.number(f"{stage}_budget_ms", minimum=0.0) / 1000.0

@@ -210,12 +210,19 @@ class ModelSpec:
     # Routes: the deadline of each downstream stage, rendered as `<stage>_budget_ms`
     # parameters that the route runtime reads (every BLS call has one).
     stage_budgets_ms: dict[str, float] = field(default_factory=dict)
+    # Routes: the parameters that name a model the route cannot do its job without. It
+    # still loads when one is missing, but says so (route_runtime.Dependencies, and
+    # `marquee models`), rendered as the `composes` parameter.
+    composes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 0:
             raise ValueError(f"ModelSpec `{self.name}`: max_batch_size={self.max_batch_size}; must be >= 0")
         if (self.backend == "ensemble") != bool(self.ensemble_steps):
             raise ValueError(f"ModelSpec `{self.name}`: ensemble_steps go with backend 'ensemble' and only with it")
+        unknown = [key for key in self.composes if key not in self.parameters]
+        if unknown:
+            raise ValueError(f"ModelSpec `{self.name}`: composes {unknown} name no parameter; known: {self.parameters}")
         names = [t.name for t in self.inputs + self.outputs]
         if len(names) != len(set(names)):
             raise ValueError(f"ModelSpec `{self.name}`: tensor names must be unique, got {names}")

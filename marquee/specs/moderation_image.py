@@ -169,6 +169,7 @@ MODERATE_IMAGE = ModelSpec(
         "ocr": 10_000.0,
         "text_route": 15_000.0,
     },
+    composes=("preprocess_model", "detector_model", "ocr_det_model", "ocr_rec_model", "text_route"),
     tolerance=_SAME_AS_REFERENCE,
     budget=LatencyBudget(perf_latency_p99_us=1_000_000, batch_size=1, concurrency=2),
 )

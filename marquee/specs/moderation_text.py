@@ -134,6 +134,8 @@ MODERATE_TEXT = ModelSpec(
     # queue-backed, so these catch a hung model rather than enforce a tail; a late stage
     # gives its texts decision "error" (error_kind "model") and the queue retries them.
     stage_budgets_ms={"lexical": 2_000.0, "classifier": 10_000.0},
+    # The FP32 classifier is optional: only requests that ask for it need it.
+    composes=("lexical_model", "classifier_int8_model"),
     tolerance=Tolerance(atol=0.0),
     # 16 held-out comments a request, two requests in flight (perf/inputs.py). Moderation
     # is asynchronous (the queue absorbs bursts), so on CPU hosts the budget is about

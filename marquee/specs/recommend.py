@@ -203,6 +203,7 @@ RECOMMEND = ModelSpec(
         "rank_candidates": str(SETTINGS.rank_candidates),
     },
     stage_budgets_ms=dataclasses.asdict(BUDGETS),
+    composes=("retrieve_model", "ranker_model"),
     tolerance=_NO_TOLERANCE,
     # Four home pages in flight: the load the stage budgets were set for.
     budget=LatencyBudget(

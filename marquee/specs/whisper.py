@@ -192,6 +192,7 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         # chunk of `encoder_batch` windows under load. A late stage fails that clip (or
         # those clips) with an error; the rest of the request is still transcribed.
         stage_budgets_ms={"features": 120_000.0, "encoder": 60_000.0},
+        composes=("audio_features_model", "encoder_model"),
         tolerance=Tolerance(atol=0.0),
         budget=LatencyBudget(perf_latency_p99_us=30_000_000),
     )

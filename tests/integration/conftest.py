@@ -117,7 +117,31 @@ def _write_slowed_ranker(repository: Path) -> None:
 def _write_generous_route(repository: Path) -> None:
     """The route with budgets no healthy ranker misses, for tests that compare pages: a
     loaded CI host must not turn them into timing tests."""
-    render.write_variant(repository, RECOMMEND, "recommend_generous", retrieve_budget_ms="2000", rank_budget_ms="2000")
+    render.write_variant(
+        repository,
+        RECOMMEND,
+        "recommend_generous",
+        retrieve_budget_ms="2000",
+        rank_budget_ms="2000",
+        total_budget_ms="5000",
+    )
+
+
+# A route deployed with a broken feature table (as a bad rollout would leave it): every
+# page hits an IndexError inside the route, a server fault the caller must see as one.
+CORRUPT_ROUTE = "recommend_corrupt_features"
+# A route whose retrieval model was never loaded (as when candidates_ivf fails to load).
+MISSING_RETRIEVAL_ROUTE = "recommend_missing_retrieval"
+ABSENT_MODEL = "retrieve_not_deployed"
+
+
+def _write_broken_routes(repository: Path) -> None:
+    version_dir = render.write_variant(repository, RECOMMEND, CORRUPT_ROUTE)
+    with np.load(version_dir / "features.npz") as tables:
+        arrays = {name: tables[name] for name in tables.files}
+    arrays["item_available"] = arrays["item_available"][:10]
+    np.savez(version_dir / "features.npz", **arrays)
+    render.write_variant(repository, RECOMMEND, MISSING_RETRIEVAL_ROUTE, retrieve_model=ABSENT_MODEL)
 
 
 def _write_misbehaving_routes(repository: Path) -> None:
@@ -146,6 +170,7 @@ def route_repository(exported_repository) -> Path:
     export_recommend(exported_repository, config=TwoTowerConfig(n_items=ROUTE_ITEMS, log_rows=150_000, epochs=1))
     _write_misbehaving_routes(exported_repository)
     _write_generous_route(exported_repository)
+    _write_broken_routes(exported_repository)
     _write_slowed_ranker(exported_repository)
     return exported_repository
 

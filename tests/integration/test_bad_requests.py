@@ -87,7 +87,9 @@ async def test_bad_request_fails_alone_inside_a_dynamic_batch(triton):
 
     assert outcomes[0] == LOOKUP_TABLE[1, 0] and outcomes[1] == LOOKUP_TABLE[3, 0] and outcomes[3] == LOOKUP_TABLE[7, 0]
     assert isinstance(outcomes[2], InferenceServerException)
-    assert "strict_lookup: inference failed" in outcomes[2].message()
+    # An index outside the table is the caller's mistake: ONNX Runtime says InvalidArgument.
+    assert outcomes[2].status() == "StatusCode.INVALID_ARGUMENT"
+    assert "strict_lookup: input rejected" in outcomes[2].message()
     # All four really did arrive together: fewer model executions than requests.
     stats_before, stats_after = before["model_stats"][0], after["model_stats"][0]
     executions = int(stats_after.get("execution_count", 0)) - int(stats_before.get("execution_count", 0))
@@ -116,8 +118,11 @@ def test_no_server_becomes_server_unavailable_error(protocol):
             client.score(GOOD_CATEGORICAL, GOOD_DENSE)
 
 
-def test_server_error_is_translated_not_leaked(triton):
-    with ModelClient(STRICT_LOOKUP, triton.grpc_url) as client:
-        with pytest.raises(InferenceError, match="strict_lookup") as error:
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_value_the_model_rejects_is_the_callers_mistake_not_a_server_fault(triton, protocol):
+    url = triton.grpc_url if protocol == "grpc" else triton.http_url
+    with ModelClient(STRICT_LOOKUP, url, protocol=protocol) as client:
+        with pytest.raises(InputValidationError, match=r"strict_lookup.*(INVALID_ARGUMENT|400)") as error:
             client.infer(index=np.array([[99]], np.int64))
-    assert not isinstance(error.value, InferenceServerException)
+        assert not isinstance(error.value, InferenceServerException | InferenceError)
+        assert client.infer(index=np.array([[1]], np.int64))["value"][0, 0] == LOOKUP_TABLE[1, 0]

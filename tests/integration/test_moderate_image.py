@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import cv2
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -14,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 from export.moderation_image import synthetic
 from export.moderation_image.compare import detection_mismatches
 from marquee.specs.moderation_image import LIMITS
+from marquee.specs.moderation_text import MODERATE_TEXT
 
 pytestmark = pytest.mark.integration
 
@@ -152,5 +154,29 @@ def test_request_without_items_is_a_request_error_naming_the_limit(image_server_
     client = grpcclient.InferenceServerClient(image_server_alive.grpc_url)
     tensor = grpcclient.InferInput("image", [0], "BYTES")
     tensor.set_data_from_numpy(np.array([], dtype=np.object_))
-    with pytest.raises(InferenceServerException, match=rf"0 items; allowed 1\.\.{LIMITS.max_items}"):
+    with pytest.raises(InferenceServerException, match=rf"0 items; allowed 1 to {LIMITS.max_items}"):
         client.infer("moderate_image", [tensor])
+
+
+def lines_image(lines: int, seed: int) -> bytes:
+    """A white page holding `lines` short lines of black text, each one OCR line."""
+    rng = np.random.default_rng(seed)
+    image = np.full((640, 640, 3), 255, np.uint8)
+    for row in range(lines):
+        word = "".join(rng.choice(list("abcdefghkmnprstuvwxyz"), 6))
+        cv2.putText(image, f"{word} {row:02d}", (20, 28 + row * 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
+    return synthetic.encode(image)
+
+
+def test_more_ocr_lines_than_the_text_route_takes_are_judged_in_chunks(image_server_alive):
+    """One request whose images hold more OCR lines in all than one text-route request may
+    carry: every image is still judged (before, the whole call failed past the limit)."""
+    limit = int(MODERATE_TEXT.parameters["max_texts"])
+    images = [lines_image(20, seed) for seed in range(15)]
+    results = moderate(image_server_alive, images, model="moderate_image_judged")
+    judged_lines = sum(len([line for line in audit["ocr"]["lines"] if line["judged"]]) for _, audit in results)
+    assert judged_lines > limit, f"only {judged_lines} lines found; the test needs more than {limit}"
+    for decision, audit in results:
+        assert decision == "allow", audit.get("reasons")
+        assert audit["ocr"]["text_judged"] is True
+        assert len(audit["ocr"]["text_audits"]) == len([line for line in audit["ocr"]["lines"] if line["judged"]])

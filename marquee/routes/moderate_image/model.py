@@ -90,9 +90,8 @@ class TritonPythonModel:
             max_lines=params.integer("max_text_lines", minimum=0),
         )
         self.downstream = Downstream()
-        composed = [self.preprocess_model, self.detector_model]
-        if self.ocr_enabled:
-            composed += [self.ocr_det_model, self.ocr_rec_model, self.text_route]
+        ocr_models = {self.ocr_det_model, self.ocr_rec_model, self.text_route}
+        composed = [m for m in params.composed_models() if self.ocr_enabled or m not in ocr_models]
         self.dependencies = Dependencies(self.name, composed)
         self.logger = pb_utils.Logger
 

@@ -69,8 +69,7 @@ class TritonPythonModel:
         self.max_chars = params.integer("max_chars", minimum=1)
         self.budget_s = {stage: params.budget_s(stage) for stage in ("lexical", "classifier")}
         self.downstream = Downstream()
-        # The other precision's classifier is optional: only requests that ask for it need it.
-        self.dependencies = Dependencies(self.name, [self.lexical_model, self.classifiers[self.default_precision]])
+        self.dependencies = Dependencies(self.name, params.composed_models())
 
     async def execute(self, requests: list) -> list:
         return await answer_each(requests, self._answer, self.name)

@@ -64,7 +64,7 @@ class TritonPythonModel:
         self.fallback_size = params.integer("top_k", minimum=1)
         self.rank_candidates = params.integer("rank_candidates", minimum=1)
         self.downstream = Downstream()
-        self.dependencies = Dependencies(self.name, [self.retrieve_model, self.ranker_model])
+        self.dependencies = Dependencies(self.name, params.composed_models())
         # Served on Triton's /metrics next to its own nv_* series, so dashboards and the
         # benchmark can tell a fast page from a fast *degraded* page.
         # Keep the family referenced: Triton refuses metrics whose family was collected.

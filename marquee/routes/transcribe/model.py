@@ -87,7 +87,7 @@ class TritonPythonModel:
         self.decoder = DecoderSession(decoder_path, threads=params.integer("decoder_threads", minimum=1))
         self.cross_names = self.decoder.cross_names
         self.downstream = Downstream()
-        self.dependencies = Dependencies(self.name, [self.features_model, self.encoder_model])
+        self.dependencies = Dependencies(self.name, params.composed_models())
         self.logger = pb_utils.Logger
 
     async def execute(self, requests: list) -> list:
