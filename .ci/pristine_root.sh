@@ -14,7 +14,8 @@
 # the local wheel and index folders they point to under /opt (bind-mounted read-only),
 # the extra CA certificates from /usr/local/share/ca-certificates and /etc/resolv.conf.
 # The chroot shares this machine's network, so `marquee up` gets free ports when
-# 8000-8002 are taken. Logs: ROOT.log (this script) and ROOT.run.log (the command).
+# 8000-8002 are taken. Logs: ROOT.log (this script), ROOT.run.log (the command, ending
+# with bash's `time`), ROOT.debootstrap.log and ROOT.prerequisites.log.
 # On exit, whatever way it exits, processes left inside the root are stopped, everything
 # mounted is unmounted, and ROOT is deleted unless --keep is given.
 set -euo pipefail
@@ -108,8 +109,9 @@ in_root() { chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM="${TERM:
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
 step "prerequisites: apt-get install ${prerequisites[*]}"
-in_root apt-get update -q
-in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${prerequisites[@]}"
+{ in_root apt-get update -q &&
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${prerequisites[@]}"
+} >"$root.prerequisites.log" 2>&1 || { tail -20 "$root.prerequisites.log"; exit 1; }
 
 # This workplace's pip configuration: every configuration file pip reads here, the
 # constraints file they name, and the local folders they point to (read-only).
@@ -158,7 +160,7 @@ command="./bootstrap.sh && .venv/bin/marquee up --no-wait $ports"
 step "in the root, as root, in /root/marquee: $command  (log: $root.run.log)"
 start=$(date +%s)
 set +e
-in_root bash -c "cd /root/marquee && $command" >"$root.run.log" 2>&1
+in_root bash -c "cd /root/marquee && time ($command)" >"$root.run.log" 2>&1
 rc=$?
 set -e
 elapsed=$(($(date +%s) - start))
