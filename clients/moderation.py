@@ -5,9 +5,11 @@
         for result in client.moderate_text(["hello", "you idiot"]):
             print(result.decision, result.reasons)
 
-A `ModerationResult` with decision "error" means the route rejected that one item (empty
-text, invalid UTF-8, a corrupt image); `result.error` says why. Request-level failures
-raise Marquee's errors (see `clients.base`).
+A `ModerationResult` with decision "error" means the route could not judge that one item;
+`result.error` says why and `result.error_kind` which kind of failure it was: "input" (the
+item is unusable: empty text, invalid UTF-8, a corrupt image; do not retry) or "model" (a
+model failed, ran late or is not loaded; a retry may succeed). Routes older than error
+kinds leave it None. Request-level failures raise Marquee's errors (see `clients.base`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ModerationResult:
     policy_version: str | None = None
     policy_sha256: str | None = None
     error: str | None = None  # set when decision == "error"
+    error_kind: str | None = None  # "input" | "model" when decision == "error"; None from older routes
     audit: dict = field(default_factory=dict)  # everything the route wrote, stages included
     audit_json: str = ""  # verbatim, for storing next to the decision
 
@@ -64,6 +67,7 @@ class ModerationResult:
             policy_version=parsed.get("policy_version"),
             policy_sha256=parsed.get("policy_sha256"),
             error=parsed.get("error"),
+            error_kind=parsed.get("error_kind"),
             audit=parsed,
             audit_json=audit_text,
         )

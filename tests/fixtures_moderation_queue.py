@@ -6,8 +6,15 @@ loads real models; these tests are about the queue, so the server here serves a 
 deterministic stand-in under the route's name, its config rendered from the route's own spec
 (marquee/specs/moderation_text.py).
 
-The stand-in's behaviour is steered through files in a control directory:
-- `fail` exists: a request holding a text with FAIL in it fails as a whole (TritonError);
+Like the route, it answers decision "error" for bad texts (empty, whitespace-only, longer
+than MAX_CHARS, invalid UTF-8) with `error_kind` "input" in the audit, and decides the
+others by `expected_decision`. Its behaviour is steered through files in a control directory:
+- `fail` exists: a request holding a text with FAIL in it fails as a whole (INTERNAL);
+- `refuse` exists: a request holding a text with REFUSE in it is refused as a whole as the
+  caller's mistake (INVALID_ARG), as the route refuses a malformed request;
+- `flaky` exists: texts with FLAKY in them get decision "error" with `error_kind` "model"
+  (as when the route's classifier runs past its deadline);
+- `legacy` exists: error audits carry no `error_kind`, as from a route older than error kinds;
 - `hold` exists: a request holding a text with HOLD in it waits until `hold` is deleted
   (writing `holding` first), so a test can kill a worker while it is mid-batch.
 """
@@ -24,7 +31,9 @@ import pytest
 from marquee import render
 from marquee.server import TritonServer, free_ports
 from marquee.specs.base import InstanceGroup
-from marquee.specs.moderation_text import MODERATE_TEXT
+from marquee.specs.moderation_text import MAX_CHARS, MODERATE_TEXT
+
+SWITCHES = ("fail", "refuse", "flaky", "legacy", "hold", "holding")
 
 STAND_IN_MODEL = """
 import json
@@ -40,6 +49,7 @@ class TritonPythonModel:
         parameters = json.loads(args["model_config"])["parameters"]
         self.control = parameters["control_dir"]["string_value"]
         self.delay_s = float(parameters["delay_s"]["string_value"])
+        self.max_chars = int(parameters["max_chars"]["string_value"])
 
     def execute(self, requests):
         return [self._answer(request) for request in requests]
@@ -47,21 +57,50 @@ class TritonPythonModel:
     def _flag(self, name):
         return os.path.exists(os.path.join(self.control, name))
 
+    def _decode(self, index, raw):
+        # (text, None), or (None, why the text is unusable) by the route's rules
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, f"text[{index}] is not valid UTF-8"
+        if not text:
+            return None, f"text[{index}] is empty; allowed: 1 to {self.max_chars} characters"
+        if not text.strip():
+            return None, f"text[{index}] is only whitespace"
+        if len(text) > self.max_chars:
+            return None, f"text[{index}] has {len(text)} characters; allowed: 1 to {self.max_chars}"
+        return text, None
+
+    def _error(self, message, kind):
+        audit = {"decision": "error", "error": message, "error_kind": kind}
+        if self._flag("legacy"):
+            del audit["error_kind"]
+        return json.dumps(audit)
+
     def _answer(self, request):
-        texts = [t.decode("utf-8", "replace") for t in pb_utils.get_input_tensor_by_name(request, "text").as_numpy()]
+        raw = pb_utils.get_input_tensor_by_name(request, "text").as_numpy().reshape(-1)
+        decoded = [self._decode(i, t) for i, t in enumerate(raw)]
+        texts = [text or "" for text, _ in decoded]
         time.sleep(self.delay_s)
         if self._flag("fail") and any("FAIL" in t for t in texts):
             return pb_utils.InferenceResponse(error=pb_utils.TritonError("stand-in classifier crashed on a FAIL text"))
+        if self._flag("refuse") and any("REFUSE" in t for t in texts):
+            message = "input `text` holds a REFUSE text; allowed: texts without REFUSE"
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG))
         if self._flag("hold") and any("HOLD" in t for t in texts):
             open(os.path.join(self.control, "holding"), "w").close()
             deadline = time.monotonic() + 60
             while self._flag("hold") and time.monotonic() < deadline:
                 time.sleep(0.02)
         decisions, audits = [], []
-        for i, text in enumerate(texts):
-            if not text:
+        for i, (text, problem) in enumerate(decoded):
+            if problem:
                 decisions.append("error")
-                audits.append(json.dumps({"error": f"text[{i}] is empty; allowed: 1 to 5000 characters"}))
+                audits.append(self._error(problem, "input"))
+                continue
+            if self._flag("flaky") and "FLAKY" in text:
+                decisions.append("error")
+                audits.append(self._error("stand-in classifier ran past its 10 ms deadline", "model"))
                 continue
             scores = {"profanity": 0.97 if "darn" in text else 0.01, "insult": 0.6 if "hmm" in text else 0.02}
             reasons = [f"{name} {score:.2f} >= 0.5" for name, score in scores.items() if score >= 0.5]
@@ -87,8 +126,10 @@ def expected_decision(text: str) -> str:
 def write_stand_in_route(repository: Path, control_dir: Path, delay_s: float = 0.02) -> None:
     spec = dataclasses.replace(
         MODERATE_TEXT,
-        parameters={"control_dir": str(control_dir), "delay_s": str(delay_s)},
+        parameters={"control_dir": str(control_dir), "delay_s": str(delay_s), "max_chars": str(MAX_CHARS)},
         instance_groups=(InstanceGroup(count=1),),
+        stage_budgets_ms={},
+        composes=(),  # the stand-in calls no other model
     )
     render.write([spec], repository)
     version_dir = repository / spec.name / "1"

@@ -5,7 +5,7 @@ Layout (all keys under one prefix, default `marquee:moderation`):
 - `<p>:item:<id>`      hash: kind, payload, status, attempts, owner, entry (current stream entry)
 - `<p>:delayed`        sorted set: items waiting out a retry backoff, scored by due time
 - `<p>:decisions`      hash: id -> JSON {decision, audit, decided_at, worker}
-- `<p>:quarantine`     hash: id -> JSON {reason, attempts, quarantined_at} (what is quarantined now)
+- `<p>:quarantine`     hash: id -> JSON {reason, attempts, quarantined_at, error_kind} (what is quarantined now)
 - `<p>:quarantine-log` stream: every quarantine event, kept for audit after replays
 - `<p>:counts`         hash: status -> number of items
 
@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 
 from marquee.moderation.queue import (
     Decision,
+    ErrorKind,
     FailOutcome,
     Item,
     QuarantineEntry,
@@ -31,9 +32,11 @@ from marquee.moderation.queue import (
     RetryPolicy,
     Status,
     Verdict,
+    check_fail_kind,
     check_verdicts,
     encode_payloads,
     new_item_id,
+    read_error_kind,
 )
 
 GROUP = "workers"
@@ -59,12 +62,14 @@ local function push(id)
   local entry = redis.call('XADD', p .. ':stream', '*', 'item', id)
   redis.call('HSET', item_key(id), 'entry', entry)
 end
-local function quarantine(id, reason, attempts, now)
+local function quarantine(id, reason, attempts, now, kind)
   ack(id)
   move(id, redis.call('HGET', item_key(id), 'status'), 'quarantined')
-  local record = cjson.encode({reason = reason, attempts = tonumber(attempts), quarantined_at = tonumber(now)})
+  local record = cjson.encode({reason = reason, attempts = tonumber(attempts), quarantined_at = tonumber(now),
+                               error_kind = kind})
   redis.call('HSET', p .. ':quarantine', id, record)
-  redis.call('XADD', p .. ':quarantine-log', '*', 'item', id, 'reason', reason, 'attempts', attempts, 'at', now)
+  redis.call('XADD', p .. ':quarantine-log', '*', 'item', id, 'reason', reason, 'attempts', attempts, 'at', now,
+             'error_kind', kind)
 end
 """
 
@@ -88,7 +93,7 @@ end
 return #due
 """
 
-# ARGV: prefix, id, entry, worker, now, max_attempts -> {kind, payload, attempts} | 'skip'
+# ARGV: prefix, id, entry, worker, now, max_attempts, lease error kind -> {kind, payload, attempts} | 'skip'
 _LEASE = """
 local id, entry, worker = ARGV[2], ARGV[3], ARGV[4]
 local key = item_key(id)
@@ -102,7 +107,7 @@ local attempts = tonumber(redis.call('HGET', key, 'attempts'))
 if status == 'leased' and attempts >= tonumber(ARGV[6]) then
   local owner = redis.call('HGET', key, 'owner')
   quarantine(id, 'lease expired without a decision ' .. attempts .. ' times (last worker ' .. owner ..
-             ' died or hung)', attempts, ARGV[5])
+             ' died or hung)', attempts, ARGV[5], ARGV[7])
   return 'skip'
 end
 attempts = redis.call('HINCRBY', key, 'attempts', 1)
@@ -134,7 +139,7 @@ end
 return decided
 """
 
-# ARGV: prefix, id, worker, reason, permanent(0/1), now, max_attempts, delay -> outcome
+# ARGV: prefix, id, worker, reason, retryable(0/1), now, max_attempts, delay, error kind -> outcome
 _FAIL = """
 local id, worker = ARGV[2], ARGV[3]
 local key = item_key(id)
@@ -142,8 +147,8 @@ local status = redis.call('HGET', key, 'status')
 if not status then return redis.error_reply("fail: no item with id '" .. id .. "'") end
 if status ~= 'leased' or redis.call('HGET', key, 'owner') ~= worker then return 'stale' end
 local attempts = tonumber(redis.call('HGET', key, 'attempts'))
-if ARGV[5] == '1' or attempts >= tonumber(ARGV[7]) then
-  quarantine(id, ARGV[4], attempts, ARGV[6])
+if ARGV[5] == '0' or attempts >= tonumber(ARGV[7]) then
+  quarantine(id, ARGV[4], attempts, ARGV[6], ARGV[9])
   return 'quarantined'
 end
 ack(id)
@@ -268,7 +273,9 @@ class RedisQueue:
             if not fields:  # deleted under us (XAUTOCLAIM reports such entries with no fields)
                 continue
             item_id = _text(fields[b"item"])
-            leased = self._run("lease", item_id, _text(entry_id), worker, now, self.retry.max_attempts)
+            leased = self._run(
+                "lease", item_id, _text(entry_id), worker, now, self.retry.max_attempts, ErrorKind.LEASE.value
+            )
             if leased != b"skip":
                 kind, payload, attempts = leased
                 items.append(Item(item_id, _text(kind), bytes(payload), int(attempts)))
@@ -309,17 +316,19 @@ class RedisQueue:
             args += [verdict.item_id, verdict.decision, json.dumps(record)]
         return [_text(item_id) for item_id in self._run("decide", *args)]
 
-    def fail(self, item_id: str, worker: str, reason: str, permanent: bool = False) -> FailOutcome:
+    def fail(self, item_id: str, worker: str, reason: str, error_kind: str = ErrorKind.MODEL) -> FailOutcome:
+        kind = check_fail_kind(error_kind)
         attempts = int(self._redis.hget(self._key(f"item:{item_id}"), "attempts") or 0)
         outcome = self._run(
             "fail",
             item_id,
             worker,
             reason,
-            int(permanent),
+            int(kind.retryable),
             self._clock(),
             self.retry.max_attempts,
             self.retry.delay(attempts),
+            kind.value,
         )
         return FailOutcome(_text(outcome))
 
@@ -331,7 +340,14 @@ class RedisQueue:
             data = json.loads(record)
             kind = self._redis.hget(self._key(f"item:{_text(item_id)}"), "kind")
             entries.append(
-                QuarantineEntry(_text(item_id), _text(kind), data["reason"], data["attempts"], data["quarantined_at"])
+                QuarantineEntry(
+                    _text(item_id),
+                    _text(kind),
+                    data["reason"],
+                    data["attempts"],
+                    data["quarantined_at"],
+                    error_kind=read_error_kind(data.get("error_kind")),  # absent in records from before kinds
+                )
             )
         entries.sort(key=lambda entry: entry.quarantined_at)
         return entries if limit is None else entries[:limit]

@@ -1,18 +1,26 @@
 """The moderation worker: claim a batch, ask the route about it in one request, record
 decisions; what the models could not judge goes to quarantine.
 
-Failure handling, per kind of failure:
-- the route answers decision "error" for one item: bad input (empty text, corrupt image)
-  or a model stage that failed for it. The audit does not say which, so the item is
-  retried like any failure and lands in quarantine with the route's message once its
-  attempts are spent (a bad input costs `max_attempts` route calls, a passing model
-  hiccup costs nothing);
-- the server is down or the model not loaded: every item in the batch fails this attempt
-  and is retried after a backoff; the worker also backs off before claiming again;
-- the request fails or times out: one bad item fails the whole request, so the worker
-  asks again item by item to find it; the items that still fail use up an attempt.
-An item is quarantined after `RetryPolicy.max_attempts` attempts (default 3, counting
-claims; a worker killed mid-batch also costs its items one attempt).
+Failure handling, per kind of failure (the `ErrorKind` recorded with the quarantine entry):
+- the route answers decision "error" for one item with `error_kind` "input" (empty or
+  too long text, invalid UTF-8, not an image, corrupt image): asking again cannot help,
+  so the item is quarantined on this, its first, attempt ("input");
+- the route answers "error" with `error_kind` "model" (a model failed, ran late or is not
+  loaded): retried with backoff ("model"). An audit without `error_kind` comes from a
+  route older than error kinds and is treated the same: retrying may cost a bad item a
+  few attempts, while quarantining could shelve a good item for a passing fault;
+- the server is down or the route not loaded: every item in the batch fails this attempt
+  and is retried after a backoff; the worker also backs off before claiming again ("server");
+- the request fails or times out (InferenceError), or the server refuses it as the
+  caller's mistake (InputValidationError: INVALID_ARGUMENT / HTTP 400): one item can
+  spoil the whole request, so the worker asks again item by item to find it. A single
+  item whose request still fails uses up an attempt ("server"); one whose request is
+  still refused is bad input and is quarantined at once ("input").
+  Item by item rather than bisecting: batches are small (16 by default), the split
+  takes one pass of single-item requests and pins down every culprit, and a request that
+  times out is paid for once more, not once per level of a bisection.
+Retried items are quarantined after `RetryPolicy.max_attempts` attempts (default 3,
+counting claims; a worker killed mid-batch also costs its items one attempt).
 
 SIGTERM or SIGINT stops the worker after the batch in hand: its decisions are written
 and nothing is left leased. A worker killed outright (SIGKILL, OOM, power) leaves its
@@ -31,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from marquee.errors import InferenceError, ModelNotReadyError, ServerUnavailableError
-from marquee.moderation.queue import DECISIONS, FailOutcome, Item, ModerationQueue, Status, Verdict
+from marquee.errors import InferenceError, InputValidationError, ModelNotReadyError, ServerUnavailableError
+from marquee.moderation.queue import DECISIONS, ErrorKind, FailOutcome, Item, ModerationQueue, Status, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +76,13 @@ class WorkerStats:
     decided: int = 0
     retried: int = 0
     quarantined: int = 0
+    bad_input: int = 0  # of the quarantined: error kind "input", quarantined on their first attempt
     stale: int = 0  # answers that arrived after another worker had taken the item over
 
     def line(self) -> str:
         return (
             f"{self.batches} batches: {self.decided} decided, {self.retried} retried, "
-            f"{self.quarantined} quarantined, {self.stale} stale"
+            f"{self.quarantined} quarantined ({self.bad_input} bad input), {self.stale} stale"
         )
 
 
@@ -145,15 +154,23 @@ class Worker:
                 raise InferenceError(f"route answered {len(results)} results for {len(items)} items")
         except (ServerUnavailableError, ModelNotReadyError) as error:
             for item in items:
-                self._fail(item, f"route unavailable: {error}")
+                self._fail(item, f"route unavailable: {error}", ErrorKind.SERVER)
             self._back_off_after_unavailable()
             return
-        except InferenceError as error:  # timeouts included
+        except (InferenceError, InputValidationError) as error:  # timeouts included
+            refused = isinstance(error, InputValidationError)
             if len(items) == 1:
-                self._fail(items[0], f"route failed: {error}")
+                if refused:  # the server says this item, sent alone, is the caller's mistake
+                    self._fail(items[0], f"route refused the item: {error}", ErrorKind.INPUT)
+                else:
+                    self._fail(items[0], f"route failed: {error}", ErrorKind.SERVER)
                 return
             log.info(
-                "worker %s: request for %d items failed (%s); retrying them one by one", self.name, len(items), error
+                "worker %s: request for %d items %s (%s); retrying them one by one",
+                self.name,
+                len(items),
+                "refused" if refused else "failed",
+                error,
             )
             for item in items:
                 self.queue.renew([item.id], self.name, self.settings.lease_s)
@@ -168,18 +185,32 @@ class Worker:
             if result.decision in DECISIONS:
                 verdicts.append(Verdict(item.id, result.decision, result.audit_json))
             else:  # "error"; the client rejects any other value as a failed request
-                self._fail(item, f"route answered error: {result.error or result.audit_json}")
+                self._fail_judgement(item, result)
         if verdicts:
             decided = self.queue.decide(verdicts, self.name)
             self.stats.decided += len(decided)
             self.stats.stale += len(verdicts) - len(decided)
 
-    def _fail(self, item: Item, reason: str, permanent: bool = False) -> None:
-        outcome = self.queue.fail(item.id, self.name, reason, permanent=permanent)
+    def _fail_judgement(self, item: Item, result) -> None:
+        """The route answered "error" for this item; its audit's `error_kind` says whether
+        the item is bad ("input": quarantine now) or a model failed for it ("model": retry)."""
+        message = result.error or result.audit_json
+        route_kind = result.error_kind
+        if route_kind == ErrorKind.INPUT:
+            self._fail(item, f"route answered error (input): {message}", ErrorKind.INPUT)
+        elif route_kind == ErrorKind.MODEL:
+            self._fail(item, f"route answered error (model): {message}", ErrorKind.MODEL)
+        else:  # a route older than error kinds, or a kind this worker does not know: retrying is safe
+            shown = "no error_kind" if route_kind is None else f"unknown error_kind {route_kind!r}"
+            self._fail(item, f"route answered error ({shown}; retried as model): {message}", ErrorKind.MODEL)
+
+    def _fail(self, item: Item, reason: str, kind: ErrorKind) -> None:
+        outcome = self.queue.fail(item.id, self.name, reason, kind)
         if outcome is FailOutcome.RETRY:
             self.stats.retried += 1
         elif outcome is FailOutcome.QUARANTINED:
             self.stats.quarantined += 1
+            self.stats.bad_input += kind is ErrorKind.INPUT
         else:
             self.stats.stale += 1
 

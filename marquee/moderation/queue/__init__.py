@@ -7,6 +7,12 @@ and if the worker dies the lease expires and another worker claims the items aga
 delivery is at-least-once while the decision stays exactly-once (the first decision
 recorded wins; later ones for the same item are ignored).
 
+Each failure carries an `ErrorKind`, and the kind decides what happens: bad input
+("input") is quarantined on its first attempt, because asking again cannot help; model,
+server and lease failures are retried with backoff until `RetryPolicy.max_attempts`.
+The quarantine record keeps the kind, so an operator sees bad input apart from faults
+that a replay may cure.
+
 Two implementations share the `ModerationQueue` protocol: SQLite in WAL mode (embedded,
 no server: `SqliteQueue`) and Redis Streams (`marquee.moderation.redis_queue.RedisQueue`).
 `open_queue(location)` picks one from a path or a `redis://` URL.
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from marquee.errors import MarqueeError
+from marquee.moderation.policy import INPUT_ERROR, MODEL_ERROR
 
 KINDS = ("text", "image")
 # What a worker may record as a decision; the route's per-item "error" goes to quarantine.
@@ -50,11 +57,45 @@ class FailOutcome(enum.StrEnum):
     STALE = "stale"  # this worker no longer holds the lease: another worker owns the item now
 
 
+class ErrorKind(enum.StrEnum):
+    """Why an attempt failed; recorded with the quarantine entry."""
+
+    INPUT = INPUT_ERROR  # the item itself is unusable (the route said so, or refused the request)
+    MODEL = MODEL_ERROR  # the route could not judge it: a model failed, ran late or is not loaded
+    SERVER = "server"  # the request failed: server down, timed out, internal error, route not loaded
+    LEASE = "lease"  # its lease expired `max_attempts` times: it kills or hangs the workers
+    UNKNOWN = "unknown"  # quarantined before the queue recorded kinds (read back only)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another attempt may succeed. Only bad input is hopeless."""
+        return self is not ErrorKind.INPUT
+
+
+# What `fail()` accepts; LEASE is the queue's own verdict and UNKNOWN only describes old records.
+FAIL_KINDS = (ErrorKind.INPUT, ErrorKind.MODEL, ErrorKind.SERVER)
+
+
+def check_fail_kind(error_kind: str) -> ErrorKind:
+    if error_kind not in FAIL_KINDS:
+        raise QueueError(f"fail: error_kind={error_kind!r}; allowed: {', '.join(FAIL_KINDS)}")
+    return ErrorKind(error_kind)
+
+
+def read_error_kind(value: str | None) -> ErrorKind:
+    """The kind of a stored quarantine record (records written before kinds existed have none)."""
+    try:
+        return ErrorKind(value) if value else ErrorKind.UNKNOWN
+    except ValueError:
+        return ErrorKind.UNKNOWN
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often an item is tried before it is quarantined, and how long it waits in between.
 
-    `max_attempts` counts claims, so an item whose worker dies every time it is claimed
+    Applies to retryable failures (every `ErrorKind` but INPUT, which is quarantined on
+    its first attempt). `max_attempts` counts claims, so an item whose worker dies every time it is claimed
     (a payload that crashes the worker) is also quarantined after `max_attempts` leases.
     """
 
@@ -102,10 +143,11 @@ class Decision:
 @dataclass(frozen=True)
 class QuarantineEntry:
     item_id: str
-    kind: str
+    kind: str  # text | image
     reason: str
     attempts: int
     quarantined_at: float
+    error_kind: ErrorKind = ErrorKind.UNKNOWN  # input: bad item; model / server / lease: a replay may help
 
 
 @dataclass(frozen=True)
@@ -133,8 +175,11 @@ class ModerationQueue(Protocol):
     def decide(self, verdicts: Sequence[Verdict], worker: str) -> list[str]:
         """Record decisions in one transaction; returns the ids decided now (not before)."""
 
-    def fail(self, item_id: str, worker: str, reason: str, permanent: bool = False) -> FailOutcome:
-        """Give up this attempt: retry after a backoff, or quarantine when attempts are spent or `permanent`."""
+    def fail(self, item_id: str, worker: str, reason: str, error_kind: str = ErrorKind.MODEL) -> FailOutcome:
+        """Give up this attempt. Bad input (`ErrorKind.INPUT`) is quarantined now; the other
+        kinds are retried after a backoff until attempts are spent, then quarantined. The
+        quarantine entry keeps `reason` and `error_kind`. STALE when this worker no longer
+        holds the lease (nothing changes then)."""
 
     def quarantined(self, limit: int | None = None) -> list[QuarantineEntry]: ...
 
@@ -175,7 +220,13 @@ def encode_payloads(kind: str, payloads: Sequence[str | bytes], ids: Sequence[st
         if kind == "text":
             if not isinstance(payload, str):
                 raise QueueError(f"payloads[{index}] is {type(payload).__name__}; text items must be str")
-            data = payload.encode("utf-8")
+            try:
+                data = payload.encode("utf-8")
+            except UnicodeEncodeError as error:  # lone surrogates, e.g. from a bad decode upstream
+                raise QueueError(
+                    f"payloads[{index}] has a character UTF-8 cannot encode ({error.reason} at position "
+                    f"{error.start}); text items must be valid Unicode"
+                ) from None
         else:
             if not isinstance(payload, bytes | bytearray | memoryview):
                 raise QueueError(f"payloads[{index}] is {type(payload).__name__}; image items must be bytes")
@@ -224,6 +275,7 @@ __all__ = [
     "DECISIONS",
     "KINDS",
     "Decision",
+    "ErrorKind",
     "FailOutcome",
     "Item",
     "ModerationQueue",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from marquee.moderation.queue import (
     Decision,
+    ErrorKind,
     FailOutcome,
     Item,
     QuarantineEntry,
@@ -27,9 +28,11 @@ from marquee.moderation.queue import (
     RetryPolicy,
     Status,
     Verdict,
+    check_fail_kind,
     check_verdicts,
     encode_payloads,
     new_item_id,
+    read_error_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     item_id        TEXT PRIMARY KEY REFERENCES items (id),
     reason         TEXT NOT NULL,
     attempts       INTEGER NOT NULL,
-    quarantined_at REAL NOT NULL
+    quarantined_at REAL NOT NULL,
+    error_kind     TEXT NOT NULL DEFAULT 'unknown'  -- ErrorKind; 'unknown' for rows from before kinds
 );
 """
+# Files written before the quarantine recorded error kinds get the column on first open.
+_ADD_ERROR_KIND = "ALTER TABLE quarantine ADD COLUMN error_kind TEXT NOT NULL DEFAULT 'unknown'"
 
 # SQLite's default limit on bound parameters is 32766 in recent builds, 999 in old ones.
 _CHUNK = 500
@@ -95,6 +101,10 @@ class SqliteQueue:
         self._db.execute("PRAGMA foreign_keys=ON")
         # executescript commits any open transaction first, so the script brings its own.
         self._db.executescript(f"BEGIN IMMEDIATE;{SCHEMA}COMMIT;")
+        with self._write() as db:  # under the write lock: two processes opening an old file migrate once
+            columns = {row[1] for row in db.execute("PRAGMA table_info(quarantine)")}
+            if "error_kind" not in columns:
+                db.execute(_ADD_ERROR_KIND)
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self.path)!r})"
@@ -170,7 +180,7 @@ class SqliteQueue:
         ).fetchall()
         for item_id, attempts, owner in rows:
             reason = f"lease expired without a decision {attempts} times (last worker {owner} died or hung)"
-            self._quarantine(db, item_id, reason, attempts, now)
+            self._quarantine(db, item_id, reason, attempts, now, ErrorKind.LEASE)
 
     def renew(self, item_ids: Sequence[str], worker: str, lease_s: float) -> int:
         expiry = self._clock() + lease_s
@@ -209,7 +219,8 @@ class SqliteQueue:
                 decided.append(verdict.item_id)
         return decided
 
-    def fail(self, item_id: str, worker: str, reason: str, permanent: bool = False) -> FailOutcome:
+    def fail(self, item_id: str, worker: str, reason: str, error_kind: str = ErrorKind.MODEL) -> FailOutcome:
+        kind = check_fail_kind(error_kind)
         now = self._clock()
         with self._write() as db:
             row = db.execute("SELECT status, lease_owner, attempts FROM items WHERE id = ?", (item_id,)).fetchone()
@@ -218,8 +229,8 @@ class SqliteQueue:
             status, owner, attempts = row
             if status != Status.LEASED or owner != worker:
                 return FailOutcome.STALE
-            if permanent or attempts >= self.retry.max_attempts:
-                self._quarantine(db, item_id, reason, attempts, now)
+            if not kind.retryable or attempts >= self.retry.max_attempts:
+                self._quarantine(db, item_id, reason, attempts, now, kind)
                 return FailOutcome.QUARANTINED
             db.execute(
                 """UPDATE items SET status = 'pending', lease_owner = NULL, lease_expiry = NULL,
@@ -229,27 +240,30 @@ class SqliteQueue:
             return FailOutcome.RETRY
 
     @staticmethod
-    def _quarantine(db: sqlite3.Connection, item_id: str, reason: str, attempts: int, now: float) -> None:
+    def _quarantine(
+        db: sqlite3.Connection, item_id: str, reason: str, attempts: int, now: float, kind: ErrorKind
+    ) -> None:
         db.execute(
             """UPDATE items SET status = 'quarantined', lease_owner = NULL, lease_expiry = NULL, last_error = ?
                WHERE id = ?""",
             (reason, item_id),
         )
         db.execute(
-            "INSERT OR REPLACE INTO quarantine (item_id, reason, attempts, quarantined_at) VALUES (?, ?, ?, ?)",
-            (item_id, reason, attempts, now),
+            """INSERT OR REPLACE INTO quarantine (item_id, reason, attempts, quarantined_at, error_kind)
+               VALUES (?, ?, ?, ?, ?)""",
+            (item_id, reason, attempts, now, kind.value),
         )
-        log.warning("quarantined %s after %d attempt(s): %s", item_id, attempts, reason)
+        log.warning("quarantined %s after %d attempt(s) (error kind %s): %s", item_id, attempts, kind, reason)
 
     # -- operators -------------------------------------------------------------------
 
     def quarantined(self, limit: int | None = None) -> list[QuarantineEntry]:
         rows = self._db.execute(
-            """SELECT q.item_id, i.kind, q.reason, q.attempts, q.quarantined_at
+            """SELECT q.item_id, i.kind, q.reason, q.attempts, q.quarantined_at, q.error_kind
                FROM quarantine q JOIN items i ON i.id = q.item_id ORDER BY q.quarantined_at, i.seq LIMIT ?""",
             (-1 if limit is None else limit,),
         ).fetchall()
-        return [QuarantineEntry(*row) for row in rows]
+        return [QuarantineEntry(*row[:5], error_kind=read_error_kind(row[5])) for row in rows]
 
     def replay(self, item_ids: Sequence[str] | None = None) -> list[str]:
         with self._write() as db:
