@@ -6,7 +6,7 @@ look at and replay the quarantine.
     marquee moderate --queue "some text"            # enqueue; prints the item ids
     marquee moderation worker                       # decide queued items until Ctrl-C
     marquee moderation status                       # how many items in each state
-    marquee quarantine list
+    marquee quarantine list                         # with each item's error kind
     marquee quarantine replay ID... | --all
 
 `--store` takes a SQLite file or a redis:// URL (default $MARQUEE_MODERATION_QUEUE, else
@@ -25,7 +25,10 @@ import typer
 from marquee.console import configure_logging, console
 
 moderation_app = typer.Typer(help="Moderate text and images; run the queue worker.", no_args_is_help=True)
-quarantine_app = typer.Typer(help="Items the models could not judge: list and replay.", no_args_is_help=True)
+quarantine_app = typer.Typer(
+    help="Items the models could not judge (bad input, or faults that outlasted the retries): list and replay.",
+    no_args_is_help=True,
+)
 
 StoreOption = Annotated[
     str | None,
@@ -95,11 +98,18 @@ def _results_table(labels: list[str], results: list):
         table.add_row(
             label[:50],
             f"[{colour.get(result.decision, 'white')}]{result.decision}",
-            result.error or ", ".join(result.reasons) or "-",
+            _problem(result) or ", ".join(result.reasons) or "-",
             ", ".join(f"{name} {score:.2f}" for name, score in top) or "-",
             result.policy_version or "-",
         )
     return table
+
+
+def _problem(result) -> str | None:
+    """An error result's message, led by its kind when the route gives one ("input: ...")."""
+    if not result.error:
+        return None
+    return f"{result.error_kind}: {result.error}" if result.error_kind else result.error
 
 
 moderation_app.command("moderate")(moderate)
@@ -119,9 +129,19 @@ def worker(
     ] = 1.0,
     exit_when_empty: Annotated[bool, typer.Option(help="Stop once nothing is pending or leased.")] = False,
     name: Annotated[str | None, typer.Option(help="Worker name in leases and decisions (default: host-pid).")] = None,
+    text_model: Annotated[
+        str | None, typer.Option(help="Deployment of the text route to call (default: moderate_text).")
+    ] = None,
+    image_model: Annotated[
+        str | None, typer.Option(help="Deployment of the image route to call (default: moderate_image).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Decide queued items until Ctrl-C / SIGTERM (the batch in hand is finished first)."""
+    """Decide queued items until Ctrl-C / SIGTERM (the batch in hand is finished first).
+
+    Bad input (the route's error_kind "input", or a request the server refuses) is
+    quarantined on its first attempt; model and server faults are retried with backoff
+    until --max-attempts."""
     from clients.moderation import ModerationClient
     from marquee.moderation.worker import Worker, WorkerSettings
 
@@ -141,7 +161,8 @@ def worker(
             f"[yellow]![/] --lease {lease:g}s is not longer than --timeout {timeout:g}s; slow batches may be done twice"
         )
     moderation_queue = _open(store, max_attempts, backoff)
-    with ModerationClient(url, timeout_s=timeout) as client:
+    routes = {"text_model": text_model, "image_model": image_model}
+    with ModerationClient(url, timeout_s=timeout, **{k: v for k, v in routes.items() if v}) as client:
         try:
             stats = Worker(moderation_queue, client, settings).run()
         finally:
@@ -165,7 +186,10 @@ def quarantine_list(
     store: StoreOption = None,
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
 ) -> None:
-    """Items the models could not judge, with the reason."""
+    """Items the models could not judge, with the reason and the error kind: `input` (the
+    item itself is unusable; quarantined on its first attempt), `model` (the route could
+    not judge it), `server` (requests failed), `lease` (it kept killing or hanging
+    workers), `unknown` (quarantined before kinds were recorded)."""
     from rich.table import Table
 
     moderation_queue = _open(store)
@@ -177,10 +201,18 @@ def quarantine_list(
     from marquee.moderation.queue import Status
 
     table = Table(title=f"quarantine: {total[Status.QUARANTINED]} item(s)")
-    for column in ("id", "kind", "reason", "attempts", "when"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("id", "when"))
+    for column in ("id", "kind", "error kind", "reason", "attempts", "when"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("id", "error kind", "when"))
+    colour = {"input": "red", "model": "yellow", "server": "yellow", "lease": "magenta"}
     for entry in entries:
-        table.add_row(entry.item_id, entry.kind, entry.reason, str(entry.attempts), _when(entry.quarantined_at))
+        table.add_row(
+            entry.item_id,
+            entry.kind,
+            f"[{colour.get(entry.error_kind, 'white')}]{entry.error_kind}",
+            entry.reason,
+            str(entry.attempts),
+            _when(entry.quarantined_at),
+        )
     console.print(table)
 
 

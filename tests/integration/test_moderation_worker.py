@@ -1,14 +1,17 @@
 """Moderation workers as real processes against a real tritonserver: kill one mid-batch,
-stop one gracefully, take the server away; every item must end decided or quarantined,
-none twice, none lost.
+stop one gracefully, take the server away, feed it bad input and failing models; every
+item must end decided or quarantined, none twice, none lost. Bad input is quarantined on
+its first attempt with error kind "input"; model and server faults are retried.
 
-The server answers `moderate_text` with the stand-in described in
-tests/fixtures_moderation_queue.py (deterministic decisions, FAIL and HOLD switches).
+Most tests talk to the stand-in `moderate_text` described in
+tests/fixtures_moderation_queue.py (deterministic decisions, error kinds, FAIL / REFUSE /
+FLAKY / LEGACY / HOLD switches); the last ones to the real text and image routes.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,16 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from marquee.moderation.queue import RetryPolicy, Status, open_queue
+from marquee.moderation.queue import ErrorKind, RetryPolicy, Status, open_queue
 from marquee.moderation.queue.sqlite import SqliteQueue
 from marquee.server import TritonServer
-from tests.fixtures_moderation_queue import expected_decision, start_stand_in, worker_command
+from marquee.specs.moderation_text import MAX_CHARS
+from tests.fixtures_moderation_queue import SWITCHES, expected_decision, start_stand_in, worker_command
 
 pytestmark = pytest.mark.integration
 
 N_ITEMS = 300
 FAIL_AT = (20, 90, 170, 230, 280)  # the stand-in fails any request holding these while `fail` is on
-EMPTY_AT = (45, 260)  # the route answers "error" for empty texts: quarantined once attempts are spent
+EMPTY_AT = (45, 260)  # the route answers "error" (error_kind input) for empty texts: quarantined at once
 HOLD_AT = 150  # the stand-in blocks on this one while `hold` is on: the kill lands mid-batch
 FAST_RETRIES = ("--backoff", "0.1", "--max-attempts", "3", "--timeout", "60")
 
@@ -82,11 +86,33 @@ def store(request, tmp_path) -> str:
 
 @pytest.fixture
 def route(stand_in_route):
-    for flag in ("fail", "hold", "holding"):
+    for flag in SWITCHES:
         stand_in_route.switch(flag, False)
     yield stand_in_route
-    for flag in ("fail", "hold", "holding"):
+    for flag in SWITCHES:
         stand_in_route.switch(flag, False)
+
+
+def _listed_kind(listing: str, item_id: str) -> str | None:
+    """The `error kind` column of `item_id`'s row in `marquee quarantine list` output."""
+    match = re.search(rf"│ {re.escape(item_id)}\s*│\s*(?:text|image)\s*│\s*(\w+)\s*│", listing)
+    return match.group(1) if match else None
+
+
+def _final_state(store: str, ids: list[str]) -> tuple[dict, dict, dict]:
+    """(counts, decisions by item, quarantine entries by item), after checking that every
+    item ended decided or quarantined, exactly once."""
+    with open_queue(store) as queue:
+        counts = queue.counts()
+        decisions = queue.decisions()
+        quarantine = {entry.item_id: entry for entry in queue.quarantined()}
+    by_item = {d.item_id: d for d in decisions}
+    assert counts[Status.PENDING] == counts[Status.LEASED] == 0, counts
+    assert len(decisions) == len(by_item), "an item was decided twice"
+    assert not set(by_item) & set(quarantine), "an item is both decided and quarantined"
+    assert set(by_item) | set(quarantine) == set(ids), "an item was lost"
+    assert counts[Status.DECIDED] + counts[Status.QUARANTINED] == len(ids), counts
+    return counts, by_item, quarantine
 
 
 def test_killed_worker_loses_nothing_and_decides_nothing_twice(route, store, tmp_path):
@@ -135,13 +161,17 @@ def test_killed_worker_loses_nothing_and_decides_nothing_twice(route, store, tmp
     for i in FAIL_AT:
         entry = quarantine[ids[i]]
         assert "stand-in classifier crashed on a FAIL text" in entry.reason and entry.attempts == 3
+        assert entry.error_kind is ErrorKind.SERVER
     for i in EMPTY_AT:
         entry = quarantine[ids[i]]
-        assert "route answered error" in entry.reason and "is empty" in entry.reason and entry.attempts == 3
+        assert "route answered error (input)" in entry.reason and "is empty" in entry.reason
+        assert entry.attempts == 1 and entry.error_kind is ErrorKind.INPUT, "bad input is not retried"
 
     # The operator lists the quarantine, fixes the model, replays the FAIL items.
     listing = _cli("quarantine", "list", "--store", store)
     assert all(ids[i] in listing for i in FAIL_AT + EMPTY_AT) and "crashed on a FAIL text" in listing
+    assert all(_listed_kind(listing, ids[i]) == "server" for i in FAIL_AT), listing
+    assert all(_listed_kind(listing, ids[i]) == "input" for i in EMPTY_AT), listing
     route.switch("fail", False)
     replayed = _cli("quarantine", "replay", *[ids[i] for i in FAIL_AT], "--store", store)
     assert f"replayed {len(FAIL_AT)} item(s)" in replayed
@@ -155,6 +185,84 @@ def test_killed_worker_loses_nothing_and_decides_nothing_twice(route, store, tmp
             assert (decision.decision, decision.worker) == (expected_decision(texts[i]), "w3")
         assert {entry.item_id for entry in queue.quarantined()} == {ids[i] for i in EMPTY_AT}
     assert counts[Status.DECIDED] == N_ITEMS - len(EMPTY_AT) and counts[Status.QUARANTINED] == len(EMPTY_AT)
+
+
+def test_bad_input_goes_to_quarantine_on_its_first_attempt_with_error_kind_input(route, store, tmp_path):
+    log_path = tmp_path / "worker.log"
+    texts = [f"comment {i}" + (" darn" if i % 4 == 0 else "") + (" hmm" if i % 6 == 0 else "") for i in range(30)]
+    # Per-item "error" (input) from the route, and one text whose request the server refuses
+    # as a whole (INVALID_ARGUMENT): the worker splits that batch and quarantines it alone.
+    bad = {3: "", 11: " \t\n ", 17: "x" * (MAX_CHARS + 1), 26: "comment 26 REFUSE"}
+    for index, text in bad.items():
+        texts[index] = text
+    route.switch("refuse", True)
+    with open_queue(store) as queue:
+        ids = queue.enqueue("text", texts)
+    command = worker_command(store, route.server.grpc_url, "w1", "--batch-size", "8", "--exit-when-empty")
+    _finish(_spawn([*command, *FAST_RETRIES], log_path), log_path)
+
+    counts, decided, quarantine = _final_state(store, ids)
+    assert set(quarantine) == {ids[i] for i in bad}
+    for i in bad:
+        entry = quarantine[ids[i]]
+        assert (entry.attempts, entry.error_kind) == (1, ErrorKind.INPUT), f"text {i}: {entry}"
+    assert "route answered error (input): text[" in quarantine[ids[3]].reason
+    assert "is empty" in quarantine[ids[3]].reason and "only whitespace" in quarantine[ids[11]].reason
+    assert f"has {MAX_CHARS + 1} characters; allowed: 1 to {MAX_CHARS}" in quarantine[ids[17]].reason
+    refused = quarantine[ids[26]].reason
+    assert refused.startswith("route refused the item: ") and "INVALID_ARGUMENT" in refused and "REFUSE" in refused
+    good = [i for i in range(len(texts)) if i not in bad]
+    assert counts[Status.DECIDED] == len(good) and set(decided) == {ids[i] for i in good}
+    assert all(decided[ids[i]].decision == expected_decision(texts[i]) for i in good)
+    assert f"{len(good)} decided, 0 retried, {len(bad)} quarantined ({len(bad)} bad input)" in log_path.read_text()
+
+    listing = _cli("quarantine", "list", "--store", store)
+    assert [_listed_kind(listing, ids[i]) for i in bad] == ["input"] * len(bad), listing
+
+
+def test_model_fault_is_retried_until_attempts_are_spent_and_a_replay_decides_it(route, store, tmp_path):
+    log_path = tmp_path / "worker.log"
+    flaky_at = (2, 9)
+    texts = [f"note {i}" + (" FLAKY" if i in flaky_at else "") + (" darn" if i % 3 == 0 else "") for i in range(12)]
+    route.switch("flaky", True)  # FLAKY texts get decision "error" with error_kind "model"
+    with open_queue(store) as queue:
+        ids = queue.enqueue("text", texts)
+    url = route.server.grpc_url
+    _finish(_spawn(worker_command(store, url, "w1", "--exit-when-empty", *FAST_RETRIES), log_path), log_path)
+
+    _, decided, quarantine = _final_state(store, ids)
+    assert set(quarantine) == {ids[i] for i in flaky_at}
+    for i in flaky_at:
+        entry = quarantine[ids[i]]
+        assert (entry.attempts, entry.error_kind) == (3, ErrorKind.MODEL), entry
+        assert entry.reason == "route answered error (model): stand-in classifier ran past its 10 ms deadline"
+    assert len(decided) == len(texts) - len(flaky_at)
+    listing = _cli("quarantine", "list", "--store", store)
+    assert [_listed_kind(listing, ids[i]) for i in flaky_at] == ["model", "model"], listing
+
+    route.switch("flaky", False)  # the model is fixed
+    assert f"replayed {len(flaky_at)} item(s)" in _cli("quarantine", "replay", "--all", "--store", store)
+    _finish(_spawn(worker_command(store, url, "w2", "--exit-when-empty", *FAST_RETRIES), log_path), log_path)
+    counts, decided, quarantine = _final_state(store, ids)
+    assert quarantine == {} and counts[Status.DECIDED] == len(texts)
+    for i in flaky_at:
+        assert (decided[ids[i]].decision, decided[ids[i]].worker) == (expected_decision(texts[i]), "w2")
+
+
+def test_error_without_error_kind_from_an_older_route_is_retried_like_a_model_fault(route, tmp_path):
+    db, log_path = tmp_path / "queue.sqlite", tmp_path / "worker.log"
+    route.switch("legacy", True)  # error audits without error_kind
+    texts = ["older 1", "", "older 2 darn"]
+    with SqliteQueue(db) as queue:
+        ids = queue.enqueue("text", texts)
+    command = worker_command(db, route.server.grpc_url, "w1", "--exit-when-empty", *FAST_RETRIES)
+    _finish(_spawn(command, log_path), log_path)
+
+    _, decided, quarantine = _final_state(str(db), ids)
+    (entry,) = quarantine.values()
+    assert entry.item_id == ids[1] and (entry.attempts, entry.error_kind) == (3, ErrorKind.MODEL)
+    assert entry.reason.startswith("route answered error (no error_kind; retried as model): text[")
+    assert [decided[ids[i]].decision for i in (0, 2)] == ["allow", "block"]
 
 
 def test_sigterm_finishes_the_batch_in_hand_and_leaves_nothing_leased(route, tmp_path):
@@ -222,6 +330,8 @@ def test_server_going_away_mid_run_loses_no_item(tmp_path):
             assert after_outage[Status.DECIDED] + after_outage[Status.QUARANTINED] == len(ids)
             assert quarantine, "two attempts during a 1 s outage must quarantine some items"
             assert all("route unavailable" in entry.reason for entry in quarantine)
+            assert {entry.error_kind for entry in quarantine} == {ErrorKind.SERVER}
+            assert all(entry.attempts == 2 for entry in quarantine), "a server fault is retried"
             assert len(queue.replay()) == len(quarantine)
 
         replay_worker = _spawn(
@@ -301,8 +411,10 @@ def test_worker_drains_the_queue_through_the_real_text_route(text_triton, tmp_pa
 
     empty_ids = {item_id for item_id, text in zip(ids, texts, strict=True) if not text}
     assert set(quarantine) == empty_ids and len(decisions) == len(ids) - len(empty_ids)
-    assert all("route answered error" in entry.reason for entry in quarantine.values())
-    assert stats.decided == len(decisions)
+    for entry in quarantine.values():
+        assert (entry.attempts, entry.error_kind) == (1, ErrorKind.INPUT), entry
+        assert entry.reason.startswith("route answered error (input): text[") and "is empty" in entry.reason
+    assert (stats.decided, stats.quarantined, stats.bad_input, stats.retried) == (len(decisions), 4, 4, 0)
     for item_id, text in zip(ids, texts, strict=True):
         if text:
             audit = decisions[item_id].audit_json
@@ -310,3 +422,59 @@ def test_worker_drains_the_queue_through_the_real_text_route(text_triton, tmp_pa
     profane = [decisions[i].decision for i, t in zip(ids, texts, strict=True) if "idiot" in t]
     clean = [decisions[i].decision for i, t in zip(ids, texts, strict=True) if t and "idiot" not in t]
     assert set(profane) <= {"review", "block"} and set(clean) == {"allow"}
+
+
+def test_real_route_with_a_missing_classifier_retries_its_texts_as_model_faults(text_triton, tmp_path):
+    """A real model fault: the variant's stage-2 classifier is not loaded, so the texts that
+    need stage 2 get "error" (error_kind model) and are retried; the others are decided."""
+    from clients.moderation import ModerationClient
+    from export.moderation.text_dataset import build_dataset
+    from tests.fixtures_moderation_text import BROKEN_ROUTE
+
+    texts = [example.text for example in build_dataset().test[:24]]
+    with ModerationClient(text_triton.grpc_url, timeout_s=60, text_model=BROKEN_ROUTE) as client:
+        expected = client.moderate_text(texts)
+    failing = {i for i, result in enumerate(expected) if result.is_error}
+    assert 0 < len(failing) < len(texts), "the test needs texts on both sides of the ambiguous band"
+    assert {expected[i].error_kind for i in failing} == {"model"}
+
+    db, log_path = tmp_path / "queue.sqlite", tmp_path / "worker.log"
+    with SqliteQueue(db) as queue:
+        ids = queue.enqueue("text", texts)
+    command = worker_command(db, text_triton.grpc_url, "w1", "--text-model", BROKEN_ROUTE, "--exit-when-empty")
+    _finish(_spawn([*command, "--batch-size", "8", *FAST_RETRIES], log_path), log_path)
+
+    _, decided, quarantine = _final_state(str(db), ids)
+    assert set(quarantine) == {ids[i] for i in failing}
+    for i in failing:
+        entry = quarantine[ids[i]]
+        assert (entry.attempts, entry.error_kind) == (3, ErrorKind.MODEL), entry
+        assert entry.reason.startswith("route answered error (model): ") and "no_such_classifier" in entry.reason
+    assert all(decided[ids[i]].decision == expected[i].decision for i in range(len(texts)) if i not in failing)
+
+
+def test_non_images_go_to_quarantine_on_their_first_attempt_through_the_real_image_route(image_server_alive, store):
+    from clients.moderation import ModerationClient
+    from export.moderation_image import synthetic
+    from marquee.moderation.worker import Worker, WorkerSettings
+
+    good = [synthetic.encode(synthetic.plain_image(240, 320, seed)) for seed in (1, 2, 3)]
+    truncated = synthetic.encode(synthetic.plain_image(300, 300, 5))
+    images = [good[0], b"%PDF-1.7 not an image", good[1], truncated[: len(truncated) // 2], good[2]]
+    bad = {1: "not a JPEG or PNG", 3: "truncated JPEG"}
+    with open_queue(store, RetryPolicy(max_attempts=3, backoff_s=0.0)) as queue:
+        ids = queue.enqueue("image", images)
+        settings = WorkerSettings(batch_size=8, exit_when_empty=True, name="images")
+        with ModerationClient(image_server_alive.grpc_url, timeout_s=120) as client:
+            stats = Worker(queue, client, settings).run(handle_signals=False)
+
+    _, decided, quarantine = _final_state(store, ids)
+    assert set(quarantine) == {ids[i] for i in bad}
+    for i, message in bad.items():
+        entry = quarantine[ids[i]]
+        assert (entry.kind, entry.attempts, entry.error_kind) == ("image", 1, ErrorKind.INPUT), entry
+        assert entry.reason.startswith("route answered error (input): ") and message in entry.reason
+    with ModerationClient(image_server_alive.grpc_url, timeout_s=120) as client:
+        asked_directly = [result.decision for result in client.moderate_images(good)]
+    assert [decided[ids[i]].decision for i in (0, 2, 4)] == asked_directly
+    assert (stats.decided, stats.quarantined, stats.bad_input, stats.retried) == (3, 2, 2, 0)
