@@ -213,6 +213,22 @@ class Downstream:
         return {name: np.array(pb_utils.get_output_tensor_by_name(response, name).as_numpy()) for name in outputs}
 
 
+async def gather_bounded(calls: list[Awaitable], in_flight: int) -> list:
+    """Await calls with at most `in_flight` of them issued at a time, results in order.
+
+    Why: a route that splits a large request into many chunks for one model would
+    otherwise queue them all at once, and the last chunk's deadline would run out while
+    it waits behind the others. Issued a few at a time, each call's deadline covers its
+    own work, and the model's instances stay busy."""
+    gate = asyncio.Semaphore(in_flight)
+
+    async def one(call):
+        async with gate:
+            return await call
+
+    return list(await asyncio.gather(*(one(call) for call in calls)))
+
+
 # -- timing -----------------------------------------------------------------------
 
 

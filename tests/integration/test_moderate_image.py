@@ -174,6 +174,7 @@ def test_more_ocr_lines_than_the_text_route_takes_are_judged_in_chunks(image_ser
     limit = int(MODERATE_TEXT.parameters["max_texts"])
     images = [lines_image(20, seed) for seed in range(15)]
     results = moderate(image_server_alive, images, model="moderate_image_judged")
+    assert all("ocr" in audit for _, audit in results), [audit.get("error") for _, audit in results]
     judged_lines = sum(len([line for line in audit["ocr"]["lines"] if line["judged"]]) for _, audit in results)
     assert judged_lines > limit, f"only {judged_lines} lines found; the test needs more than {limit}"
     for decision, audit in results:

@@ -43,6 +43,7 @@ from route_runtime import (  # noqa: E402
     StageClock,
     StageFailed,
     answer_each,
+    gather_bounded,
     version_dir,
 )
 
@@ -50,6 +51,9 @@ DETECTOR_SIZE = 320
 OCR_SIZE = 640
 MODEL_BATCH = 8  # max_batch_size of the detector models
 REC_BATCH = 32
+# Chunks of one request in flight per model: enough to keep two instances busy (see
+# route_runtime.gather_bounded for why not all at once).
+CHUNKS_IN_FLIGHT = 2
 
 
 class TritonPythonModel:
@@ -196,11 +200,11 @@ class TritonPythonModel:
 
     async def _batched(self, model: str, input_name: str, output_name: str, arrays: list) -> list[np.ndarray]:
         chunks = [np.stack(arrays[s : s + MODEL_BATCH]) for s in range(0, len(arrays), MODEL_BATCH)]
-        calls = (
+        calls = [
             self.downstream.call(model, [pb_utils.Tensor(input_name, chunk)], [output_name], self.budget_s["detect"])
             for chunk in chunks
-        )
-        results = await asyncio.gather(*calls)
+        ]
+        results = await gather_bounded(calls, CHUNKS_IN_FLIGHT)
         return [row for result in results for row in result[output_name]]
 
     async def _text_maps(self, preprocessed: list[dict]) -> list:
@@ -212,7 +216,7 @@ class TritonPythonModel:
         if not crops:
             return []
         chunks = [crops[s : s + REC_BATCH] for s in range(0, len(crops), REC_BATCH)]
-        calls = (
+        calls = [
             self.downstream.call(
                 self.ocr_rec_model,
                 [pb_utils.Tensor("x", ocr.recognition_batch(chunk))],
@@ -220,8 +224,8 @@ class TritonPythonModel:
                 self.budget_s["ocr"],
             )
             for chunk in chunks
-        )
-        results = await asyncio.gather(*calls)
+        ]
+        results = await gather_bounded(calls, CHUNKS_IN_FLIGHT)
         return [line for result in results for line in ocr.ctc_greedy(result["softmax_11.tmp_0"], self.charset)]
 
     def _split_lines(self, order: list[int], found: dict, recognised: list) -> dict[int, list[dict]]:
@@ -249,7 +253,7 @@ class TritonPythonModel:
         # In chunks the text route accepts: one long request would fail whole past its limit.
         step = self.text_route_max_texts
         chunks = [owners[start : start + step] for start in range(0, len(owners), step)]
-        answers = await asyncio.gather(*(self._judge_chunk([text for _, text in chunk]) for chunk in chunks))
+        answers = await gather_bounded([self._judge_chunk([text for _, text in c]) for c in chunks], CHUNKS_IN_FLIGHT)
         for chunk, answer in zip(chunks, answers, strict=True):
             if isinstance(answer, str):
                 for index, _ in chunk:
