@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 class Moderator(Protocol):
     """What the worker calls: `clients.moderation.ModerationClient` in production."""
 
-    def moderate(self, kind: str, payloads: Sequence[bytes]) -> list: ...
+    def moderate(self, kind: str, payloads: Sequence[bytes]) -> list:
+        """One `ModerationResult` per payload (the worker reads decision, error, error_kind
+        and audit_json); raises InferenceError for a failed request and InputValidationError
+        for one the server refused as the caller's mistake."""
 
 
 @dataclass(frozen=True)
