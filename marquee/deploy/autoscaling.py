@@ -24,10 +24,7 @@ QUEUE_METRIC = "marquee_triton_queue_us_per_request"
 
 def queue_time_expression(matchers: str) -> str:
     """Average queue time per successful request; `matchers` go inside both selectors."""
-    return (
-        f"delta({QUEUE_SERIES}{{{matchers}}}[{WINDOW}])"
-        f"/(1+delta({SUCCESS_SERIES}{{{matchers}}}[{WINDOW}]))"
-    )
+    return f"delta({QUEUE_SERIES}{{{matchers}}}[{WINDOW}])/(1+delta({SUCCESS_SERIES}{{{matchers}}}[{WINDOW}]))"
 
 
 def adapter_rule(namespace: str) -> dict:
@@ -56,7 +53,9 @@ def horizontal_autoscaler(workload: Workload, settings: DeploySettings) -> Docum
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
         "metadata": metadata(
-            f"{workload.deployment_name}-hpa", settings.namespace, labels(workload.name, workload.deployment_name, "triton")
+            f"{workload.deployment_name}-hpa",
+            settings.namespace,
+            labels(workload.name, workload.deployment_name, "triton"),
         ),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.deployment_name},
@@ -72,7 +71,10 @@ def horizontal_autoscaler(workload: Workload, settings: DeploySettings) -> Docum
                 }
             ],
             "behavior": {
-                "scaleUp": {"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}]},
+                "scaleUp": {
+                    "stabilizationWindowSeconds": 0,
+                    "policies": [{"type": "Pods", "value": 2, "periodSeconds": 60}],
+                },
                 # A new Triton pod takes minutes to load its models: give back slowly.
                 "scaleDown": {
                     "stabilizationWindowSeconds": 300,
@@ -105,7 +107,9 @@ def scaled_object(workload: Workload, settings: DeploySettings) -> Document:
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
         "metadata": metadata(
-            f"{workload.deployment_name}-keda", settings.namespace, labels(workload.name, workload.deployment_name, "triton")
+            f"{workload.deployment_name}-keda",
+            settings.namespace,
+            labels(workload.name, workload.deployment_name, "triton"),
         ),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.deployment_name},
@@ -131,6 +135,7 @@ def scaled_object(workload: Workload, settings: DeploySettings) -> Document:
     comment = (
         f"KEDA alternative to {workload.deployment_name}-hpa: the same queue-time signal, queried from\n"
         f"Prometheus at {settings.prometheus_url}. KEDA creates its own HPA, so delete\n"
-        f"{workload.deployment_name}-hpa first (kubectl -n {settings.namespace} delete hpa {workload.deployment_name}-hpa)."
+        f"{workload.deployment_name}-hpa first:\n"
+        f"  kubectl -n {settings.namespace} delete hpa {workload.deployment_name}-hpa"
     )
     return Document(body, comment)

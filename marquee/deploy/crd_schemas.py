@@ -36,7 +36,10 @@ def closed(properties: dict, required: tuple[str, ...] = ()) -> dict:
 
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 LOOSE_OBJECT = {"type": "object"}
-DURATION = {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"}
+DURATION = {
+    "type": "string",
+    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
+}
 NUMBER_STRING = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}
 
 
@@ -82,7 +85,9 @@ POD_MONITOR = resource(
     closed(
         {
             "selector": k8s("io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"),
-            "namespaceSelector": closed({"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}),
+            "namespaceSelector": closed(
+                {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}
+            ),
             "podMetricsEndpoints": {"type": "array", "minItems": 1, "items": POD_METRICS_ENDPOINT},
             "podTargetLabels": {"type": "array", "items": {"type": "string"}},
             "jobLabel": {"type": "string"},
@@ -118,8 +123,12 @@ SCALED_OBJECT = resource(
     closed(
         {
             "scaleTargetRef": closed(
-                {"name": {"type": "string"}, "apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                 "envSourceContainerName": {"type": "string"}},
+                {
+                    "name": {"type": "string"},
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "envSourceContainerName": {"type": "string"},
+                },
                 required=("name",),
             ),
             "pollingInterval": {"type": "integer", "minimum": 1},
@@ -141,7 +150,9 @@ SCALED_OBJECT = resource(
                             "metadata": STRING_MAP,
                             "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
                             "useCachedMetrics": {"type": "boolean"},
-                            "authenticationRef": closed({"name": {"type": "string"}, "kind": {"type": "string"}}, ("name",)),
+                            "authenticationRef": closed(
+                                {"name": {"type": "string"}, "kind": {"type": "string"}}, ("name",)
+                            ),
                         },
                         required=("type", "metadata"),
                     ),
@@ -154,8 +165,12 @@ SCALED_OBJECT = resource(
 )
 
 SUPPORTED_MODEL_FORMAT = closed(
-    {"name": {"type": "string"}, "version": {"type": "string"}, "autoSelect": {"type": "boolean"},
-     "priority": {"type": "integer", "minimum": 1}},
+    {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "autoSelect": {"type": "boolean"},
+        "priority": {"type": "integer", "minimum": 1},
+    },
     required=("name",),
 )
 
@@ -223,8 +238,21 @@ PREDICTOR_FIELDS = {
     "storageContainerName": {"type": "string"},
     "serviceAccount": {"type": "string"},
     "schedulingGroup": LOOSE_OBJECT,
-    **{framework: LOOSE_OBJECT for framework in (
-        "huggingface", "lightgbm", "onnx", "paddle", "pmml", "pytorch", "sklearn", "tensorflow", "triton", "xgboost")},
+    **{
+        framework: LOOSE_OBJECT
+        for framework in (
+            "huggingface",
+            "lightgbm",
+            "onnx",
+            "paddle",
+            "pmml",
+            "pytorch",
+            "sklearn",
+            "tensorflow",
+            "triton",
+            "xgboost",
+        )
+    },
 }
 
 

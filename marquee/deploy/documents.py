@@ -6,7 +6,7 @@ as a comment block above it; the reasons stay next to what they explain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
@@ -33,7 +33,6 @@ class ManifestFile:
     documents: tuple[Document, ...]
     header: str = ""
     is_k8s: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def labels(component: str, instance: str, name: str) -> dict[str, str]:

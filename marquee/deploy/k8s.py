@@ -177,8 +177,12 @@ def stale(
     return drifted + [out_dir / extra for extra in sorted(existing - set(texts))]
 
 
-def _settings(target, image, repository_uri, worker_image, namespace, grpc_tls_secret, prometheus_url) -> DeploySettings:
-    settings = make_settings(target, image, repository_uri, worker_image, namespace=namespace, grpc_tls_secret=grpc_tls_secret)
+def _settings(
+    target, image, repository_uri, worker_image, namespace, grpc_tls_secret, prometheus_url
+) -> DeploySettings:
+    settings = make_settings(
+        target, image, repository_uri, worker_image, namespace=namespace, grpc_tls_secret=grpc_tls_secret
+    )
     return replace(settings, prometheus_url=prometheus_url) if prometheus_url else settings
 
 
@@ -228,10 +232,14 @@ def check_committed() -> None:
     if drifted:
         listing = "\n".join(f"  {path}" for path in drifted)
         raise ManifestDriftError(
-            f"{len(drifted)} manifest file(s) under deploy/k8s are stale; run `marquee deploy render --committed`:\n{listing}"
+            f"{len(drifted)} manifest file(s) under deploy/k8s are stale; "
+            f"run `marquee deploy render --committed`:\n{listing}"
         )
 
 
 def load_rendered(out_dir: Path) -> dict[str, list[dict]]:
     """Relative path -> YAML documents, for every file under a rendered folder."""
-    return {relative: [d for d in yaml.safe_load_all((out_dir / relative).read_text()) if d] for relative in _existing(out_dir)}
+    return {
+        relative: [d for d in yaml.safe_load_all((out_dir / relative).read_text()) if d]
+        for relative in _existing(out_dir)
+    }

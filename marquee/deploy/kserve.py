@@ -24,8 +24,12 @@ METRICS_PORT = 8002
 
 
 def runtime_args() -> list[str]:
-    return ["tritonserver", *listen_args(KSERVE_HTTP_PORT, KSERVE_GRPC_PORT, METRICS_PORT), *behaviour_args(),
-            *restricted_api_args()]
+    return [
+        "tritonserver",
+        *listen_args(KSERVE_HTTP_PORT, KSERVE_GRPC_PORT, METRICS_PORT),
+        *behaviour_args(),
+        *restricted_api_args(),
+    ]
 
 
 def serving_runtime(settings: DeploySettings) -> Document:
@@ -86,7 +90,9 @@ def inference_service(workload: Workload, settings: DeploySettings) -> Document:
     body = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": metadata(f"marquee-{workload.name}", settings.namespace, labels(workload.name, f"marquee-{workload.name}", "triton")),
+        "metadata": metadata(
+            f"marquee-{workload.name}", settings.namespace, labels(workload.name, f"marquee-{workload.name}", "triton")
+        ),
         "spec": {"predictor": predictor},
     }
     source = f"storageUri {repository.kserve_storage_uri}" if repository.kserve_storage_uri else "the image's /models"

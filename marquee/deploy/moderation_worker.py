@@ -60,8 +60,12 @@ def worker_pod_spec(settings: DeploySettings) -> dict:
     volumes = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}]
     if settings.grpc_tls:
-        volumes.append({"name": "grpc-tls", "secret": {"secretName": settings.grpc_tls_secret, "items": [
-            {"key": "ca.crt", "path": "ca.crt"}]}})
+        volumes.append(
+            {
+                "name": "grpc-tls",
+                "secret": {"secretName": settings.grpc_tls_secret, "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+            }
+        )
         mounts.append({"name": "grpc-tls", "mountPath": TLS_MOUNT, "readOnly": True})
     container = {
         "name": "worker",
