@@ -64,9 +64,19 @@ class StageFailed(Exception):
 class RouteParameters:
     """The `parameters` of a route's config, read with types and clear errors."""
 
-    def __init__(self, model_config: dict):
+    def __init__(self, model_config: dict, folder: str = ""):
         self.route = model_config["name"]
+        self.folder = folder  # the version folder being loaded
         self._values = {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}
+
+    @classmethod
+    def from_args(cls, args: dict) -> RouteParameters:
+        """From `initialize`'s args; a route reads only files of its own version folder."""
+        return cls(json.loads(args["model_config"]), version_dir(args))
+
+    def file(self, name: str, default: object = _REQUIRED) -> str:
+        """The path of the version-folder file that parameter `name` names."""
+        return os.path.join(self.folder, self.text(name, default))
 
     def text(self, name: str, default: object = _REQUIRED) -> str:
         if name in self._values:

@@ -44,7 +44,6 @@ from route_runtime import (  # noqa: E402
     StageFailed,
     answer_each,
     gather_bounded,
-    version_dir,
 )
 
 DETECTOR_SIZE = 320
@@ -58,14 +57,13 @@ CHUNKS_IN_FLIGHT = 2
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = RouteParameters(json.loads(args["model_config"]))
-        folder = version_dir(args)
+        params = RouteParameters.from_args(args)
         self.name = params.route
-        self.policy = load_policy(os.path.join(folder, params.text("policy")))
-        with open(os.path.join(folder, params.text("labels")), encoding="utf-8") as f:
+        self.policy = load_policy(params.file("policy"))
+        with open(params.file("labels"), encoding="utf-8") as f:
             self.labels = json.load(f)
-        self.charset = ocr.load_charset(os.path.join(folder, params.text("ocr_keys")))
-        models_file = os.path.join(folder, "models.json")
+        self.charset = ocr.load_charset(params.file("ocr_keys"))
+        models_file = os.path.join(params.folder, "models.json")
         self.model_versions = {}
         if os.path.isfile(models_file):
             with open(models_file, encoding="utf-8") as f:

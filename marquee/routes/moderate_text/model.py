@@ -15,7 +15,6 @@ unknown `classifier_precision`) is a request error, INVALID_ARG.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -45,7 +44,6 @@ from route_runtime import (  # noqa: E402
     answer_each,
     input_array,
     request_parameters,
-    version_dir,
 )
 from text_tokens import encode, load_tokenizer  # noqa: E402
 
@@ -54,11 +52,10 @@ PRECISION_PARAMETER = "classifier_precision"
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = RouteParameters(json.loads(args["model_config"]))
-        folder = version_dir(args)
+        params = RouteParameters.from_args(args)
         self.name = params.route
-        self.policy = load_policy(os.path.join(folder, params.text("policy")))
-        self.tokenizer = load_tokenizer(os.path.join(folder, params.text("tokenizer")), params.integer("max_tokens"))
+        self.policy = load_policy(params.file("policy"))
+        self.tokenizer = load_tokenizer(params.file("tokenizer"), params.integer("max_tokens"))
         self.lexical_model = params.text("lexical_model")
         self.lexical_version = params.integer("lexical_version")
         self.classifiers = {"fp32": params.text("classifier_fp32_model"), "int8": params.text("classifier_int8_model")}

@@ -18,18 +18,17 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from route_runtime import RouteParameters, version_dir  # noqa: E402 - needs the path above
+from route_runtime import RouteParameters  # noqa: E402 - needs the path above
 
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         config = json.loads(args["model_config"])
-        params = RouteParameters(config)
-        folder = version_dir(args)
+        params = RouteParameters.from_args(args)
         faiss.omp_set_num_threads(params.integer("threads", 1, minimum=1))
-        self.index = faiss.read_index(os.path.join(folder, "index.faiss"))
+        self.index = faiss.read_index(os.path.join(params.folder, "index.faiss"))
         # nprobe was tuned at export to reach the spec's recall; a config value overrides it.
-        with open(os.path.join(folder, "ivf.json")) as f:
+        with open(os.path.join(params.folder, "ivf.json")) as f:
             tuned = json.load(f)
         self.index.nprobe = params.integer("nprobe", int(tuned["nprobe"]), minimum=1)
         self.top_k = next(int(o["dims"][0]) for o in config["output"] if o["name"] == "candidate_ids")

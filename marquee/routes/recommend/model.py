@@ -11,7 +11,6 @@ to retrieval order (or popularity, if retrieval fails) with `degraded=true` and 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -37,7 +36,6 @@ from route_runtime import (  # noqa: E402
     StageClock,
     StageFailed,
     answer_each,
-    version_dir,
 )
 
 STAGES = ("retrieve", "filter", "rank", "rules")  # then "total": the stage_ms output
@@ -46,12 +44,10 @@ INPUTS = ("user_id", "region", "history", "context", "n")
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        config = json.loads(args["model_config"])
-        params = RouteParameters(config)
-        folder = version_dir(args)
+        params = RouteParameters.from_args(args)
         self.name = params.route
-        self.tables = FeatureTables.load(os.path.join(folder, "features.npz"))
-        self.blocklist = Blocklist(os.path.join(folder, params.text("blocklist", "blocklist.txt")))
+        self.tables = FeatureTables.load(os.path.join(params.folder, "features.npz"))
+        self.blocklist = Blocklist(params.file("blocklist", "blocklist.txt"))
         self.retrieve_model = params.text("retrieve_model")
         self.ranker_model = params.text("ranker_model")
         self.budget_s = {stage: params.budget_s(stage) for stage in ("retrieve", "rank", "rules", "total")}

@@ -21,7 +21,6 @@ error, INVALID_ARG. Every BLS call has a deadline from the spec.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from route_runtime import (  # noqa: E402
     RouteParameters,
     StageFailed,
     answer_each,
-    version_dir,
 )
 from segments import clip_error, clip_result, segments_json  # noqa: E402
 from windows import SAMPLE_RATE, content_frames, silent_window, split_window, window_features  # noqa: E402
@@ -63,8 +61,7 @@ class Clip:
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
-        params = RouteParameters(json.loads(args["model_config"]))
-        folder = version_dir(args)
+        params = RouteParameters.from_args(args)
         repository_root = os.path.dirname(os.path.abspath(args["model_repository"]))
         self.name = params.route
         self.version = args["model_version"]
@@ -74,11 +71,11 @@ class TritonPythonModel:
         self.max_duration_s = params.number("max_duration_s", minimum=1.0)
         self.max_clips = params.integer("max_clips", minimum=1)
         self.budget_s = {stage: params.budget_s(stage) for stage in ("features", "encoder")}
-        with open(os.path.join(folder, params.text("rules"))) as f:
+        with open(params.file("rules")) as f:
             self.rules = DecodingRules.from_json(f.read())
         from tokenizers import Tokenizer
 
-        self.tokenizer = Tokenizer.from_file(os.path.join(folder, params.text("tokenizer")))
+        self.tokenizer = Tokenizer.from_file(params.file("tokenizer"))
         decoder_path = os.path.join(
             repository_root, params.text("decoder_model"), params.text("model_version"), "model.onnx"
         )
