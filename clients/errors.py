@@ -6,8 +6,10 @@ caller's mistake from a server fault:
 - DEADLINE_EXCEEDED / timeouts          -> InferenceTimeoutError;
 - UNAVAILABLE / connection failures     -> ServerUnavailableError;
 - NOT_FOUND / unknown or unready model  -> ModelNotReadyError;
+- a restricted API without the admin key -> AdminKeyRequiredError (Triton 2.51 answers
+  gRPC UNAVAILABLE "This protocol is restricted", HTTP 403);
 - INTERNAL / 500 and anything else      -> ServerInternalError.
-The last four are server-side errors (InferenceError); retrying them may help.
+All but the first are server-side errors (InferenceError).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from tritonclient.utils import InferenceServerException
 
 from marquee.errors import (
+    AdminKeyRequiredError,
     InferenceError,
     InferenceTimeoutError,
     InputValidationError,
@@ -32,6 +35,8 @@ def translate(error: BaseException, model: str, url: str) -> InferenceError | In
         status = str(error.status() or "")
         message = error.message() or str(error)
         lowered = message.lower()
+        if status == "403" or "protocol is restricted" in lowered:
+            return AdminKeyRequiredError(f"{model} at {url}: needs the admin key (marquee-admin-key): {message}")
         if status in _INVALID:
             return InputValidationError(f"{model} at {url} refused the request ({status}): {message}")
         if "deadline" in status.lower() or "deadline exceeded" in lowered or "timed out" in lowered:

@@ -48,6 +48,11 @@ class ServerInternalError(InferenceError):
     """The server failed the request (INTERNAL / HTTP 500)."""
 
 
+class AdminKeyRequiredError(InferenceError):
+    """A restricted API (model repository, shared memory, logging, trace) was called without
+    the right admin key: HTTP 403, or gRPC UNAVAILABLE "This protocol is restricted"."""
+
+
 class ModelNotReadyError(InferenceError):
     pass
 

@@ -68,3 +68,32 @@ def test_non_finite_value_is_located_by_row_and_column_name():
 def test_unconvertible_list_is_a_validation_error():
     with pytest.raises(InputValidationError, match="cannot be read as INT64"):
         validate_inputs(RANKER_FP32, {"categorical": [["a"] * 6], "dense": [[0.0] * 6]})
+
+
+def test_server_statuses_map_to_callers_mistakes_and_server_faults():
+    from tritonclient.utils import InferenceServerException
+
+    from clients.errors import translate
+    from marquee.errors import (
+        AdminKeyRequiredError,
+        InferenceError,
+        InputValidationError,
+        ModelNotReadyError,
+        ServerInternalError,
+        ServerUnavailableError,
+    )
+
+    def mapped(status, message="m"):
+        return translate(InferenceServerException(msg=message, status=status), "model", "url")
+
+    assert isinstance(mapped("StatusCode.INVALID_ARGUMENT"), InputValidationError)
+    assert isinstance(mapped("400"), InputValidationError)
+    assert not isinstance(mapped("400"), InferenceError)
+    assert isinstance(mapped("StatusCode.INTERNAL"), ServerInternalError)
+    assert isinstance(mapped("500"), ServerInternalError)
+    assert isinstance(mapped("StatusCode.UNAVAILABLE", "failed to connect"), ServerUnavailableError)
+    assert isinstance(
+        mapped("StatusCode.UNAVAILABLE", "This protocol is restricted, expecting header"), AdminKeyRequiredError
+    )
+    assert isinstance(mapped("403"), AdminKeyRequiredError)
+    assert isinstance(mapped("StatusCode.NOT_FOUND", "Request for unknown model"), ModelNotReadyError)
