@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 
 from marquee.deploy.crd_schemas import K8S_DEFINITIONS, STATIC_SCHEMAS, inference_service
 from marquee.deploy.errors import ManifestValidationError
@@ -67,3 +68,48 @@ def _describe(document: dict, errors: list) -> str:
         path = ".".join(str(part) for part in error.absolute_path) or "(root)"
         lines.append(f"  {path}: {error.message[:300]}")
     return "\n".join(lines)
+
+
+KSERVE_SDK_TYPES = {"InferenceService": "V1beta1InferenceService", "ServingRuntime": "V1alpha1ServingRuntime"}
+
+
+def kserve_sdk_problems(document: dict) -> list[str]:
+    """Fields of a KServe document that the `kserve` SDK's generated models do not know,
+    or whose JSON type differs. Optional: needs the `kserve` package, which is not a test
+    dependency (see crd_schemas); run it where that package is installed."""
+    import kserve.models
+    import kubernetes.client.models
+
+    def model(name: str):
+        return getattr(kserve.models, name, None) or getattr(kubernetes.client.models, name)
+
+    problems: list[str] = []
+
+    def walk(value, type_name: str, path: str) -> None:
+        scalar = {"str": str, "int": int, "bool": bool, "float": (int, float)}.get(type_name)
+        if scalar is not None:
+            if not isinstance(value, scalar) or (type_name == "int" and isinstance(value, bool)):
+                problems.append(f"{path}: expected {type_name}, got {value!r}")
+            return
+        if type_name == "object":
+            return
+        listed = re.fullmatch(r"[Ll]ist\[(.+)\]", type_name)
+        mapped = re.fullmatch(r"dict\(str, (.+)\)", type_name) or re.fullmatch(r"[Dd]ict\[str, (.+)\]", type_name)
+        if listed:
+            for index, item in enumerate(value if isinstance(value, list) else [value]):
+                walk(item, listed.group(1), f"{path}[{index}]")
+            return
+        if mapped:
+            for key, item in value.items():
+                walk(item, mapped.group(1), f"{path}.{key}")
+            return
+        cls = model(type_name)
+        field_of = {json_name: attribute for attribute, json_name in cls.attribute_map.items()}
+        for key, item in value.items():
+            if key not in field_of:
+                problems.append(f"{path}: {type_name} has no field `{key}`")
+            else:
+                walk(item, cls.openapi_types[field_of[key]], f"{path}.{key}")
+
+    walk(document, KSERVE_SDK_TYPES[document["kind"]], document["kind"])
+    return problems

@@ -312,6 +312,30 @@ def test_kserve_inference_services_use_the_triton_format_with_marquees_runtime(t
         assert load_model_list(model["args"]) == workload.model_names()
 
 
+def test_kserve_manifests_match_the_kserve_sdk_types(rendered):
+    pytest.importorskip("kserve", reason="the kserve SDK is not a test dependency (see marquee/deploy/crd_schemas.py)")
+    from marquee.deploy.validation import kserve_sdk_problems
+
+    _, manifests = rendered
+    documents = of_kind(manifests, "InferenceService") + of_kind(manifests, "ServingRuntime")
+    assert len(documents) == len(WORKLOADS) + 1
+    assert [problem for document in documents for problem in kserve_sdk_problems(document)] == []
+
+
+def test_pods_meet_the_restricted_pod_security_standard(rendered):
+    _, manifests = rendered
+    for deployment in of_kind(manifests, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert pod["automountServiceAccountToken"] is False
+        for c in pod["containers"]:
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        for volume in pod["volumes"]:
+            assert set(volume) - {"name"} <= {"emptyDir", "secret", "persistentVolumeClaim", "configMap"}
+
+
 def test_moderation_worker_runs_the_redis_worker_against_the_moderation_grpc_service(rendered):
     _, manifests = rendered
     (worker,) = [d for d in of_kind(manifests, "Deployment") if d["metadata"]["name"] == "moderation-worker"]
