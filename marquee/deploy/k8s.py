@@ -48,11 +48,12 @@ DEFAULT_WORKER_IMAGE = "marquee-worker:0.1.0"
 VALIDATED_AGAINST = "1.33.0"  # the Kubernetes release the tests validate against
 
 
-def file_header(settings: DeploySettings) -> str:
+def file_header(settings: DeploySettings, checked_by: str = "") -> str:
+    checked_by = checked_by or f"validated offline against the Kubernetes {VALIDATED_AGAINST} schemas and CRD schemas"
     return (
         f"Rendered by `marquee deploy render --target {settings.target.name}` from marquee/deploy and\n"
         "marquee/specs; do not edit by hand. Never applied to a cluster by the project (none was\n"
-        f"available): validated offline against the Kubernetes {VALIDATED_AGAINST} schemas and CRD schemas."
+        f"available): {checked_by}."
     )
 
 
@@ -96,7 +97,7 @@ def manifest_files(settings: DeploySettings) -> list[ManifestFile]:
         ManifestFile(
             "autoscaling/prometheus-adapter-values.yaml",
             (Document(adapter_values(settings), ADAPTER_COMMENT),),
-            header,
+            file_header(settings, "its rule is checked against the HPAs and Triton's own rule by the tests"),
             is_k8s=False,
         )
     )
