@@ -17,6 +17,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import kubernetes_validate  # noqa: F401 - the test extra; missing, the module fails instead of skipping
 import pytest
 import yaml
 from packaging.utils import canonicalize_name
@@ -39,12 +40,10 @@ from marquee.deploy.requirements import (
     route_distributions,
 )
 from marquee.deploy.triton_args import ADMIN_KEY_REFERENCE, load_model_list
+from marquee.deploy.validation import validate_document
 from marquee.deploy.workloads import WORKLOADS, unassigned_families
 from marquee.server.security import ADMIN_KEY_ENV, AdminKey
 from marquee.specs import CATALOGUE
-
-pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is in the test extra")
-from marquee.deploy.validation import validate_document  # noqa: E402 - needs kubernetes-validate
 
 TARGETS = ("ngc-gpu", "ngc-cpu")
 IMAGE = "registry.example.com/marquee-triton:test"
