@@ -49,3 +49,34 @@ def quantize_int8_static(
             op_types_to_quantize=list(op_types),
         )
     return int8_path
+
+
+def quantize_int8_qdq_for_tensorrt(
+    fp32_path: Path,
+    qdq_path: Path,
+    calibration_batches: Iterable[dict[str, np.ndarray]],
+    op_types: tuple[str, ...] = ("Gemm", "MatMul"),
+) -> Path:
+    """The same calibration as `quantize_int8_static`, written as QuantizeLinear /
+    DequantizeLinear pairs, which TensorRT (through ONNX Runtime's TensorRT EP, precision
+    INT8) builds INT8 engines from. TensorRT wants symmetric INT8: signed activations and
+    weights with zero points of 0, and no reduce_range (that is a CPU workaround). The scales
+    travel in the graph, so no separate calibration table is needed (ONNX Runtime refuses
+    one for a QDQ model)."""
+    qdq_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(qdq_path),
+            _BatchReader(calibration_batches),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=False,
+            op_types_to_quantize=list(op_types),
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+        )
+    return qdq_path

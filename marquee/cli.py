@@ -11,6 +11,7 @@ import typer
 
 from marquee.console import configure_logging, console
 from marquee.errors import MarqueeError
+from marquee.deploy.cli import deploy_app
 from marquee.moderation.cli import moderate, moderation_app, quarantine_app
 from marquee.transcription.cli import transcribe
 
@@ -21,6 +22,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(perf_app, name="perf")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(deploy_app, name="deploy")
 app.command("moderate")(moderate)
 app.command("transcribe")(transcribe)
 
@@ -95,23 +97,50 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
 @app.command()
 def render(
     check: Annotated[bool, typer.Option("--check", help="Fail if a committed config.pbtxt is stale.")] = False,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", "-t", help="Repeatable; default: every target (embedded-cpu with --repository)."),
+    ] = None,
     repository: RepositoryOption = None,
 ) -> None:
-    """Render every model's config.pbtxt from its spec (or check they are current)."""
+    """Render every model's config.pbtxt from its spec, per deployment target (or check them).
+
+    Targets: embedded-cpu -> model_repository/, ngc-cpu and ngc-gpu -> deploy/model_repository/<target>/."""
     from marquee import render as rendering
     from marquee.errors import ConfigDriftError
+    from marquee.repository_check import check_repository
     from marquee.specs import CATALOGUE
+    from marquee.targets import TARGETS, get_target
     from perf import budgets
 
+    default_targets = ["embedded-cpu"] if repository else list(TARGETS)
+    try:
+        targets = [get_target(name) for name in (target or default_targets)]
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--target") from None
+    if repository and len(targets) != 1:
+        raise typer.BadParameter("--repository needs exactly one --target", param_hint="--repository")
     specs = list(CATALOGUE.values())
+    for chosen in targets:
+        # The embedded target's repository honours MARQUEE_MODEL_REPOSITORY, as serving does.
+        folder = _repository(repository) if repository or chosen.embedded else chosen.repository
+        if check:
+            rendering.check(specs, folder, chosen)
+            problems = check_repository(specs, folder, chosen)
+            if problems:
+                raise ConfigDriftError(f"{chosen.name}: {len(problems)} structural problem(s):\n" + "\n".join(problems))
+            console.print(
+                f"[green]✓ {chosen.name}: {len(specs)} configs match their specs and load-check clean[/] ({folder})"
+            )
+        else:
+            written = rendering.write(specs, folder, chosen)
+            console.print(f"wrote {len(written)} {chosen.name} configs under {folder}")
     if check:
-        rendering.check(specs, _repository(repository))
         if budgets.budgets_stale(specs):
             raise ConfigDriftError(f"{budgets.BUDGETS_YAML} is stale; run `marquee render`")
-        console.print(f"[green]✓ {len(specs)} configs and perf/budgets.yaml match their specs")
+        console.print("[green]✓ perf/budgets.yaml matches the specs")
     else:
-        for path in [*rendering.write(specs, _repository(repository)), budgets.write_budgets(specs)]:
-            console.print(f"wrote {path}")
+        console.print(f"wrote {budgets.write_budgets(specs)}")
 
 
 @export_app.command("ranker")

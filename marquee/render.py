@@ -15,6 +15,7 @@ from tritonclient.grpc import model_config_pb2
 
 from marquee.errors import ConfigDriftError
 from marquee.specs.base import DynamicBatching, EnsembleStep, InstanceGroup, ModelSpec, TensorSpec
+from marquee.targets import EMBEDDED_CPU, Target
 
 HEADER = "# Rendered by `marquee render` from marquee/specs; do not edit by hand.\n"
 
@@ -43,6 +44,9 @@ def config_dict(spec: ModelSpec) -> dict:
         config["dynamic_batching"] = _dynamic_batching(spec.dynamic_batching)
     if spec.warmup_batch_sizes:
         config["model_warmup"] = [_warmup(spec, size) for size in spec.warmup_batch_sizes]
+    optimization = _optimization(spec)
+    if optimization:
+        config["optimization"] = optimization
     parameters = {**spec.parameters, **stage_budget_parameters(spec)}
     if spec.composes:
         parameters["composes"] = ",".join(spec.composes)
@@ -57,6 +61,19 @@ def stage_budget_parameters(spec: ModelSpec) -> dict[str, str]:
     if clashes:
         raise ValueError(f"ModelSpec `{spec.name}`: {clashes} come from stage_budgets_ms; drop them from parameters")
     return {f"{stage}_budget_ms": f"{ms:g}" for stage, ms in spec.stage_budgets_ms.items()}
+
+
+def _optimization(spec: ModelSpec) -> dict:
+    optimization: dict = {}
+    if spec.gpu_accelerators:
+        optimization["execution_accelerators"] = {
+            "gpu_execution_accelerator": [
+                {"name": a.name, "parameters": dict(a.parameters)} for a in spec.gpu_accelerators
+            ]
+        }
+    if spec.cuda_graphs:
+        optimization["cuda"] = {"graphs": True}
+    return optimization
 
 
 def _instance_group(group: InstanceGroup) -> dict:
@@ -102,7 +119,9 @@ def to_model_config(spec: ModelSpec) -> model_config_pb2.ModelConfig:
     return json_format.ParseDict(config_dict(spec), model_config_pb2.ModelConfig())
 
 
-def render(spec: ModelSpec) -> str:
+def render(spec: ModelSpec, target: Target | None = EMBEDDED_CPU) -> str:
+    """`config.pbtxt` text of the spec as `target` deploys it (None: the spec as written)."""
+    spec = target.deploy(spec) if target else spec
     text = text_format.MessageToString(to_model_config(spec))
     if spec.max_batch_size == 0:
         # proto3 omits zero scalars, but Triton reads a missing max_batch_size as
@@ -119,30 +138,33 @@ def config_path(repository: Path, spec: ModelSpec) -> Path:
     return repository / spec.name / "config.pbtxt"
 
 
-def write(specs: list[ModelSpec], repository: Path) -> list[Path]:
+def write(specs: list[ModelSpec], repository: Path, target: Target = EMBEDDED_CPU) -> list[Path]:
     written = []
     for spec in specs:
         path = config_path(repository, spec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(spec))
+        path.write_text(render(spec, target))
         written.append(path)
     return written
 
 
-def stale(specs: list[ModelSpec], repository: Path) -> list[Path]:
+def stale(specs: list[ModelSpec], repository: Path, target: Target = EMBEDDED_CPU) -> list[Path]:
     """Committed configs that are missing or differ from what their spec renders."""
     return [
         config_path(repository, spec)
         for spec in specs
-        if not config_path(repository, spec).is_file() or config_path(repository, spec).read_text() != render(spec)
+        if not config_path(repository, spec).is_file()
+        or config_path(repository, spec).read_text() != render(spec, target)
     ]
 
 
-def check(specs: list[ModelSpec], repository: Path) -> None:
-    drifted = stale(specs, repository)
+def check(specs: list[ModelSpec], repository: Path, target: Target = EMBEDDED_CPU) -> None:
+    drifted = stale(specs, repository, target)
     if drifted:
         listing = "\n".join(f"  {p}" for p in drifted)
-        raise ConfigDriftError(f"{len(drifted)} config(s) are stale; run `marquee render`:\n{listing}")
+        raise ConfigDriftError(
+            f"{len(drifted)} {target.name} config(s) are stale; run `marquee render --target {target.name}`:\n{listing}"
+        )
 
 
 def write_variant(repository: Path, base: ModelSpec, name: str, **parameters: str) -> Path:

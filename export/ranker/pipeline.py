@@ -16,7 +16,7 @@ from rich.progress import Progress
 
 from export import artifacts
 from export.onnx_export import export_to_onnx
-from export.quantize import quantize_int8_static
+from export.quantize import quantize_int8_qdq_for_tensorrt, quantize_int8_static
 from export.ranker import data as data_module
 from export.ranker import model as model_module
 from export.ranker import train as train_module
@@ -107,6 +107,12 @@ def _export_pending(pending, checkpoint: Path, repository: Path, progress: Progr
                 "validation": report.figures,
             }
             version_dir = repository / spec.name / str(spec.version)
+            if spec.gpu_artifact:
+                gpu_report = _export_gpu_artifact(spec, fp32_path, version_dir, model, holdout, reference, config)
+                if gpu_report.failures:
+                    failed.append(gpu_report)
+                    continue
+                stamp["validation_gpu_artifact"] = gpu_report.figures
             path = artifacts.install(staged, version_dir, spec.artifact, stamp)
             results.append(ExportResult(spec, path, False, report.figures))
     if failed:
@@ -137,6 +143,23 @@ def _build_variant(spec: ModelSpec, fp32_path: Path, staged: Path, config: Train
         quantize_int8_static(fp32_path, staged, _batches(calibration, 1024))
     else:
         raise ValueError(f"precision={spec.precision.value!r} is not supported for the ranker; allowed: fp32, int8")
+
+
+def _export_gpu_artifact(
+    spec, fp32_path: Path, version_dir: Path, model, holdout, reference, config
+) -> ValidationReport:
+    """The QDQ INT8 twin that GPU targets load with TensorRT, checked on the CPU against
+    PyTorch with the spec's own tolerances (ONNX Runtime runs QDQ graphs on the CPU too)."""
+    calibration = SyntheticWorld(config.world_seed).sample(CALIBRATION_ROWS, CALIBRATION_SEED)
+    staged = fp32_path.parent / f"{spec.name}.qdq.onnx"
+    quantize_int8_qdq_for_tensorrt(fp32_path, staged, _batches(calibration, 1024))
+    report = validate_ranker(spec, staged, model, holdout, reference)
+    report.model = f"{spec.name} ({spec.gpu_artifact}, for TensorRT)"
+    log.info("%s", report.summary())
+    if not report.failures:
+        version_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staged, version_dir / spec.gpu_artifact)
+    return report
 
 
 def _batches(data: Interactions, size: int):

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from marquee.preprocess.audio import INPUT_NAME, MAX_BATCH, N_MELS
 from marquee.specs.base import (
     DataType,
-    InstanceGroup,
     LatencyBudget,
     ModelSpec,
     Precision,
@@ -58,7 +57,6 @@ AUDIO_FEATURES = ModelSpec(
     max_batch_size=MAX_BATCH,
     dynamic_batching=None,
     # AUTO: a GPU instance under the native DALI backend on GPU hosts, a CPU one here.
-    instance_groups=(InstanceGroup(count=1, kind="KIND_AUTO"),),
     parameters={"num_threads": "1", "max_input_bytes": str(LIMITS.max_input_bytes), "media": "audio"},
     tolerance=MEL_TOLERANCE,
     budget=LatencyBudget(perf_latency_p99_us=500_000),

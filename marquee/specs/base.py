@@ -136,6 +136,15 @@ class InstanceGroup:
 
 
 @dataclass(frozen=True)
+class ExecutionAccelerator:
+    """One entry of Triton's `optimization.execution_accelerators`, e.g. ONNX Runtime's
+    TensorRT execution provider with `precision_mode` FP16 (parameters as the backend names them)."""
+
+    name: str
+    parameters: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Tolerance:
     """How close the exported model must stay to the framework reference."""
 
@@ -214,6 +223,12 @@ class ModelSpec:
     # still loads when one is missing, but says so (route_runtime.Dependencies, and
     # `marquee models`), rendered as the `composes` parameter.
     composes: tuple[str, ...] = ()
+    # Set by a deployment target (marquee/targets.py), not by model specs: GPU execution
+    # accelerators, and CUDA graphs where the backend supports them (TensorRT plans).
+    gpu_accelerators: tuple[ExecutionAccelerator, ...] = ()
+    cuda_graphs: bool = False
+    # The file a GPU target deploys instead of `artifact` (e.g. a QDQ INT8 model for TensorRT).
+    gpu_artifact: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 0:

@@ -69,7 +69,6 @@ IMAGE_PREPROCESS = ModelSpec(
     dynamic_batching=DynamicBatching(max_queue_delay_us=200),
     # AUTO: a GPU instance under the native DALI backend on GPU hosts (the "mixed"
     # decoder needs one), a CPU instance here.
-    instance_groups=(InstanceGroup(count=1, kind="KIND_AUTO"),),
     parameters={"num_threads": "1", "max_image_bytes": str(LIMITS.max_image_bytes)},
     # Against NudeNet's own OpenCV letterbox: DALI rounds resized pixels differently by up to 2 levels.
     tolerance=Tolerance(atol=3.0 / 255, mean_atol=1e-3),
@@ -85,7 +84,6 @@ NUDENET = ModelSpec(
     outputs=(TensorSpec("output0", DataType.FP32, (4 + DETECTOR_LABELS, DETECTOR_ANCHORS)),),
     max_batch_size=MAX_BATCH,
     dynamic_batching=DynamicBatching(max_queue_delay_us=500),
-    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
     warmup_batch_sizes=(1,),
     tolerance=_SAME_AS_REFERENCE,
     budget=LatencyBudget(perf_latency_p99_us=60_000),
@@ -100,7 +98,6 @@ OCR_DET = ModelSpec(
     outputs=(TensorSpec("sigmoid_0.tmp_0", DataType.FP32, (1, OCR_SIZE, OCR_SIZE)),),
     max_batch_size=MAX_BATCH,
     dynamic_batching=DynamicBatching(max_queue_delay_us=500),
-    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
     tolerance=_SAME_AS_REFERENCE,
     budget=LatencyBudget(perf_latency_p99_us=300_000),
 )
@@ -114,7 +111,6 @@ OCR_REC = ModelSpec(
     outputs=(TensorSpec("softmax_11.tmp_0", DataType.FP32, ("steps", OCR_CHARSET)),),
     max_batch_size=32,
     dynamic_batching=DynamicBatching(max_queue_delay_us=500),
-    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
     tolerance=_SAME_AS_REFERENCE,
     budget=LatencyBudget(perf_latency_p99_us=100_000),
 )
@@ -133,7 +129,7 @@ MODERATE_IMAGE = ModelSpec(
     ),
     max_batch_size=0,
     dynamic_batching=None,
-    instance_groups=(InstanceGroup(count=2, kind="KIND_CPU"),),
+    instance_groups=(InstanceGroup(count=2),),
     parameters={
         "preprocess_model": IMAGE_PREPROCESS.name,
         "detector_model": NUDENET.name,

@@ -42,8 +42,6 @@ PROFANITY_LEXICAL = ModelSpec(
     max_batch_size=MAX_TEXTS,
     # A route request already carries a list; a short delay also merges concurrent requests.
     dynamic_batching=DynamicBatching(max_queue_delay_us=500),
-    instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
-    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
     # Same tokens, vocabulary and weights as scikit-learn: only float rounding differs
     # (measured max 2e-7 on ASCII and accented text). Known exception, not in the check:
     # Python lower-cases "İ" to "i̇" (two code points), ONNX Runtime does not.
@@ -80,8 +78,7 @@ def _classifier_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
         dynamic_batching=DynamicBatching(max_queue_delay_us=1000),
         # Two single-threaded instances: concurrent requests use both cores without two
         # intra-op pools spinning against each other on a small host.
-        instance_groups=(InstanceGroup(count=2, kind="KIND_CPU"),),
-        parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+        instance_groups=(InstanceGroup(count=2),),
         tolerance=tolerance,
         budget=LatencyBudget(perf_latency_p99_us=60_000, batch_size=8, concurrency=1),
     )
@@ -114,7 +111,7 @@ MODERATE_TEXT = ModelSpec(
     # The text list is the batch; the route batches its models itself.
     max_batch_size=0,
     dynamic_batching=None,
-    instance_groups=(InstanceGroup(count=2, kind="KIND_CPU"),),
+    instance_groups=(InstanceGroup(count=2),),
     parameters={
         "lexical_model": PROFANITY_LEXICAL.name,
         "lexical_version": str(PROFANITY_LEXICAL.version),

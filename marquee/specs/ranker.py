@@ -6,12 +6,12 @@ data generator, the exporter and the served config all have to agree on it.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from marquee.specs.base import (
     DataType,
     DynamicBatching,
-    InstanceGroup,
     LatencyBudget,
     ModelSpec,
     Precision,
@@ -99,10 +99,7 @@ def _ranker_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
         # A ranking request already carries hundreds of candidates, so a short queue
         # delay is enough to merge concurrent pages into one ONNX Runtime call.
         dynamic_batching=DynamicBatching(max_queue_delay_us=200),
-        instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
-        # One intra-op thread per instance: on small hosts concurrency comes from
-        # instances and batching; spinning pools fight each other otherwise.
-        parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
+        # Instances and ONNX Runtime threads come from the deployment target (marquee/targets.py).
         tolerance=tolerance,
         budget=RANKER_BUDGET,
         warmup_batch_sizes=(1, 256),
@@ -113,6 +110,10 @@ RANKER_FP32 = _ranker_spec(Precision.FP32, Tolerance(atol=1e-4))
 # Static INT8 quantisation moves probabilities by ~3e-3 on average and by up to ~0.035 on
 # the worst of 50k holdout rows (measured); ranking quality is what matters, so the AUC
 # drop is bounded as well as the mean and the worst absolute difference.
-RANKER_INT8 = _ranker_spec(Precision.INT8, Tolerance(atol=0.06, mean_atol=0.008, max_auc_drop=0.01))
+RANKER_INT8 = dataclasses.replace(
+    _ranker_spec(Precision.INT8, Tolerance(atol=0.06, mean_atol=0.008, max_auc_drop=0.01)),
+    # GPU targets load a QDQ twin with TensorRT INT8 (export/quantize.py says why two files).
+    gpu_artifact="model.qdq.onnx",
+)
 
 RANKER_BY_PRECISION: dict[Precision, ModelSpec] = {Precision.FP32: RANKER_FP32, Precision.INT8: RANKER_INT8}

@@ -86,7 +86,6 @@ USER_TOWER = ModelSpec(
     outputs=(TensorSpec("user_embedding", DataType.FP32, (SETTINGS.embedding_dim,)),),
     max_batch_size=16,
     dynamic_batching=DynamicBatching(max_queue_delay_us=100),
-    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
     warmup_batch_sizes=(1,),
     tolerance=_NO_TOLERANCE,
     budget=LatencyBudget(perf_latency_p99_us=3_000),
@@ -104,7 +103,6 @@ CANDIDATES = ModelSpec(
     ),
     max_batch_size=16,
     dynamic_batching=DynamicBatching(max_queue_delay_us=100),
-    parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
     warmup_batch_sizes=(1,),
     tolerance=_NO_TOLERANCE,
     budget=LatencyBudget(perf_latency_p99_us=6_000),
@@ -187,7 +185,7 @@ RECOMMEND = ModelSpec(
     max_batch_size=0,
     dynamic_batching=None,
     # Several instances so that one page waiting on the ranker does not block the next.
-    instance_groups=(InstanceGroup(count=4, kind="KIND_CPU"),),
+    instance_groups=(InstanceGroup(count=4),),
     parameters={
         "retrieve_model": RETRIEVE_IVF.name,
         # INT8: same AUC within 1e-4 on the holdout, and the cheaper page under load.

@@ -101,7 +101,6 @@ def encoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims =
         # Windows of concurrent requests share an encoder call; a window costs ~0.3 s of
         # CPU, so a few ms of waiting is cheap.
         dynamic_batching=DynamicBatching(max_queue_delay_us=5_000),
-        instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
         parameters={"intra_op_thread_count": "2", "inter_op_thread_count": "1"},
         tolerance=tolerance,
         budget=LatencyBudget(perf_latency_p99_us=2_000_000),
@@ -130,8 +129,6 @@ def decoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims =
         ),
         max_batch_size=LIMITS.encoder_batch,
         dynamic_batching=None,
-        instance_groups=(InstanceGroup(count=1, kind="KIND_CPU"),),
-        parameters={"intra_op_thread_count": "1", "inter_op_thread_count": "1"},
         tolerance=tolerance,
         budget=LatencyBudget(perf_latency_p99_us=20_000),
     )
@@ -175,7 +172,7 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         max_batch_size=0,
         dynamic_batching=None,
         # Two instances: one request's decoding (route process) overlaps another's encoding.
-        instance_groups=(InstanceGroup(count=2, kind="KIND_CPU"),),
+        instance_groups=(InstanceGroup(count=2),),
         parameters={
             "audio_features_model": "audio_features",
             "encoder_model": encoder.name,
