@@ -3,6 +3,7 @@ into its version folder; `model.py` goes last, with the export stamp."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,7 +27,7 @@ def install_route(
     for name, content in (data or {}).items():
         target = version_dir / name
         if isinstance(content, Path):
-            shutil.copy2(content, target)
+            _link_or_copy(content, target)
         elif isinstance(content, bytes):
             target.write_bytes(content)
         else:
@@ -35,3 +36,14 @@ def install_route(
         staged = Path(tmp) / "model.py"
         shutil.copy2(manifest.model_file(), staged)
         return artifacts.install(staged, version_dir, "model.py", stamp)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link where the filesystem allows one (a route's copy of a large model file
+    then costs no disk), else a copy. Either way the folder holds the file itself, so it
+    can move to object storage or another volume on its own."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

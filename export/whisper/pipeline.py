@@ -117,8 +117,16 @@ def export_whisper(repository: Path, source: Path | None = None, force: bool = F
     return True
 
 
+CATALOGUE_DECODERS = {spec.name: spec for spec in (WHISPER_DECODER_FP32, WHISPER_DECODER_INT8)}
+
+
 def _install_route(route, rules: DecodingRules, source: Path, repository: Path, stamp: dict) -> None:
-    data = {route.parameters["rules"]: rules.to_json() + "\n", route.parameters["tokenizer"]: source / "tokenizer.json"}
+    decoder = _version_dir(repository, CATALOGUE_DECODERS[route.parameters["decoder_model"]]) / "model.onnx"
+    data = {
+        route.parameters["rules"]: rules.to_json() + "\n",
+        route.parameters["tokenizer"]: source / "tokenizer.json",
+        route.parameters["decoder_file"]: decoder,
+    }
     install_route(manifest.MANIFESTS[route.name], _version_dir(repository, route), stamp, data)
 
 

@@ -176,8 +176,10 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         parameters={
             "audio_features_model": "audio_features",
             "encoder_model": encoder.name,
+            # The decoder runs in the route's own process (see above), from a copy of
+            # `decoder_model`'s file in the route's version folder: no model reads another's.
             "decoder_model": decoder.name,
-            "model_version": "1",
+            "decoder_file": "decoder.onnx",
             "decoder_threads": str(decoder_threads),
             "rules": "decoding.json",
             "tokenizer": "tokenizer.json",

@@ -106,3 +106,21 @@ def test_rendered_configs_carry_every_stage_deadline():
             assert float(rendered[f"{stage}_budget_ms"]["string_value"]) == ms, (spec.name, stage)
     image_route = config_dict(CATALOGUE["moderate_image"])["parameters"]
     assert image_route["text_route_max_texts"]["string_value"] == CATALOGUE["moderate_text"].parameters["max_texts"]
+
+
+SERVED_PYTHON = sorted(
+    {*manifest.PACKAGE_ROOT.glob("routes/**/*.py"), *manifest.PACKAGE_ROOT.glob("backends/*/model.py")}
+)
+
+
+@pytest.mark.parametrize("source", SERVED_PYTHON, ids=lambda p: str(p.relative_to(manifest.PACKAGE_ROOT)))
+def test_no_served_model_reads_another_models_folder(source):
+    """A model may open files of its own version folder only, so a repository can live on
+    object storage or a volume laid out differently: the repository path appears only
+    joined with the model's own version, and nothing climbs out of it with `..`."""
+    text = source.read_text()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if 'args["model_repository"]' in line:
+            assert 'args["model_version"]' in line, f"{source.name}:{number}: {line.strip()}"
+        assert '".."' not in line and "'..'" not in line, f"{source.name}:{number}: {line.strip()}"
+        assert "dirname(os.path.abspath(args" not in line, f"{source.name}:{number}: {line.strip()}"

@@ -62,7 +62,6 @@ class Clip:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = RouteParameters.from_args(args)
-        repository_root = os.path.dirname(os.path.abspath(args["model_repository"]))
         self.name = params.route
         self.version = args["model_version"]
         self.features_model = params.text("audio_features_model")
@@ -76,11 +75,11 @@ class TritonPythonModel:
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(params.file("tokenizer"))
-        decoder_path = os.path.join(
-            repository_root, params.text("decoder_model"), params.text("model_version"), "model.onnx"
-        )
+        decoder_path = params.file("decoder_file")
         if not os.path.isfile(decoder_path):
-            raise pb_utils.TritonModelException(f"{self.name}: decoder model file not found: {decoder_path}")
+            raise pb_utils.TritonModelException(
+                f"{self.name}: {params.text('decoder_model')}'s file is missing from the route's folder: {decoder_path}"
+            )
         self.decoder = DecoderSession(decoder_path, threads=params.integer("decoder_threads", minimum=1))
         self.cross_names = self.decoder.cross_names
         self.downstream = Downstream()
