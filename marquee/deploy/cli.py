@@ -94,3 +94,30 @@ def render(
 
 if __name__ == "__main__":
     deploy_app()
+
+
+@deploy_app.command("assemble")
+def assemble(
+    target: Annotated[str, typer.Option(help="Deployment target: ngc-cpu, ngc-gpu or embedded-cpu.")],
+    out: Annotated[Path, typer.Option(help="New folder for the complete repository.")],
+    source: Annotated[
+        Path | None, typer.Option(help="Repository with the exported models [default: ./model_repository].")
+    ] = None,
+) -> None:
+    """A complete repository for one target: its configs plus the exported version folders."""
+    from marquee.deploy.assemble import assemble_repository
+    from marquee.deploy.errors import DeployError
+    from marquee.paths import model_repository
+    from marquee.specs import CATALOGUE
+    from marquee.targets import get_target
+
+    try:
+        chosen = get_target(target)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--target") from None
+    try:
+        folder = assemble_repository(list(CATALOGUE.values()), chosen, source or model_repository(), out)
+    except DeployError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]✓[/] {chosen.name} repository with {len(CATALOGUE)} models at {folder}")

@@ -1,0 +1,47 @@
+"""`marquee deploy assemble`: a target's configs plus exported versions, checked with files present."""
+
+from __future__ import annotations
+
+import pytest
+
+from marquee import render
+from marquee.deploy.assemble import assemble_repository
+from marquee.deploy.errors import DeployError
+from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
+from marquee.targets import NGC_CPU, NGC_GPU
+
+SPECS = [RANKER_FP32, RANKER_INT8]
+
+
+def _exported(tmp_path, files: dict[str, list[str]]):
+    source = tmp_path / "source"
+    render.write(SPECS, source)
+    for model, names in files.items():
+        for name in names:
+            (source / model / "1").mkdir(parents=True, exist_ok=True)
+            (source / model / "1" / name).write_bytes(b"onnx bytes")
+    return source
+
+
+def test_assembled_repository_has_target_configs_and_linked_versions(tmp_path):
+    source = _exported(tmp_path, {"ranker_fp32": ["model.onnx"], "ranker_int8": ["model.onnx", "model.qdq.onnx"]})
+    out = assemble_repository(SPECS, NGC_GPU, source, tmp_path / "out")
+    config = render.parse((out / "ranker_int8" / "config.pbtxt").read_text())
+    assert config.default_model_filename == "model.qdq.onnx"
+    linked = out / "ranker_int8" / "1" / "model.qdq.onnx"
+    assert linked.read_bytes() == b"onnx bytes"
+    assert linked.stat().st_ino == (source / "ranker_int8" / "1" / "model.qdq.onnx").stat().st_ino
+
+
+def test_a_file_the_target_loads_but_the_export_lacks_fails_assembly(tmp_path):
+    source = _exported(tmp_path, {"ranker_fp32": ["model.onnx"], "ranker_int8": ["model.onnx"]})
+    with pytest.raises(DeployError, match="ranker_int8: version 1 lacks model.qdq.onnx"):
+        assemble_repository(SPECS, NGC_GPU, source, tmp_path / "out")
+    # The CPU target loads model.onnx, which is there.
+    assemble_repository(SPECS, NGC_CPU, source, tmp_path / "cpu")
+
+
+def test_unexported_models_are_named(tmp_path):
+    source = _exported(tmp_path, {"ranker_fp32": ["model.onnx"]})
+    with pytest.raises(DeployError, match="not exported in .*: ranker_int8"):
+        assemble_repository(SPECS, NGC_CPU, source, tmp_path / "out")
