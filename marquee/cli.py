@@ -10,13 +10,38 @@ from typing import Annotated
 import typer
 
 from marquee.console import configure_logging, console
-from marquee.errors import MarqueeError
 from marquee.deploy.cli import deploy_app
+from marquee.errors import MarqueeError
 from marquee.moderation.cli import moderate, moderation_app, quarantine_app
 from marquee.transcription.cli import transcribe
 
 app = typer.Typer(help="Marquee: media AI on NVIDIA Triton Inference Server.", no_args_is_help=True)
-export_app = typer.Typer(help="Export models into the model repository.", no_args_is_help=True)
+
+
+def _export_for_target(_result, target: str = "embedded-cpu", **_) -> None:
+    """After an export for ngc-gpu: TensorRT plans where this host can build them, and a
+    clear word on what is missing where it cannot (the ONNX + TensorRT EP path needs none)."""
+    if target != "ngc-gpu":
+        return
+    from export.tensorrt import build_plans, missing_prerequisites
+    from marquee.paths import model_repository
+    from marquee.specs import CATALOGUE
+
+    missing = missing_prerequisites()
+    if missing:
+        console.print(
+            "[yellow]ngc-gpu: TensorRT plans not built; this host lacks " + " and ".join(missing) + ".[/]\n"
+            "  The ngc-gpu repository does not need them: its ONNX models carry ONNX Runtime's TensorRT EP, which\n"
+            "  builds engines when Triton loads them. To prebuild plans, run this on the GPU host."
+        )
+        return
+    for plan in build_plans(list(CATALOGUE.values()), model_repository()):
+        console.print(f"[green]✓[/] TensorRT plan {plan}")
+
+
+export_app = typer.Typer(
+    help="Export models into the model repository.", no_args_is_help=True, result_callback=_export_for_target
+)
 perf_app = typer.Typer(help="Measure served models.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 app.add_typer(perf_app, name="perf")
@@ -141,6 +166,22 @@ def render(
         console.print("[green]✓ perf/budgets.yaml matches the specs")
     else:
         console.print(f"wrote {budgets.write_budgets(specs)}")
+
+
+@export_app.callback()
+def export_group(
+    ctx: typer.Context,
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="Deployment target the export is for: embedded-cpu, ngc-cpu, ngc-gpu.")
+    ] = "embedded-cpu",
+) -> None:
+    """Export models into the model repository (the same files serve every target)."""
+    from marquee.targets import get_target
+
+    try:
+        ctx.obj = get_target(target)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--target") from None
 
 
 @export_app.command("ranker")
