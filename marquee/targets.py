@@ -127,8 +127,12 @@ NGC_GPU = Target(
     gpu=True,
     embedded=False,
     repository=PROJECT_ROOT / "deploy" / "model_repository" / "ngc-gpu",
-    # The exact MatMul + TopK search is the GPU's job; FAISS IVF is the CPU's shortcut.
-    route_parameters={"recommend": {"retrieve_model": "retrieve"}},
+    route_parameters={
+        # The exact MatMul + TopK search is the GPU's job; FAISS IVF is the CPU's shortcut.
+        "recommend": {"retrieve_model": "retrieve"},
+        # Dynamic INT8 is a CPU format; on the GPU the FP32 classifier runs at TensorRT FP16.
+        "moderate_text": {"default_precision": "fp32"},
+    },
 )
 TARGETS: dict[str, Target] = {t.name: t for t in (EMBEDDED_CPU, NGC_CPU, NGC_GPU)}
 
