@@ -88,15 +88,16 @@ class TritonPythonModel:
         if self.dependencies.missing():
             reasons.append(self.dependencies.reason())
 
+        retrieved = True
         with clock.stage("retrieve"):
             try:
                 ids, retrieval_scores = await self._retrieve(page, clock)
             except StageFailed as failure:
+                retrieved = False
                 reasons.append(self._degrade(f"retrieval: {failure}; popularity order"))
                 ids = self.tables.popularity_order[: self.fallback_size]
                 # Popularity rank as a gently decaying score, so rules can still reorder a little.
                 retrieval_scores = -np.arange(len(ids), dtype=np.float32) / 50.0
-        retrieved = not any(r.startswith("retrieval") for r in reasons)
 
         with clock.stage("filter"):
             blocked = self.blocklist.ids()
