@@ -502,14 +502,32 @@ def perf_gate(
     report: Annotated[Path, typer.Option(help="JSON report.")] = Path("perf/results/gate.json"),
     repository: RepositoryOption = None,
 ) -> None:
-    """Short perf_analyzer runs against perf/budgets.yaml and the baseline; exit 1 on a breach."""
+    """Short perf_analyzer runs against perf/budgets.yaml and the baseline; exit 1 on a breach.
+
+    The host picks the budgets: `gpu` where nvidia-smi finds a GPU (never run here), the
+    CPU ratios otherwise; MARQUEE_ACCELERATOR overrides what is found (perf/machine.py)."""
     import json
 
     from marquee import serving
     from marquee.server import TritonServer, free_ports
-    from perf.gate import load_budgets, models_to_serve, read_baseline, run_gate, write_baseline
+    from perf.gate import budget_set, load_budgets, models_to_serve, read_baseline, run_gate, write_baseline
+    from perf.machine import accelerator
     from perf.perf_analyzer import locate
 
+    host = accelerator()
+    chosen = budget_set(host)
+    if update_baseline and chosen == "gpu":
+        raise typer.BadParameter(
+            f"--update-baseline records CPU ratios in perf/baselines/cpu.json, and this host has a GPU "
+            f"({host['description']}), where the gate judges absolute `gpu` budgets instead; run it on a CPU "
+            "host, or with MARQUEE_ACCELERATOR=cpu"
+        )
+    console.print(f"host accelerator: {host['description']} ({host['source']}); budgets: {chosen}")
+    if chosen == "gpu" and not url:
+        console.print(
+            "[yellow]note:[/] the embedded server serves this checkout's CPU configs; for the GPU budgets "
+            "pass --url of a server running the ngc-gpu repository"
+        )
     budgets = load_budgets()
     if model:
         unknown = sorted(set(model) - set(budgets["models"]))
@@ -521,12 +539,12 @@ def perf_gate(
     repo = _repository(repository)
     analyzer = locate()
     if url:
-        result = run_gate(analyzer, url, repo, budgets, read_baseline())
+        result = run_gate(analyzer, url, repo, budgets, read_baseline(), host=host)
     else:
         with TritonServer(repo, free_ports(), models=models_to_serve(budgets)) as server:
             if "recommend" in budgets["models"]:
                 serving.warm_up_recommend(server.grpc_url)
-            result = run_gate(analyzer, server.grpc_url, repo, budgets, read_baseline())
+            result = run_gate(analyzer, server.grpc_url, repo, budgets, read_baseline(), host=host)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     for m in result.measurements:
@@ -534,6 +552,8 @@ def perf_gate(
             f"p99 {m.served['perf_latency_p99'] / 1000:.1f} ms, {m.served['perf_throughput']:,.0f} infer/s"
         )
         console.print(f"{m.model} (batch {m.batch_size}, c={m.concurrency}): {figures}")
+    for note in result.notes:
+        console.print(f"note: {note}")
     if update_baseline:
         console.print(f"baseline written: {write_baseline(result)}")
         return
@@ -541,7 +561,9 @@ def perf_gate(
         console.print(f"[red]✗[/] {breach}")
     if not result.passed:
         raise typer.Exit(1)
-    console.print(f"[green]✓ {len(result.measurements)} model(s) within budget and baseline[/] (report: {report})")
+    console.print(
+        f"[green]✓ {len(result.measurements)} model(s) within the {chosen} budgets and baseline[/] (report: {report})"
+    )
 
 
 @perf_app.command("analyzer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -3,7 +3,13 @@
 
 On a CPU host each served figure is divided by a reference measured in the same run
 (the same ONNX file, in-process, same thread budget), so host speed cancels out and the
-gate catches what Marquee adds: serving overhead, queueing, a slow model.
+gate catches what Marquee adds: serving overhead, queueing, a slow model. Routes have
+absolute budgets there (`cpu_absolute`).
+
+On a GPU host (perf.machine.accelerator() found one) the `gpu` budgets apply: absolute
+p99s of what the server serves, no in-process CPU reference and no CPU baseline (a GPU
+p99 divided by a CPU reference would mean nothing). That branch has never run here: this
+project's hosts have no GPU; tests/unit/test_perf_gate_host.py checks it on data.
 """
 
 from __future__ import annotations
@@ -17,11 +23,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from perf.machine import cpu_only
 from perf.perf_analyzer import PerfAnalyzer
 from perf.results import PerfRow
 
 BUDGETS = Path(__file__).resolve().parent / "budgets.yaml"  # rendered from the specs (perf/budgets.py)
 BASELINE = Path(__file__).resolve().parent / "baselines" / "cpu.json"
+# What evaluate()/run_gate() judge when not told the host: the CPU budgets, as before
+# hosts were detected. `marquee perf gate` passes the host it found.
+CPU_HOST = cpu_only("not detected: the caller passed no host")
+GPU_BASELINE_NOTE = "baseline not compared: perf/baselines/cpu.json holds CPU ratios, and a GPU host has none"
 
 
 @dataclass
@@ -72,6 +83,9 @@ class ModelMeasurement:
 class GateResult:
     measurements: list[ModelMeasurement]
     breaches: list[str] = field(default_factory=list)
+    host: dict = field(default_factory=lambda: dict(CPU_HOST))  # perf.machine.accelerator()
+    budget_set: str = "cpu"  # "gpu" | "cpu": which budgets were judged (see budget_set())
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -80,6 +94,9 @@ class GateResult:
     def to_json(self) -> dict:
         return {
             "passed": self.passed,
+            "host": self.host,
+            "budget_set": self.budget_set,
+            "notes": self.notes,
             "breaches": self.breaches,
             "models": {m.model: {**asdict(m), "ratios": m.ratios} for m in self.measurements},
         }
@@ -95,6 +112,20 @@ def load_budgets(path: Path = BUDGETS) -> dict:
         if "cpu" not in entry and "cpu_absolute" not in entry:
             raise ValueError(f"{path}: model `{name}` needs `cpu` (ratios) or `cpu_absolute` budgets")
     return budgets
+
+
+def budget_set(host: dict) -> str:
+    """ "gpu" (absolute `gpu` budgets) on a host with a GPU, else "cpu" (`cpu` ratios and
+    `cpu_absolute`). `host` is perf.machine.accelerator()'s description."""
+    kind = host.get("kind")
+    if kind not in ("gpu", "cpu"):
+        raise ValueError(f"host kind {kind!r}; allowed: 'gpu', 'cpu' (host: {host})")
+    return kind
+
+
+def needs_reference(entry: dict, chosen: str) -> bool:
+    """The in-process CPU reference is measured only where CPU ratios are judged."""
+    return chosen == "cpu" and "reference_onnx" in entry
 
 
 def models_to_serve(budgets: dict) -> list[str]:
@@ -161,44 +192,85 @@ def measure_served(
     return row
 
 
-def evaluate(measurements: list[ModelMeasurement], budgets: dict, baseline: dict | None) -> GateResult:
-    """Pure: budgets and baseline in, breaches out (each naming where the time went)."""
-    result = GateResult(measurements)
+# How a breach shows the measured value, under a `max` and under a `min` bound.
+ABSOLUTE_FORMAT = (",.0f", ",.1f")  # microseconds; inferences per second
+RATIO_FORMAT = (".2f", ".2f")
+
+
+def _bound_breaches(
+    m: ModelMeasurement, metric: str, value: float, bound: dict, formats: tuple[str, str], label: str
+) -> list[str]:
+    breaches = []
+    if "max" in bound and value > bound["max"]:
+        breaches.append(f"{m.model}: {metric} {value:{formats[0]}} > {label} {bound['max']:,}; {m.where_time_went()}")
+    if "min" in bound and value < bound["min"]:
+        breaches.append(f"{m.model}: {metric} {value:{formats[1]}} < {label} {bound['min']:,}; {m.where_time_went()}")
+    return breaches
+
+
+def _absolute_breaches(m: ModelMeasurement, bounds: dict, label: str = "budget") -> list[str]:
+    """Served figures as perf_analyzer reports them (microseconds, inferences per second)."""
+    breaches = []
+    for metric, bound in bounds.items():
+        breaches += _bound_breaches(m, metric, m.served[metric], bound, ABSOLUTE_FORMAT, label)
+    return breaches
+
+
+def _ratio_breaches(m: ModelMeasurement, bounds: dict) -> list[str]:
+    ratios = m.ratios
+    breaches = []
+    for metric, bound in bounds.items():
+        breaches += _bound_breaches(m, metric, ratios[metric], bound, RATIO_FORMAT, "budget")
+    return breaches
+
+
+def _baseline_breaches(m: ModelMeasurement, baseline: dict | None, margin: float) -> list[str]:
+    base = (baseline or {}).get(m.model, {})
+    breaches = []
+    for metric, value in m.ratios.items():
+        if metric not in base:
+            continue
+        worse = value > base[metric] * (1 + margin) if "latency" in metric else value < base[metric] * (1 - margin)
+        if worse:
+            breaches.append(
+                f"{m.model}: {metric} {value:.2f} regressed from baseline {base[metric]:.2f} "
+                f"(noise margin {margin:.0%}); {m.where_time_went()}"
+            )
+    return breaches
+
+
+def _gpu_bounds(model: str, entry: dict, host: dict) -> dict:
+    if "gpu" not in entry:
+        raise ValueError(
+            f"perf/budgets.yaml: model `{model}` has no `gpu` budgets, and this host has a GPU "
+            f"({host.get('description')}); add them to its spec's LatencyBudget and run `marquee render`"
+        )
+    return entry["gpu"]
+
+
+def evaluate(
+    measurements: list[ModelMeasurement], budgets: dict, baseline: dict | None, host: dict | None = None
+) -> GateResult:
+    """Pure: budgets, baseline and the host (perf.machine.accelerator(), as data) in,
+    breaches out (each naming where the time went). The host picks the budget set."""
+    host = host or CPU_HOST
+    chosen = budget_set(host)
+    result = GateResult(measurements, host=host, budget_set=chosen)
+    if chosen == "gpu":
+        # Never run here (no GPU on this project's hosts); checked on data only.
+        result.notes.append(GPU_BASELINE_NOTE)
+        for m in measurements:
+            bounds = _gpu_bounds(m.model, budgets["models"][m.model], host)
+            result.breaches += _absolute_breaches(m, bounds, label="gpu budget")
+        return result
     margin = float(budgets.get("noise_margin", 0.25))
     for m in measurements:
-        ratios = m.ratios
+        entry = budgets["models"][m.model]
         # Routes enforce their own per-stage deadlines, so their budget is the product's
         # SLO itself, on any host (microseconds / inferences per second, as perf_analyzer).
-        for metric, bound in budgets["models"][m.model].get("cpu_absolute", {}).items():
-            value = m.served[metric]
-            if "max" in bound and value > bound["max"]:
-                result.breaches.append(
-                    f"{m.model}: {metric} {value:,.0f} > budget {bound['max']:,}; {m.where_time_went()}"
-                )
-            if "min" in bound and value < bound["min"]:
-                result.breaches.append(
-                    f"{m.model}: {metric} {value:,.1f} < budget {bound['min']:,}; {m.where_time_went()}"
-                )
-        for metric, bound in budgets["models"][m.model].get("cpu", {}).items():
-            value = ratios[metric]
-            if "max" in bound and value > bound["max"]:
-                result.breaches.append(
-                    f"{m.model}: {metric} {value:.2f} > budget {bound['max']}; {m.where_time_went()}"
-                )
-            if "min" in bound and value < bound["min"]:
-                result.breaches.append(
-                    f"{m.model}: {metric} {value:.2f} < budget {bound['min']}; {m.where_time_went()}"
-                )
-        base = (baseline or {}).get(m.model, {})
-        for metric, value in ratios.items():
-            if metric not in base:
-                continue
-            worse = value > base[metric] * (1 + margin) if "latency" in metric else value < base[metric] * (1 - margin)
-            if worse:
-                result.breaches.append(
-                    f"{m.model}: {metric} {value:.2f} regressed from baseline {base[metric]:.2f} "
-                    f"(noise margin {margin:.0%}); {m.where_time_went()}"
-                )
+        result.breaches += _absolute_breaches(m, entry.get("cpu_absolute", {}))
+        result.breaches += _ratio_breaches(m, entry.get("cpu", {}))
+        result.breaches += _baseline_breaches(m, baseline, margin)
     return result
 
 
@@ -210,26 +282,30 @@ def run_gate(
     baseline: dict | None,
     served_names: dict[str, str] | None = None,
     attempts: int = 3,
+    host: dict | None = None,
 ) -> GateResult:
     """Measure every budgeted model. `served_names` maps a budget entry to the model name
     actually served (a test serves a deliberately slowed stand-in under another name).
+    `host` (perf.machine.accelerator()) picks the budget set; None judges the CPU budgets.
 
     A model that breaches is measured again, up to `attempts` times, and its best attempt
     is judged: noise on a shared host only ever adds latency, so a one-off stall passes
     on the retry, while a real regression fails every attempt.
     """
+    host = host or CPU_HOST
+    chosen = budget_set(host)
     measurements = []
     for name, entry in budgets["models"].items():
         measurements.append(
             best_attempt(
                 lambda name=name, entry=entry: _measure_model(
-                    analyzer, grpc_url, repository, name, entry, served_names or {}
+                    analyzer, grpc_url, repository, name, entry, served_names or {}, needs_reference(entry, chosen)
                 ),
-                lambda m: len(evaluate([m], budgets, baseline).breaches),
+                lambda m: len(evaluate([m], budgets, baseline, host).breaches),
                 attempts,
             )
         )
-    return evaluate(measurements, budgets, baseline)
+    return evaluate(measurements, budgets, baseline, host)
 
 
 def best_attempt(measure, count_breaches, attempts: int) -> ModelMeasurement:
@@ -248,7 +324,7 @@ def best_attempt(measure, count_breaches, attempts: int) -> ModelMeasurement:
 
 
 def _measure_model(
-    analyzer, grpc_url, repository: Path, name: str, entry: dict, served_names: dict
+    analyzer, grpc_url, repository: Path, name: str, entry: dict, served_names: dict, with_reference: bool
 ) -> ModelMeasurement:
     import tempfile
 
@@ -257,7 +333,7 @@ def _measure_model(
     load = entry["load"]
     served_name = served_names.get(name, name)
     reference = None
-    if "reference_onnx" in entry:
+    if with_reference:
         reference = reference_speed(repository / entry["reference_onnx"], load["batch_size"])
     with tempfile.TemporaryDirectory() as tmp:
         # Routes need valid requests (ids in range, n >= 1); models take zero-filled ones.

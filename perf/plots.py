@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from perf.machine import accelerator_label
+
 STAGE_COLOURS = {"retrieve": "#4c72b0", "filter": "#55a868", "rank": "#c44e52", "rules": "#8172b2"}
 
 
@@ -42,8 +44,7 @@ def plot_recommend(report: dict, path: Path) -> Path | None:
         bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
     stages.set(ylabel="median server time (ms)", title="where a page spends its time")
     stages.legend(fontsize=8)
-    machine = report["machine"]
-    figure.suptitle(f"{machine['cpu']}, {machine['cores']} cores, no GPU, {machine['date'][:10]}", fontsize=9)
+    figure.suptitle(_caption(report), fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -63,7 +64,7 @@ def _pyplot():
 
 def _caption(results: dict) -> str:
     m = results["machine"]
-    return f"{m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}, {m['date'][:10]}"
+    return f"{m['cpu']}, {m['cores']} cores, GPU: {accelerator_label(m)}, {m['date'][:10]}"
 
 
 def plot_latency_throughput(results: dict, path: Path) -> Path | None:

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from perf.inputs import input_args
-from perf.machine import machine_info
+from perf.machine import accelerator_label, machine_info
 from perf.perf_analyzer import PerfAnalyzer
 
 RESULTS = "results.json"
@@ -65,7 +65,8 @@ def markdown(results: dict) -> str:
     lines = [
         "# perf run",
         "",
-        f"{m['cpu']}, {m['cores']} cores, GPU: {m['gpu'] or 'none'}, {m['date']}, tritonserver {m['tritonserver']}",
+        f"{m['cpu']}, {m['cores']} cores, GPU: {accelerator_label(m)}, {m['date']}, "
+        f"tritonserver {m['tritonserver']}",
         "",
         "| model | batch | concurrency | infer/s | p50 ms | p99 ms | queue ms | compute ms |",
         "|---|---|---|---|---|---|---|---|",
