@@ -115,8 +115,8 @@ def load_budgets(path: Path = BUDGETS) -> dict:
 
 
 def budget_set(host: dict) -> str:
-    """ "gpu" (absolute `gpu` budgets) on a host with a GPU, else "cpu" (`cpu` ratios and
-    `cpu_absolute`). `host` is perf.machine.accelerator()'s description."""
+    """Which budgets apply on `host` (perf.machine.accelerator()'s description): "gpu", the
+    absolute `gpu` budgets, on a host with a GPU; else "cpu", the `cpu` ratios and `cpu_absolute`."""
     kind = host.get("kind")
     if kind not in ("gpu", "cpu"):
         raise ValueError(f"host kind {kind!r}; allowed: 'gpu', 'cpu' (host: {host})")
