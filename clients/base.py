@@ -56,9 +56,13 @@ class _ModelClientBase:
         timeout_s: float = 5.0,
         priority: int = 0,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
         """tls_ca: PEM file of the CA that signed the server's gRPC certificate; connects
-        over TLS (default: $MARQUEE_GRPC_TLS_CA when set, else plaintext)."""
+        over TLS (default: $MARQUEE_GRPC_TLS_CA when set, else plaintext).
+        surface: the product surface the requests come from (policies/surfaces.yaml), sent
+        as the request parameter `surface`; routes label metrics and enforce quotas by it,
+        and refuse an unknown one. None: the route's default surface."""
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s}; must be > 0")
         if priority < 0:
@@ -71,6 +75,9 @@ class _ModelClientBase:
         self.url = url or DEFAULT_URLS.get(protocol, "")
         self.timeout_s = timeout_s
         self.tls_ca = _tls_ca(protocol, tls_ca)
+        if surface is not None and (not isinstance(surface, str) or not surface):
+            raise ValueError(f"surface={surface!r}; must be a surface name from policies/surfaces.yaml, or None")
+        self.surface = surface
         self._tc = _module(protocol, self._asynchronous)
         self._client = self._connect()
 
@@ -97,6 +104,8 @@ class _ModelClientBase:
         options: dict = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         if self.priority:
             options["priority"] = self.priority
+        if self.surface:
+            options["parameters"] = {"surface": self.surface}
         return infer_inputs, outputs, options
 
     def _outputs(self, result) -> dict[str, np.ndarray]:

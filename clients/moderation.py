@@ -133,11 +133,12 @@ class ModerationClient:
         text_model: str = MODERATE_TEXT.name,
         image_model: str = MODERATE_IMAGE.name,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
         text = dataclasses.replace(MODERATE_TEXT, name=text_model)
         image = dataclasses.replace(MODERATE_IMAGE, name=image_model)
-        self.text = ModelClient(text, url, protocol, timeout_s, tls_ca=tls_ca)
-        self.image = ModelClient(image, url, protocol, timeout_s, tls_ca=tls_ca)
+        self.text = ModelClient(text, url, protocol, timeout_s, tls_ca=tls_ca, surface=surface)
+        self.image = ModelClient(image, url, protocol, timeout_s, tls_ca=tls_ca, surface=surface)
 
     def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
         return self._texts(_text_tensor(texts))
@@ -184,11 +185,12 @@ class AsyncModerationClient:
         text_model: str = MODERATE_TEXT.name,
         image_model: str = MODERATE_IMAGE.name,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
         text = dataclasses.replace(MODERATE_TEXT, name=text_model)
         image = dataclasses.replace(MODERATE_IMAGE, name=image_model)
-        self.text = AsyncModelClient(text, url, protocol, timeout_s, tls_ca=tls_ca)
-        self.image = AsyncModelClient(image, url, protocol, timeout_s, tls_ca=tls_ca)
+        self.text = AsyncModelClient(text, url, protocol, timeout_s, tls_ca=tls_ca, surface=surface)
+        self.image = AsyncModelClient(image, url, protocol, timeout_s, tls_ca=tls_ca, surface=surface)
 
     async def moderate_text(self, texts: Sequence[str]) -> list[ModerationResult]:
         results = []

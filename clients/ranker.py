@@ -38,13 +38,14 @@ class RankerClient(ModelClient):
         priority: int = 0,
         model: str | None = None,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
         """model: another deployment of the same ranker (a batch-only copy, say).
         tls_ca: CA file for a gRPC server with TLS (see `ModelClient`)."""
         spec = _spec(precision)
         if model:
             spec = dataclasses.replace(spec, name=model)
-        super().__init__(spec, url, protocol, timeout_s, priority, tls_ca=tls_ca)
+        super().__init__(spec, url, protocol, timeout_s, priority, tls_ca=tls_ca, surface=surface)
 
     def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return self.infer(categorical=categorical, dense=dense)["probability"][:, 0]
@@ -61,8 +62,9 @@ class AsyncRankerClient(AsyncModelClient):
         timeout_s: float = 2.0,
         priority: int = 0,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
-        super().__init__(_spec(precision), url, protocol, timeout_s, priority, tls_ca=tls_ca)
+        super().__init__(_spec(precision), url, protocol, timeout_s, priority, tls_ca=tls_ca, surface=surface)
 
     async def score(self, categorical: np.ndarray, dense: np.ndarray) -> np.ndarray:
         return (await self.infer(categorical=categorical, dense=dense))["probability"][:, 0]

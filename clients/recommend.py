@@ -70,8 +70,11 @@ class RecommendClient(ModelClient):
         timeout_s: float = 2.0,
         model: str = RECOMMEND.name,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
-        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s, tls_ca=tls_ca)
+        super().__init__(
+            dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s, tls_ca=tls_ca, surface=surface
+        )
 
     def recommend(
         self,
@@ -95,8 +98,11 @@ class AsyncRecommendClient(AsyncModelClient):
         timeout_s: float = 2.0,
         model: str = RECOMMEND.name,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
-        super().__init__(dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s, tls_ca=tls_ca)
+        super().__init__(
+            dataclasses.replace(RECOMMEND, name=model), url, protocol, timeout_s, tls_ca=tls_ca, surface=surface
+        )
 
     async def recommend(
         self,

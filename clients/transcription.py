@@ -185,10 +185,17 @@ class TranscriptionClient(_TranscriptionMixin):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         priority: int = 0,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
         self.model = model
         self._client = ModelClient(
-            route_spec(model), url=url, protocol=protocol, timeout_s=timeout_s, priority=priority, tls_ca=tls_ca
+            route_spec(model),
+            url=url,
+            protocol=protocol,
+            timeout_s=timeout_s,
+            priority=priority,
+            tls_ca=tls_ca,
+            surface=surface,
         )
         self.url = self._client.url
 
@@ -240,10 +247,17 @@ class AsyncTranscriptionClient(_TranscriptionMixin):
         timeout_s: float = DEFAULT_TIMEOUT_S,
         priority: int = 0,
         tls_ca: str | Path | None = None,
+        surface: str | None = None,
     ):
         self.model = model
         self._client = AsyncModelClient(
-            route_spec(model), url=url, protocol=protocol, timeout_s=timeout_s, priority=priority, tls_ca=tls_ca
+            route_spec(model),
+            url=url,
+            protocol=protocol,
+            timeout_s=timeout_s,
+            priority=priority,
+            tls_ca=tls_ca,
+            surface=surface,
         )
         self.url = self._client.url
 

@@ -9,7 +9,8 @@ import tempfile
 from pathlib import Path
 
 from export import artifacts
-from marquee.routes.manifest import RouteManifest
+from marquee.routes.manifest import SURFACES_FILE, RouteManifest
+from marquee.surfaces import PROJECT_SURFACES
 
 DataFile = Path | str | bytes
 
@@ -24,7 +25,10 @@ def install_route(
     version_dir.mkdir(parents=True, exist_ok=True)
     for name, source in manifest.module_files().items():
         shutil.copy2(source, version_dir / name)
-    for name, content in (data or {}).items():
+    data = dict(data or {})
+    if manifest.uses_surfaces:
+        data.setdefault(SURFACES_FILE, PROJECT_SURFACES)
+    for name, content in data.items():
         target = version_dir / name
         if isinstance(content, Path):
             _link_or_copy(content, target)

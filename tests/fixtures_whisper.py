@@ -34,14 +34,17 @@ def silence_wav(seconds: float, rate: int = 16_000) -> bytes:
     return buffer.getvalue()
 
 
-def transcribe(client, clips: list[bytes], model: str = "transcribe", timeout: float = 300) -> list[dict]:
+def transcribe(
+    client, clips: list[bytes], model: str = "transcribe", timeout: float = 300, surface: str | None = None
+) -> list[dict]:
     """The route's parsed JSON, one dict per clip."""
     import tritonclient.grpc as grpcclient
 
     items = np.array(clips, dtype=np.object_)
     tensor = grpcclient.InferInput("audio", [len(items)], "BYTES")
     tensor.set_data_from_numpy(items)
-    result = client.infer(model, [tensor], client_timeout=timeout)
+    parameters = {"surface": surface} if surface else None
+    result = client.infer(model, [tensor], client_timeout=timeout, parameters=parameters)
     return [json.loads(item) for item in result.as_numpy("result")]
 
 

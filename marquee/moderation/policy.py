@@ -154,3 +154,35 @@ def _thresholds(value, where: str, path: Path) -> dict[str, Thresholds]:
 def default_policy_path() -> Path:
     """The repository's policy file (only meaningful in a source checkout)."""
     return Path(__file__).resolve().parents[2] / "policies" / "moderation.yaml"
+
+
+def metric_categories(policy: Policy) -> frozenset[str]:
+    """Every category a decision may be counted under in metrics: the policy's own names,
+    the OCR text verdicts, the error kinds, "none" and "other". A closed set, so the
+    metric's label cannot grow with what the models or users send."""
+    return frozenset(
+        {
+            *policy.text.categories,
+            *policy.image.labels,
+            "ocr_text",
+            "ocr_text_not_judged",
+            *ERROR_KINDS,
+            "none",
+            "other",
+        }
+    )
+
+
+def decision_category(decision: str, audit: dict, known: frozenset[str]) -> str:
+    """The category one decision is counted under: the error kind for "error", the first
+    reason's category otherwise ("insult=0.912>=block 0.85" -> "insult"), "none" when no
+    threshold was reached, and "other" for a name outside `known`."""
+    if decision == ERROR:
+        kind = audit.get("error_kind")
+        return kind if kind in ERROR_KINDS else "other"
+    reasons = audit.get("reasons") or []
+    if not reasons:
+        return "none"
+    first = str(reasons[0])
+    name = first.split("=", 1)[0].split(":", 1)[0].split(" ", 1)[0]
+    return name if name in known else "other"

@@ -15,6 +15,8 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the `marquee` package
 RUNTIME = "routes/route_runtime.py"
 POLICY = "moderation/policy.py"
+SURFACES = "surfaces.py"  # the surfaces loader; the installer adds policies/surfaces.yaml with it
+SURFACES_FILE = "surfaces.yaml"
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,24 @@ class RouteManifest:
     def model_file(self) -> Path:
         return PACKAGE_ROOT / self.model
 
+    @property
+    def uses_surfaces(self) -> bool:
+        return SURFACES in self.modules
+
     def sources(self) -> list[Path]:
-        """Every source file, for the export's content hash."""
-        return [self.model_file(), *self.module_files().values()]
+        """Every source file, for the export's content hash (the surfaces file included)."""
+        extra = [PACKAGE_ROOT.parent / "policies" / SURFACES_FILE] if self.uses_surfaces else []
+        return [self.model_file(), *self.module_files().values(), *extra]
 
 
 RECOMMEND = RouteManifest(
     "routes/recommend/model.py",
-    ("routes/recommend/route_logic.py", RUNTIME),
+    ("routes/recommend/route_logic.py", RUNTIME, SURFACES),
 )
 CANDIDATES_IVF = RouteManifest("routes/recommend/candidates_ivf.py", (RUNTIME,))
 MODERATE_TEXT = RouteManifest(
     "routes/moderate_text/model.py",
-    ("routes/moderate_text/cascade.py", "routes/moderate_text/text_tokens.py", POLICY, RUNTIME),
+    ("routes/moderate_text/cascade.py", "routes/moderate_text/text_tokens.py", POLICY, RUNTIME, SURFACES),
 )
 MODERATE_IMAGE = RouteManifest(
     "routes/moderate_image/model.py",
@@ -58,6 +65,7 @@ MODERATE_IMAGE = RouteManifest(
         "routes/moderate_image/judgement.py",
         POLICY,
         RUNTIME,
+        SURFACES,
     ),
 )
 TRANSCRIBE = RouteManifest(
@@ -68,6 +76,7 @@ TRANSCRIBE = RouteManifest(
         "routes/transcribe/segments.py",
         "routes/transcribe/lockstep.py",
         RUNTIME,
+        SURFACES,
     ),
 )
 

@@ -159,21 +159,166 @@ def server_error_response(message: str):
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
 
 
-async def answer_each(requests: list, answer: Callable[[object], Awaitable], route: str) -> list:
+class RouteCall:
+    """One request as a route handles it: its surface, its stage clock, and why it was
+    degraded, if it was (`degrade(stage, message)`); `answer_each` records the metrics."""
+
+    def __init__(self, surface: str):
+        self.surface = surface
+        self.clock = StageClock()
+        self.degraded: list[tuple[str, str]] = []  # (bounded reason label, message)
+
+    def degrade(self, reason: str, message: str) -> str:
+        self.degraded.append((reason, message))
+        return message
+
+
+async def answer_each(
+    requests: list, answer: Callable[[object, RouteCall], Awaitable], route: str, observer: RouteObserver | None = None
+) -> list:
     """Answer every request of an `execute` call concurrently, each with its own outcome:
     a RouteInputError becomes INVALID_ARG, any other exception INTERNAL (and a log line
-    with its traceback); the other requests are unaffected."""
+    with its traceback); the other requests are unaffected. With an observer, each
+    request's surface is read (and checked) first and its outcome and timings recorded."""
 
     async def one(request):
+        call, outcome, reason = None, "error", "internal"
         try:
-            return await answer(request)
+            call = RouteCall(observer.surface_of(request) if observer else "")
+            response = await answer(request, call)
+            outcome, reason = ("degraded", call.degraded[0][0]) if call.degraded else ("ok", "")
+            return response
         except RouteInputError as error:
+            reason = "input"
             return input_error_response(f"{route}: {error}")
         except Exception as error:  # noqa: BLE001 - a fault must fail this request only
             pb_utils.Logger.log_error(f"{route}: internal error: {error!r}\n{traceback.format_exc()}")
             return server_error_response(f"{route}: internal error: {type(error).__name__}: {error}")
+        finally:
+            if observer:
+                observer.record(call, outcome, reason)
 
     return list(await asyncio.gather(*(one(request) for request in requests)))
+
+
+# -- surfaces and metrics -------------------------------------------------------------
+
+# Seconds; from a 1 ms page to a 2-minute transcription request.
+DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0]
+INVALID_SURFACE = "invalid"  # the one label value for requests naming an unknown surface
+
+
+class LabelledCounter:
+    """A counter family on Triton's /metrics whose series are made on first use. The
+    caller keeps every label's values bounded (names from a file or a fixed list)."""
+
+    def __init__(self, name: str, description: str, route: str, labels: tuple[str, ...]):
+        self.route = route
+        self.labels = labels
+        # Keep the family referenced: Triton refuses metrics whose family was collected.
+        self.family = pb_utils.MetricFamily(name=name, description=description, kind=pb_utils.MetricFamily.COUNTER)
+        self._series: dict[tuple, object] = {}
+
+    def add(self, amount: float, **labels: str) -> None:
+        key = tuple(labels[name] for name in self.labels)
+        if key not in self._series:
+            self._series[key] = self.family.Metric(labels={"route": self.route, **labels})
+        self._series[key].increment(amount)
+
+
+def moderation_decisions_counter(route: str) -> LabelledCounter:
+    """Both moderation routes count decisions the same way (category bounded by the policy)."""
+    return LabelledCounter(
+        "marquee_moderation_decisions_total",
+        "moderation decisions by surface, category (policy category, image label, error kind) and decision",
+        route,
+        ("surface", "category", "decision"),
+    )
+
+
+class RouteObserver:
+    """A route's metrics on Triton's /metrics, labelled by route, surface and stage.
+
+    Label values are bounded by construction: `surface` by the surfaces file (plus
+    "invalid"), `stage` by the route's own stage names, `outcome` by ok / degraded /
+    error, and `reason` by the route's fixed reason names (a stage, "dependency", or an
+    error kind). No label ever carries a user id, an item id or free text.
+
+    `marquee_route_compute_seconds_total` is the wall time a route instance spent on the
+    requests of a surface: the basis for splitting an instance's cost between surfaces
+    (an instance handles one batch of requests at a time, so its busy seconds are what a
+    surface consumed of it). Downstream models report their own time in Triton's
+    `nv_inference_compute_*` series, per model.
+    """
+
+    def __init__(self, route: str, surfaces, stages: tuple[str, ...]):
+        self.route = route
+        self.surfaces = surfaces
+        self.stages = stages
+        # Keep the families referenced: Triton refuses metrics whose family was collected.
+        self.families = {
+            "requests": pb_utils.MetricFamily(
+                name="marquee_route_requests_total",
+                description="route requests by surface and outcome (ok, degraded, error) with its reason",
+                kind=pb_utils.MetricFamily.COUNTER,
+            ),
+            "duration": pb_utils.MetricFamily(
+                name="marquee_route_request_duration_seconds",
+                description="time from a route request's arrival to its response, by surface",
+                kind=pb_utils.MetricFamily.HISTOGRAM,
+            ),
+            "stage": pb_utils.MetricFamily(
+                name="marquee_route_stage_duration_seconds",
+                description="time a route spent in each stage of a request, by surface",
+                kind=pb_utils.MetricFamily.HISTOGRAM,
+            ),
+            "compute": pb_utils.MetricFamily(
+                name="marquee_route_compute_seconds_total",
+                description="route instance busy seconds by surface: the basis for cost attribution",
+                kind=pb_utils.MetricFamily.COUNTER,
+            ),
+        }
+        self._metrics: dict[tuple, object] = {}
+
+    def surface_of(self, request) -> str:
+        """The request's `surface` parameter (the default when absent); unknown is INVALID_ARG."""
+        named = request_parameters(request).get("surface")
+        if named is not None and not isinstance(named, str):
+            raise RouteInputError(f"parameter `surface`={named!r}; must be a string")
+        try:
+            return self.surfaces.get(named).name
+        except KeyError as error:
+            self._count(INVALID_SURFACE, "error", "input")
+            raise RouteInputError(str(error.args[0])) from None
+
+    def record(self, call: RouteCall | None, outcome: str, reason: str) -> None:
+        if call is None:  # the surface itself was refused; counted in surface_of
+            return
+        elapsed = call.clock.elapsed_s()
+        self._count(call.surface, outcome, reason)
+        self._metric("duration", call.surface).observe(elapsed)
+        self._metric("compute", call.surface).increment(elapsed)
+        for stage, ms in call.clock.ms.items():
+            if stage in self.stages:
+                self._metric("stage", call.surface, stage).observe(ms / 1000.0)
+
+    def _count(self, surface: str, outcome: str, reason: str) -> None:
+        self._metric("requests", surface, outcome, reason).increment(1)
+
+    def _metric(self, kind: str, surface: str, *rest: str):
+        key = (kind, surface, *rest)
+        if key not in self._metrics:
+            labels = {"route": self.route, "surface": surface}
+            if kind == "stage":
+                labels["stage"] = rest[0]
+            elif kind == "requests":
+                labels.update(outcome=rest[0], reason=rest[1])
+            family = self.families[kind]
+            histogram = kind in ("duration", "stage")
+            self._metrics[key] = (
+                family.Metric(labels=labels, buckets=DURATION_BUCKETS) if histogram else family.Metric(labels=labels)
+            )
+        return self._metrics[key]
 
 
 # -- downstream calls -------------------------------------------------------------

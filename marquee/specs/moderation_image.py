@@ -141,6 +141,7 @@ MODERATE_IMAGE = ModelSpec(
         # "false" skips text detection/recognition (the costliest stage on CPU hosts).
         "ocr_enabled": "true",
         "policy": "policy.yaml",
+        "surfaces": "surfaces.yaml",  # policies/surfaces.yaml, copied at export
         "labels": "labels.json",
         "ocr_keys": "ocr_keys.txt",
         "max_image_bytes": str(LIMITS.max_image_bytes),

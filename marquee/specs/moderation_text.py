@@ -125,6 +125,7 @@ MODERATE_TEXT = ModelSpec(
         "max_chars": str(MAX_CHARS),
         "max_tokens": str(MAX_TOKENS),
         "policy": "policy.yaml",
+        "surfaces": "surfaces.yaml",  # policies/surfaces.yaml, copied at export
         "tokenizer": "tokenizer.json",
     },
     # Deadlines of the two BLS stages for a full request (MAX_TEXTS texts): moderation is

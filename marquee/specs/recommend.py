@@ -194,6 +194,7 @@ RECOMMEND = ModelSpec(
         "freshness_boost": str(SETTINGS.freshness_boost),
         "freshness_years": str(SETTINGS.freshness_years),
         "blocklist": "blocklist.txt",
+        "surfaces": "surfaces.yaml",  # policies/surfaces.yaml, copied at export
         "max_n": str(SETTINGS.max_n),
         "max_history": str(SETTINGS.max_history),
         "tower_history": str(SETTINGS.tower_history),

@@ -182,6 +182,7 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
             "decoder_file": "decoder.onnx",
             "decoder_threads": str(decoder_threads),
             "rules": "decoding.json",
+            "surfaces": "surfaces.yaml",  # policies/surfaces.yaml, copied at export
             "tokenizer": "tokenizer.json",
             "max_duration_s": str(LIMITS.max_duration_s),
             "max_clips": str(LIMITS.max_clips),

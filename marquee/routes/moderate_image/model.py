@@ -34,17 +34,21 @@ from judgement import (  # noqa: E402
     judge_text,
     thresholds_json,
 )
-from policy import ERROR, INPUT_ERROR, MODEL_ERROR, load_policy  # noqa: E402
+from policy import ERROR, INPUT_ERROR, MODEL_ERROR, decision_category, load_policy, metric_categories  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
+    RouteCall,
     RouteInputError,
+    RouteObserver,
     RouteParameters,
     StageClock,
     StageFailed,
     answer_each,
     gather_bounded,
+    moderation_decisions_counter,
 )
+from surfaces import load_surfaces  # noqa: E402
 
 DETECTOR_SIZE = 320
 OCR_SIZE = 640
@@ -95,14 +99,18 @@ class TritonPythonModel:
         ocr_models = {self.ocr_det_model, self.ocr_rec_model, self.text_route}
         composed = [m for m in params.composed_models() if self.ocr_enabled or m not in ocr_models]
         self.dependencies = Dependencies(self.name, composed)
+        stages = ("preprocess", "detect", "ocr", "text")
+        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), stages)
+        self.categories = metric_categories(self.policy)
+        self.decisions = moderation_decisions_counter(self.name)
         self.logger = pb_utils.Logger
 
     async def execute(self, requests: list) -> list:
-        return await answer_each(requests, self._answer, self.name)
+        return await answer_each(requests, self._answer, self.name, self.observer)
 
     # -- one request --------------------------------------------------------------
 
-    async def _answer(self, request):
+    async def _answer(self, request, call: RouteCall):
         tensor = pb_utils.get_input_tensor_by_name(request, "image")
         items = tensor.as_numpy() if tensor is not None else None
         if items is None or items.dtype != np.object_ or items.ndim != 1:
@@ -110,8 +118,12 @@ class TritonPythonModel:
             raise RouteInputError(f"input `image` must be BYTES [items], got shape {shape}")
         if not 1 <= len(items) <= self.max_items:
             raise RouteInputError(f"input `image` has {len(items)} items; allowed 1 to {self.max_items} (max_items)")
-        self.dependencies.missing()  # keeps the readiness gauge and log current
-        decisions, audits = await self._moderate([bytes(item) for item in items])
+        if self.dependencies.missing():
+            call.degrade("dependency", self.dependencies.reason())
+        decisions, audits = await self._moderate([bytes(item) for item in items], call.clock)
+        for decision, audit in zip(decisions, audits, strict=True):
+            category = decision_category(decision, json.loads(audit), self.categories)
+            self.decisions.add(1, surface=call.surface, category=category, decision=decision)
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor("decision", np.array([d.encode() for d in decisions], dtype=np.object_)),
@@ -119,8 +131,7 @@ class TritonPythonModel:
             ]
         )
 
-    async def _moderate(self, items: list[bytes]) -> tuple[list[str], list[str]]:
-        clock = StageClock()
+    async def _moderate(self, items: list[bytes], clock: StageClock) -> tuple[list[str], list[str]]:
         decisions: list[str | None] = [None] * len(items)
         audits: list[str | None] = [None] * len(items)
 

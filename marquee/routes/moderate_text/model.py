@@ -34,17 +34,21 @@ from cascade import (  # noqa: E402 - needs the path above
     judge,
     read_batch,
 )
-from policy import decide, load_policy  # noqa: E402
+from policy import decide, decision_category, load_policy, metric_categories  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
+    RouteCall,
     RouteInputError,
+    RouteObserver,
     RouteParameters,
     StageFailed,
     answer_each,
     input_array,
+    moderation_decisions_counter,
     request_parameters,
 )
+from surfaces import load_surfaces  # noqa: E402
 from text_tokens import encode, load_tokenizer  # noqa: E402
 
 PRECISION_PARAMETER = "classifier_precision"
@@ -67,14 +71,22 @@ class TritonPythonModel:
         self.budget_s = {stage: params.budget_s(stage) for stage in ("lexical", "classifier")}
         self.downstream = Downstream()
         self.dependencies = Dependencies(self.name, params.composed_models())
+        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), ("moderate",))
+        self.categories = metric_categories(self.policy)
+        self.decisions = moderation_decisions_counter(self.name)
 
     async def execute(self, requests: list) -> list:
-        return await answer_each(requests, self._answer, self.name)
+        return await answer_each(requests, self._answer, self.name, self.observer)
 
-    async def _answer(self, request):
+    async def _answer(self, request, call: RouteCall):
         items, precision = self._read_request(request)
-        self.dependencies.missing()  # keeps the readiness gauge and log current
-        results = await self._moderate(items, precision)
+        if self.dependencies.missing():
+            call.degrade("dependency", self.dependencies.reason())
+        with call.clock.stage("moderate"):
+            results = await self._moderate(items, precision)
+        for decision, audit in results:
+            category = decision_category(decision, audit, self.categories)
+            self.decisions.add(1, surface=call.surface, category=category, decision=decision)
         decisions, audits = encode_outputs(results)
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor("decision", decisions), pb_utils.Tensor("audit", audits)]

@@ -23,7 +23,7 @@ from route_logic import (  # noqa: E402
     Blocklist,
     FeatureTables,
     apply_rules,
-    filter_candidates,
+    filter_steps,
     parse_request,
     ranker_inputs,
     retrieval_as_scores,
@@ -31,12 +31,16 @@ from route_logic import (  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
+    LabelledCounter,
+    RouteCall,
     RouteInputError,
+    RouteObserver,
     RouteParameters,
     StageClock,
     StageFailed,
     answer_each,
 )
+from surfaces import load_surfaces  # noqa: E402
 
 STAGES = ("retrieve", "filter", "rank", "rules")  # then "total": the stage_ms output
 INPUTS = ("user_id", "region", "history", "context", "n")
@@ -73,20 +77,27 @@ class TritonPythonModel:
             flag: self.pages_family.Metric(labels={"route": self.name, "degraded": str(flag).lower()})
             for flag in (False, True)
         }
+        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), STAGES)
+        # Candidates left after each filter step (summed; divide by pages for the average).
+        self.candidates = LabelledCounter(
+            "marquee_recommend_candidates_total",
+            "recommend candidates surviving each step: retrieved, licensed, unwatched, unblocked, ranked",
+            self.name,
+            ("surface", "step"),
+        )
 
     async def execute(self, requests: list) -> list:
         # A coroutine: the Python backend runs it on its event loop, so each downstream
         # call can be awaited with a deadline and abandoned when its budget is spent.
-        return await answer_each(requests, self._answer, self.name)
+        return await answer_each(requests, self._answer, self.name, self.observer)
 
     # -- one page --------------------------------------------------------------
 
-    async def _answer(self, request):
+    async def _answer(self, request, call: RouteCall):
         page = self._read(request)
-        clock = StageClock()
-        reasons = []
+        clock = call.clock
         if self.dependencies.missing():
-            reasons.append(self.dependencies.reason())
+            call.degrade("dependency", self.dependencies.reason())
 
         retrieved = True
         with clock.stage("retrieve"):
@@ -94,7 +105,7 @@ class TritonPythonModel:
                 ids, retrieval_scores = await self._retrieve(page, clock)
             except StageFailed as failure:
                 retrieved = False
-                reasons.append(self._degrade(f"retrieval: {failure}; popularity order"))
+                self._warn(call.degrade("retrieve", f"retrieval: {failure}; popularity order"))
                 ids = self.tables.popularity_order[: self.fallback_size]
                 # Popularity rank as a gently decaying score, so rules can still reorder a little.
                 retrieval_scores = -np.arange(len(ids), dtype=np.float32) / 50.0
@@ -103,7 +114,7 @@ class TritonPythonModel:
             blocked = self.blocklist.ids()
             if self.blocklist.last_error:
                 self._warn(self.blocklist.last_error)
-            ids, retrieval_scores = filter_candidates(
+            ids, retrieval_scores, survivors = filter_steps(
                 ids, retrieval_scores, self.tables, page.region, page.history, blocked
             )
 
@@ -115,8 +126,9 @@ class TritonPythonModel:
                 if len(ids):
                     try:
                         scores = await self._rank(page, ids, clock)
+                        survivors["ranked"] = len(ids)
                     except StageFailed as failure:
-                        reasons.append(self._degrade(f"ranking: {failure}; retrieval order"))
+                        self._warn(call.degrade("rank", f"ranking: {failure}; retrieval order"))
             if scores is None:
                 scores = retrieval_as_scores(retrieval_scores)
 
@@ -124,7 +136,9 @@ class TritonPythonModel:
             item_ids, final_scores, genres = apply_rules(
                 ids, scores, self.tables, page.n, self.max_per_genre, self.freshness_boost, self.freshness_years
             )
-        return self._page(item_ids, final_scores, genres, reasons, clock)
+        for step, count in survivors.items():
+            self.candidates.add(count, surface=call.surface, step=step)
+        return self._page(item_ids, final_scores, genres, [message for _, message in call.degraded], clock)
 
     def _read(self, request) -> route_logic.RouteRequest:
         tensors = {name: pb_utils.get_input_tensor_by_name(request, name) for name in INPUTS}
@@ -182,10 +196,6 @@ class TritonPythonModel:
         deadline = self._deadline_s("rank", clock)
         outputs = await self.downstream.call(self.ranker_model, inputs, ["probability"], deadline)
         return outputs["probability"][:, 0]
-
-    def _degrade(self, reason: str) -> str:
-        self._warn(reason)
-        return reason
 
     def _warn(self, message: str) -> None:
         pb_utils.Logger.log_warn(f"{self.name}: {message}")

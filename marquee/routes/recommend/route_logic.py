@@ -115,14 +115,27 @@ class Blocklist:
 def filter_candidates(
     ids: np.ndarray, scores: np.ndarray, tables: FeatureTables, region: int, history: np.ndarray, blocked: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
+    ids, scores, _ = filter_steps(ids, scores, tables, region, history, blocked)
+    return ids, scores
+
+
+def filter_steps(
+    ids: np.ndarray, scores: np.ndarray, tables: FeatureTables, region: int, history: np.ndarray, blocked: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """The candidates licensed in the region, not watched and not blocked, plus how many
+    were left after each step (for the route's metrics)."""
+    survivors = {"retrieved": len(ids)}
     in_catalogue = (ids >= 0) & (ids < tables.n_items)
     ids, scores = ids[in_catalogue], scores[in_catalogue]
     keep = ((tables.item_available[ids] >> np.uint8(region)) & 1).astype(bool)
+    survivors["licensed"] = int(keep.sum())
     if history.size:
         keep &= ~np.isin(ids, history)
+    survivors["unwatched"] = int(keep.sum())
     if blocked.size:
         keep &= ~np.isin(ids, blocked)
-    return ids[keep], scores[keep]
+    survivors["unblocked"] = int(keep.sum())
+    return ids[keep], scores[keep], survivors
 
 
 def ranker_inputs(request: RouteRequest, items: np.ndarray, tables: FeatureTables) -> tuple[np.ndarray, np.ndarray]:

@@ -34,12 +34,16 @@ from lockstep import DecoderSession, decode_windows  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
+    LabelledCounter,
+    RouteCall,
     RouteInputError,
+    RouteObserver,
     RouteParameters,
     StageFailed,
     answer_each,
 )
 from segments import clip_error, clip_result, segments_json  # noqa: E402
+from surfaces import load_surfaces  # noqa: E402
 from windows import SAMPLE_RATE, content_frames, silent_window, split_window, window_features  # noqa: E402
 
 
@@ -84,22 +88,35 @@ class TritonPythonModel:
         self.cross_names = self.decoder.cross_names
         self.downstream = Downstream()
         self.dependencies = Dependencies(self.name, params.composed_models())
+        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), ("features", "decode"))
+        # Audio hours per surface: with compute-seconds, the cost per audio hour.
+        self.audio_seconds = LabelledCounter(
+            "marquee_transcription_audio_seconds_total",
+            "seconds of audio transcribed (clips that did not fail), by surface",
+            self.name,
+            ("surface",),
+        )
         self.logger = pb_utils.Logger
 
     async def execute(self, requests: list) -> list:
         # A coroutine: while one request waits on the encoder or decodes in a worker
         # thread, the event loop keeps the other requests moving.
-        return await answer_each(requests, self._answer, self.name)
+        return await answer_each(requests, self._answer, self.name, self.observer)
 
     # -- one request ------------------------------------------------------------
 
-    async def _answer(self, request):
+    async def _answer(self, request, call: RouteCall):
         audio = self._read_audio(request)
-        self.dependencies.missing()  # keeps the readiness gauge and log current
-        clips = list(await asyncio.gather(*(self._features(i, data) for i, data in enumerate(audio))))
-        while any(clip.active for clip in clips):
-            await self._round([clip for clip in clips if clip.active])
+        if self.dependencies.missing():
+            call.degrade("dependency", self.dependencies.reason())
+        with call.clock.stage("features"):
+            clips = list(await asyncio.gather(*(self._features(i, data) for i, data in enumerate(audio))))
+        with call.clock.stage("decode"):
+            while any(clip.active for clip in clips):
+                await self._round([clip for clip in clips if clip.active])
         results = [self._result(clip) for clip in clips]
+        transcribed = sum(clip.duration_s for clip in clips if clip.error is None)
+        self.audio_seconds.add(transcribed, surface=call.surface)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("result", np.array(results, dtype=object))])
 
     def _read_audio(self, request) -> list[bytes]:
