@@ -6,6 +6,7 @@ look at and replay the quarantine.
     marquee moderate --queue "some text"            # enqueue; prints the item ids
     marquee moderation worker                       # decide queued items until Ctrl-C
     marquee moderation status                       # how many items in each state
+    marquee moderation metrics --port 9108          # queue metrics for Prometheus (metrics.py)
     marquee quarantine list                         # with each item's error kind
     marquee quarantine replay ID... | --all
 
@@ -39,6 +40,13 @@ StoreOption = Annotated[
     ),
 ]
 UrlOption = Annotated[str | None, typer.Option(help="Triton gRPC address; default localhost:8001.")]
+MetricsAddressOption = Annotated[
+    str,
+    typer.Option(
+        "--metrics-address",
+        help="Address the metrics endpoint binds (default 127.0.0.1: this machine only; 0.0.0.0: every interface).",
+    ),
+]
 
 
 def _open(store: str | None, max_attempts: int = 3, backoff_s: float = 2.0):
@@ -135,6 +143,11 @@ def worker(
     image_model: Annotated[
         str | None, typer.Option(help="Deployment of the image route to call (default: moderate_image).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve queue and worker metrics on this port (0: a free one)."),
+    ] = None,
+    metrics_address: MetricsAddressOption = "127.0.0.1",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Decide queued items until Ctrl-C / SIGTERM (the batch in hand is finished first).
@@ -163,9 +176,15 @@ def worker(
     moderation_queue = _open(store, max_attempts, backoff)
     routes = {"text_model": text_model, "image_model": image_model}
     with ModerationClient(url, timeout_s=timeout, **{k: v for k, v in routes.items() if v}) as client:
+        the_worker = Worker(moderation_queue, client, settings)
+        endpoint = None
         try:
-            stats = Worker(moderation_queue, client, settings).run()
+            if metrics_port is not None:
+                endpoint = _serve_metrics(store, metrics_port, metrics_address, the_worker)
+            stats = the_worker.run()
         finally:
+            if endpoint is not None:
+                endpoint.stop()
             moderation_queue.close()
     console.print(f"[green]✓[/] worker {settings.name}: {stats.line()}")
 
@@ -179,6 +198,48 @@ def status(store: StoreOption = None) -> None:
     finally:
         moderation_queue.close()
     console.print(", ".join(f"{state.value} {n}" for state, n in counts.items()) + f"  ({moderation_queue!r})")
+
+
+def _serve_metrics(store: str | None, port: int, address: str, the_worker=None):
+    """Queue metrics (and the worker's, if given) on their own endpoint; the collector opens
+    its own connection to the store, in the endpoint's thread."""
+    try:
+        from marquee.moderation.metrics import registry_for, serve
+    except ImportError as error:  # prometheus_client: the `worker` extra
+        raise typer.BadParameter(f"metrics need prometheus_client (pip install 'marquee[worker]'): {error}") from None
+    try:
+        endpoint = serve(registry_for(lambda: _open(store), the_worker), port, address)
+    except (ValueError, OSError) as error:
+        raise typer.BadParameter(f"--metrics-address {address} / port {port}: {error}") from None
+    console.print(f"moderation metrics on {endpoint.url}", highlight=False)
+    return endpoint
+
+
+@moderation_app.command("metrics")
+def metrics(
+    store: StoreOption = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port of the metrics endpoint (0: a free one).")] = 9108,
+    address: Annotated[
+        str,
+        typer.Option(help="Address to bind (default 127.0.0.1: this machine only; 0.0.0.0: every interface)."),
+    ] = "127.0.0.1",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve the queue's metrics for Prometheus (depth, lag, leases, quarantine, decisions,
+    review backlog) until Ctrl-C / SIGTERM, without running a worker."""
+    import signal
+    import threading
+
+    configure_logging(verbose)
+    endpoint = _serve_metrics(store, port, address)
+    stopping = threading.Event()
+    previous = {signum: signal.signal(signum, lambda *_: stopping.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stopping.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        endpoint.stop()
 
 
 @quarantine_app.command("list")

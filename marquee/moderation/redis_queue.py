@@ -8,6 +8,8 @@ Layout (all keys under one prefix, default `marquee:moderation`):
 - `<p>:quarantine`     hash: id -> JSON {reason, attempts, quarantined_at, error_kind} (what is quarantined now)
 - `<p>:quarantine-log` stream: every quarantine event, kept for audit after replays
 - `<p>:counts`         hash: status -> number of items
+- `<p>:decision-counts` hash: decision -> number of decisions, for the queue metrics (rebuilt
+                       from `<p>:decisions` by `snapshot()` when it disagrees, e.g. in an older store)
 
 A lease is a pending entry of the consumer group: XREADGROUP hands entries out, XACK
 ends the lease, and XAUTOCLAIM takes over entries idle longer than the *claiming*
@@ -29,12 +31,14 @@ from marquee.moderation.queue import (
     Item,
     QuarantineEntry,
     QueueError,
+    QueueSnapshot,
     RetryPolicy,
     Status,
     Verdict,
     check_fail_kind,
     check_verdicts,
     encode_payloads,
+    make_snapshot,
     new_item_id,
     read_error_kind,
 )
@@ -129,6 +133,7 @@ for i = 4, #ARGV, 3 do
   local status = redis.call('HGET', item_key(id), 'status')
   if status ~= 'decided' then
     redis.call('HSET', p .. ':decisions', id, ARGV[i + 2])
+    redis.call('HINCRBY', p .. ':decision-counts', ARGV[i + 1], 1)
     ack(id)
     redis.call('HDEL', p .. ':quarantine', id)
     redis.call('ZREM', p .. ':delayed', id)
@@ -184,6 +189,58 @@ end
 return ids
 """
 
+# How many entries `snapshot()` reads in each place a pending item can wait; beyond that
+# the lag it reports is the oldest among the first SNAPSHOT_SCAN_LIMIT (a lower bound).
+SNAPSHOT_SCAN_LIMIT = 10_000
+
+# ARGV: prefix, scan limit -> {counts, oldest pending enqueued_at ('' if none), quarantined
+# by error kind, decisions by decision}; the three tables flat {key, value, ...}
+_SNAPSHOT = """
+local limit = tonumber(ARGV[2])
+local stream = p .. ':stream'
+local oldest, oldest_text = nil, ''
+local function consider(id)
+  local fields = redis.call('HMGET', item_key(id), 'status', 'enqueued_at')
+  local t = tonumber(fields[2])
+  if fields[1] == 'pending' and t and (oldest == nil or t < oldest) then oldest, oldest_text = t, fields[2] end
+end
+local function consider_entry(fields)
+  for i = 1, #fields, 2 do if fields[i] == 'item' then consider(fields[i + 1]) end end
+end
+-- Pending items wait in one of three places. 1: in line, entries not yet delivered.
+local last = '0-0'
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  if info['name'] == 'workers' then last = info['last-delivered-id'] end
+end
+for _, entry in ipairs(redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', limit)) do consider_entry(entry[2]) end
+-- 2: out of line, waiting out a retry backoff.
+for _, id in ipairs(redis.call('ZRANGE', p .. ':delayed', 0, limit - 1)) do consider(id) end
+-- 3: delivered to a worker that died before it leased them.
+for _, pending in ipairs(redis.call('XPENDING', stream, 'workers', '-', '+', limit)) do
+  for _, entry in ipairs(redis.call('XRANGE', stream, pending[1], pending[1])) do consider_entry(entry[2]) end
+end
+local kinds, flat_kinds = {}, {}
+for _, record in ipairs(redis.call('HVALS', p .. ':quarantine')) do
+  local kind = cjson.decode(record)['error_kind']
+  if type(kind) ~= 'string' then kind = 'unknown' end
+  kinds[kind] = (kinds[kind] or 0) + 1
+end
+for kind, n in pairs(kinds) do table.insert(flat_kinds, kind); table.insert(flat_kinds, n) end
+local decisions = redis.call('HGETALL', p .. ':decision-counts')
+local sum = 0
+for i = 2, #decisions, 2 do sum = sum + tonumber(decisions[i]) end
+if sum ~= redis.call('HLEN', p .. ':decisions') then  -- a store from before the counter: count once
+  redis.call('DEL', p .. ':decision-counts')
+  for _, record in ipairs(redis.call('HVALS', p .. ':decisions')) do
+    redis.call('HINCRBY', p .. ':decision-counts', cjson.decode(record)['decision'], 1)
+  end
+  decisions = redis.call('HGETALL', p .. ':decision-counts')
+end
+return {redis.call('HGETALL', p .. ':counts'), oldest_text, flat_kinds, decisions}
+"""
+
 
 class RedisQueue:
     """`ModerationQueue` on Redis Streams (Redis >= 6.2 or Valkey: XAUTOCLAIM)."""
@@ -211,6 +268,7 @@ class RedisQueue:
                 "decide": _DECIDE,
                 "fail": _FAIL,
                 "replay": _REPLAY,
+                "snapshot": _SNAPSHOT,
             }.items()
         }
         try:
@@ -400,6 +458,17 @@ class RedisQueue:
             counts[Status(_text(status))] = int(n)
         return counts
 
+    def snapshot(self) -> QueueSnapshot:
+        now = self._clock()
+        counts, oldest, kinds, decisions = self._run("snapshot", SNAPSHOT_SCAN_LIMIT)
+        return make_snapshot(
+            now,
+            {Status(_text(status)): int(n) for status, n in _pairs(counts)},
+            float(_text(oldest)) if oldest else None,
+            {_text(kind): int(n) for kind, n in _pairs(kinds)},
+            {_text(decision): int(n) for decision, n in _pairs(decisions)},
+        )
+
     def close(self) -> None:
         self._redis.close()
 
@@ -408,6 +477,10 @@ class RedisQueue:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _pairs(flat: list) -> list[tuple]:
+    return list(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _text(value: bytes | str) -> str:

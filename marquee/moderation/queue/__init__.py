@@ -159,6 +159,54 @@ class Verdict:
     audit: str
 
 
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """The queue as its metrics see it, read in one consistent pass (`ModerationQueue.snapshot`;
+    the collector in marquee/moderation/metrics.py turns it into Prometheus series).
+
+    `pending` counts items waiting for a worker, those waiting out a retry backoff
+    included; `oldest_pending_enqueued_at` is the enqueue time of the longest-waiting of
+    them (a replayed item keeps its first enqueue time), None when nothing is pending.
+    """
+
+    taken_at: float  # the queue's clock when it was read
+    counts: dict[Status, int]
+    oldest_pending_enqueued_at: float | None
+    quarantined_by_kind: dict[ErrorKind, int]  # every ErrorKind, zeros included
+    decisions_by_decision: dict[str, int]  # every DECISIONS value, zeros included
+
+    @property
+    def oldest_pending_age_s(self) -> float:
+        """Classification lag: how long the longest-waiting pending item has waited (0 if none)."""
+        if self.oldest_pending_enqueued_at is None:
+            return 0.0
+        return max(0.0, self.taken_at - self.oldest_pending_enqueued_at)
+
+
+def make_snapshot(
+    taken_at: float,
+    counts: dict[Status, int],
+    oldest_pending_enqueued_at: float | None,
+    quarantined: dict[str | None, int],
+    decisions: dict[str, int],
+) -> QueueSnapshot:
+    """A snapshot from a backend's raw counts: kinds normalised, absent keys as zeros."""
+    by_kind = dict.fromkeys(ErrorKind, 0)
+    for kind, n in quarantined.items():
+        by_kind[read_error_kind(kind)] += int(n)
+    by_decision = dict.fromkeys(DECISIONS, 0)
+    for decision, n in decisions.items():
+        if decision in by_decision:
+            by_decision[decision] += int(n)
+    return QueueSnapshot(
+        taken_at,
+        {status: int(counts.get(status, 0)) for status in Status},
+        oldest_pending_enqueued_at,
+        by_kind,
+        by_decision,
+    )
+
+
 @runtime_checkable
 class ModerationQueue(Protocol):
     retry: RetryPolicy
@@ -199,6 +247,10 @@ class ModerationQueue(Protocol):
         """Item id -> worker holding its lease, for every leased item."""
 
     def counts(self) -> dict[Status, int]: ...
+
+    def snapshot(self) -> QueueSnapshot:
+        """Depth, lag, leases, quarantine by kind and decisions by decision, read together
+        (what the queue metrics export on each scrape)."""
 
     def close(self) -> None: ...
 
@@ -281,6 +333,7 @@ __all__ = [
     "ModerationQueue",
     "QuarantineEntry",
     "QueueError",
+    "QueueSnapshot",
     "RetryPolicy",
     "Status",
     "Verdict",

@@ -25,12 +25,14 @@ from marquee.moderation.queue import (
     Item,
     QuarantineEntry,
     QueueError,
+    QueueSnapshot,
     RetryPolicy,
     Status,
     Verdict,
     check_fail_kind,
     check_verdicts,
     encode_payloads,
+    make_snapshot,
     new_item_id,
     read_error_kind,
 )
@@ -320,6 +322,22 @@ class SqliteQueue:
         for status, n in self._db.execute("SELECT status, count(*) FROM items GROUP BY status"):
             counts[Status(status)] = n
         return counts
+
+    def snapshot(self) -> QueueSnapshot:
+        # One read transaction: under WAL every query below sees the same commit.
+        self._db.execute("BEGIN")
+        try:
+            now = self._clock()
+            counts = {
+                Status(status): n
+                for status, n in self._db.execute("SELECT status, count(*) FROM items GROUP BY status")
+            }
+            (oldest,) = self._db.execute("SELECT min(enqueued_at) FROM items WHERE status = 'pending'").fetchone()
+            quarantined = dict(self._db.execute("SELECT error_kind, count(*) FROM quarantine GROUP BY error_kind"))
+            decisions = dict(self._db.execute("SELECT decision, count(*) FROM decisions GROUP BY decision"))
+        finally:
+            self._db.execute("COMMIT")
+        return make_snapshot(now, counts, oldest, quarantined, decisions)
 
     def close(self) -> None:
         self._db.close()
