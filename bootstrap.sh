@@ -43,6 +43,8 @@ RUNTIME_SYSTEM_PACKAGES=(
 TEST_ONLY_SYSTEM_PACKAGES=(
   "cmd:redis-server=redis-server"  # the Redis Streams queue is tested against a real server
   "cmd:redis-cli=redis-server"
+  "cmd:prometheus=prometheus"      # the rules are tested by promtool and against a live Prometheus
+  "cmd:promtool=prometheus"
 )
 # -----------------------------------------------------------------------------------------
 
