@@ -340,6 +340,9 @@ def recommend(
     hour: Annotated[int | None, typer.Option(help="0-23; default: now (UTC).")] = None,
     url: Annotated[str | None, typer.Option(help="Server address; default localhost:8001 (gRPC).")] = None,
     protocol: ProtocolChoice = ProtocolChoice.grpc,
+    surface: Annotated[
+        str | None, typer.Option(help="Product surface (policies/surfaces.yaml); default: the route's default.")
+    ] = None,
 ) -> None:
     """Ask the `recommend` route for one home-page row."""
     from clients.recommend import RecommendClient
@@ -349,7 +352,7 @@ def recommend(
         watched = [int(item) for item in history.split(",") if item.strip()]
     except ValueError:
         raise typer.BadParameter(f"--history {history!r}: expected comma-separated integers") from None
-    with RecommendClient(url, protocol=protocol.value) as client:
+    with RecommendClient(url, protocol=protocol.value, surface=surface) as client:
         page = client.recommend(user, region, watched, n=n, device=device, hour=hour)
     console.print(recommendation_table(user, region, page))
 
@@ -395,6 +398,7 @@ def up(
             hour=20,
             url=server.grpc_url,
             protocol=ProtocolChoice.grpc,
+            surface="home",
         )
         console.print(serving.endpoints_table(server))
         console.print(_next_steps(server.http_url, server.grpc_url, serving.admin_header_example(server)))
