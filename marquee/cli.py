@@ -565,9 +565,8 @@ def perf_gate(
         console.print(f"[red]✗[/] {breach}")
     if not result.passed:
         raise typer.Exit(1)
-    console.print(
-        f"[green]✓ {len(result.measurements)} model(s) within the {chosen} budgets and baseline[/] (report: {report})"
-    )
+    judged = "the gpu budgets" if chosen == "gpu" else "the cpu budgets and baseline"
+    console.print(f"[green]✓ {len(result.measurements)} model(s) within {judged}[/] (report: {report})")
 
 
 @perf_app.command("analyzer", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
