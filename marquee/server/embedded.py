@@ -10,6 +10,11 @@ backend. Three things make it run outside PyTriton:
    prefix (and so the venv's numpy and onnxruntime) through `python3` on PATH.
 Marquee's Python-based backends (`marquee/backends/<name>/model.py`) are copied next to
 `python/`, so configs that say `backend: "onnxruntime"` load them.
+
+`server_environment(python_env)` swaps step 3's environment for another virtual
+environment made from the same interpreter (the hermetic test's, which holds only the
+deploy/ requirement files): its `bin/` goes first on PATH instead, and nothing of this
+environment stays on PATH or in PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -64,7 +69,24 @@ def build_backend_directory(target: Path) -> Path:
     return target
 
 
-def server_environment() -> dict[str, str]:
+def check_python_env(python_env: Path) -> Path:
+    """A virtual environment the stub can embed: made from this interpreter's Python
+    version (the stub and libpython in the backend directory are this version's)."""
+    python_env = Path(python_env).resolve()
+    config = python_env / "pyvenv.cfg"
+    if not (python_env / "bin" / "python3").exists() or not config.is_file():
+        raise ServerError(f"{python_env} is not a virtual environment (no bin/python3 and pyvenv.cfg)")
+    settings = dict(line.split("=", 1) for line in config.read_text().splitlines() if "=" in line)
+    version = {k.strip(): v.strip() for k, v in settings.items()}.get("version", "")
+    wanted = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if version.split(".")[:2] != wanted.split("."):
+        raise ServerError(f"{python_env} is Python {version or '?'}; the stub embeds Python {wanted}")
+    return python_env
+
+
+def server_environment(python_env: Path | None = None) -> dict[str, str]:
+    """tritonserver's environment. `python_env`: a virtual environment of this Python
+    version whose `bin/` goes first on PATH instead of this one's (default: this one)."""
     env = dict(os.environ)
     libs = [
         str(pytriton_root().parent / "nvidia_pytriton.libs"),
@@ -73,7 +95,16 @@ def server_environment() -> dict[str, str]:
     if env.get("LD_LIBRARY_PATH"):
         libs.append(env["LD_LIBRARY_PATH"])
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    bin_dir = Path(sys.executable).parent
+    if python_env is not None:
+        # Leave nothing of this environment where the stub's interpreter could find it.
+        own = {str(bin_dir), str(Path(sys.prefix) / "bin")}
+        path = [entry for entry in env.get("PATH", "").split(os.pathsep) if entry and entry not in own]
+        env["PATH"] = os.pathsep.join(path)
+        for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            env.pop(name, None)
+        bin_dir = check_python_env(python_env) / "bin"
+    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
     # Model code runs in stub processes; keep their thread pools to what the config asks.
     env.setdefault("OMP_NUM_THREADS", "1")
     return env

@@ -79,6 +79,11 @@ class TritonServer:
     model-repository, shared-memory, logging and trace APIs need `admin_key` (default:
     $MARQUEE_ADMIN_KEY, or a key generated into .marquee/admin.key). `grpc_tls` turns on
     TLS for gRPC.
+
+    `python_env`: a virtual environment of this Python version that the Python models run
+    in instead of this one (see `server_environment`); default: this environment. With
+    one, tritonserver also runs in its own work directory: the stub puts its working
+    directory on sys.path, where the project's packages would otherwise be importable.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class TritonServer:
         address: str = DEFAULT_ADDRESS,
         admin_key: AdminKey | None = None,
         grpc_tls: GrpcTls | None = None,
+        python_env: Path | None = None,
     ):
         self.repository = Path(repository).resolve()
         self.ports = ports or ServerPorts()
@@ -99,6 +105,7 @@ class TritonServer:
         self.address = check_bind_address(address)
         self.admin_key = admin_key or resolve_admin_key(create=True)
         self.grpc_tls = grpc_tls
+        self.python_env = Path(python_env) if python_env is not None else None
         self._workdir = Path(tempfile.mkdtemp(prefix="marquee-triton-"))
         self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
@@ -162,7 +169,8 @@ class TritonServer:
             self.command(backend_dir),
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env=server_environment(),
+            env=server_environment(self.python_env),
+            cwd=self._workdir if self.python_env is not None else None,
             preexec_fn=_die_with_parent,
         )
         log_file.close()
