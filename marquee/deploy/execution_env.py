@@ -475,6 +475,8 @@ def build(
         raise ExecutionEnvError(f"packer {packer!r}: expected builtin or venv-pack")
     requirement_files = [Path(p).resolve() for p in (requirement_files or [ROUTES_FILE])]
     interp = interpreter(python or default_python())
+    if packer == "venv-pack" and not interp.matches_container:
+        raise ExecutionEnvError("venv-pack packs venvs; a self-contained Python prefix is packed by builtin")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     glibc = None
@@ -482,8 +484,6 @@ def build(
         env = build_venv(interp, requirement_files, Path(work) / "env", pip_args)
         if not interp.matches_container:
             glibc = bundle_interpreter(env, interp)
-            if packer == "venv-pack":
-                raise ExecutionEnvError("venv-pack packs venvs; a self-contained Python prefix is packed by builtin")
         archive = out / ARCHIVE_NAME
         prefix = python_prefix if interp.matches_container else None
         if packer == "venv-pack":
