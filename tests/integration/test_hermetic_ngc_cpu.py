@@ -18,6 +18,11 @@ runs here (README "Deployment").
 - Every model READY; every route answers a real request; Triton's own statistics show
   that every model, composed ones included, executed.
 
+The last test loads a model through Triton's EXECUTION_ENV_PATH with the archive
+`marquee.deploy.execution_env` packs, of a Python other than the server's stub (3.10 on
+this 3.11 server, as a 3.11 archive would be on the 3.10 image), with the wheel's stub
+for that version in the model's folder: Triton's own loader, not the container.
+
 What still differs from the container: Python 3.11 (the image: 3.10), the Python-based
 stand-ins instead of the native ONNX Runtime and DALI backends (so nvidia-dali is in the
 environment), onnxruntime 1.23.2 in-process, no GPU.
@@ -25,6 +30,8 @@ environment), onnxruntime 1.23.2 in-process, no GPU.
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import hashlib
 import json
 import os
@@ -40,6 +47,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from marquee import render
+from marquee.deploy import execution_env
 from marquee.deploy.execution_env import build_venv, interpreter
 from marquee.deploy.requirements import BACKENDS_FILE, PROJECT_ROOT, ROUTES_FILE
 from marquee.server import TritonServer, free_ports
@@ -101,6 +109,7 @@ class TritonPythonModel:
             "cwd": os.getcwd(),
             "importable": {{name: importlib.util.find_spec(name) is not None for name in NOT_DECLARED}},
             "numpy": np.__file__,
+            "version": list(sys.version_info[:2]),
         }}
         payload = np.array([json.dumps(report).encode()], dtype=np.object_)
         return [pb_utils.InferenceResponse([pb_utils.Tensor("report", payload)]) for _ in requests]
@@ -500,3 +509,57 @@ def test_triton_statistics_show_every_model_executed(answers, alive):
     executed = {entry["name"]: int(entry["inference_stats"]["success"]["count"]) for entry in stats["model_stats"]}
     idle = sorted(name for name in CATALOGUE if executed.get(name, 0) == 0)
     assert idle == [], f"models that never ran a request: {idle}"
+
+
+# -- the packed execution environment through Triton's loader --------------------------------
+
+
+def _python_310() -> str | None:
+    candidates = [
+        shutil.which("python3.10"),
+        *sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.10*/bin/python3.10"))),
+    ]
+    for candidate in [c for c in candidates if c] + ["/usr/bin/python3.10"]:
+        try:
+            if interpreter(candidate).version == (3, 10):
+                return candidate
+        except Exception:  # noqa: BLE001 - a shim that refuses, a missing file
+            continue
+    return None
+
+
+def test_packed_environment_of_another_python_loads_through_execution_env_path(tmp_path, monkeypatch):
+    python = _python_310()
+    if python is None:
+        pytest.skip("no Python 3.10 interpreter on this host to pack an environment of another version")
+    # The embedded server plays the container: its stub embeds this Python (3.11), the
+    # archive holds 3.10, as a 3.11 archive would on the 3.10 image.
+    monkeypatch.setattr(execution_env, "CONTAINER_PYTHON", sys.version_info[:2])
+    numpy_pin = next(line.split()[0] for line in ROUTES_FILE.read_text().splitlines() if line.startswith("numpy=="))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(numpy_pin + "\n")  # the stub's triton_python_backend_utils imports numpy
+    packed = execution_env.build(tmp_path / "packed", python, [requirements])
+    assert packed.stub is not None and packed.python.version == (3, 10)
+
+    probe = dataclasses.replace(PROBE, name="packed_env_probe")
+    repository = tmp_path / "repository"
+    render.write([probe], repository, NGC_CPU)
+    model_dir = repository / probe.name
+    with (model_dir / "config.pbtxt").open("a") as config:
+        config.write(packed.snippet.read_text())
+    shutil.copy2(packed.archive, model_dir / packed.archive.name)
+    shutil.copy2(packed.stub, model_dir / execution_env.STUB_NAME)
+    (model_dir / "1").mkdir()
+    (model_dir / "1" / "model.py").write_text(_PROBE_CODE.format(not_declared=NOT_DECLARED))
+
+    with TritonServer(repository, free_ports(), log_path=tmp_path / "tritonserver.log") as server:
+        with grpcclient.InferenceServerClient(server.grpc_url) as client:
+            tensor = grpcclient.InferInput("ping", [1], "INT32")
+            tensor.set_data_from_numpy(np.array([1], np.int32))
+            report = json.loads(client.infer(probe.name, [tensor]).as_numpy("report")[0])
+    # Triton extracted the archive (under /tmp/python_env_*), sourced its bin/activate and
+    # started the 3.10 stub from the model's folder; numpy came from the archive.
+    assert report["version"] == [3, 10]
+    assert Path(report["prefix"]).parent.name.startswith("python_env_"), report["prefix"]
+    assert Path(report["numpy"]).is_relative_to(report["prefix"])
+    assert not any("site-packages" in entry and not entry.startswith(report["prefix"]) for entry in report["path"])
