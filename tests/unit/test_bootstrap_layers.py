@@ -38,6 +38,13 @@ DYNAMIC_CALLS = {
     ("marquee/server/process.py", "TritonServer.start"): "tritonserver from the nvidia-pytriton wheel",
 }
 
+# Host tools that runtime code only probes for, and does without when they are absent:
+# (file, function) -> why no system package is needed. Scoped like DYNAMIC_CALLS, so a new
+# call of the same tool elsewhere is still judged.
+OPTIONAL_PROBES = {
+    ("export/tensorrt.py", "_gpu_present"): "nvidia-smi: checked with shutil.which; without it the host has no GPU",
+}
+
 SUBPROCESS_FUNCTIONS = {"run", "Popen", "call", "check_call", "check_output", "getoutput", "getstatusoutput"}
 OS_FUNCTIONS = re.compile(r"^(system|popen|exec[lv]p?e?|spawn[lv]p?e?|posix_spawnp?)$")
 ASYNCIO_FUNCTIONS = {"create_subprocess_exec", "create_subprocess_shell"}
@@ -277,7 +284,7 @@ def layer_problems(calls: list[ToolCall], runtime: set[str], test_only: set[str]
                     f"{where}: cannot tell which program this starts; pass a literal name (or a module "
                     "constant), or list the call in DYNAMIC_CALLS with why it needs no system package"
                 )
-        elif call.executable in FROM_PYTHON:
+        elif call.executable in FROM_PYTHON or (call.path, call.function) in OPTIONAL_PROBES:
             continue
         elif call.executable in test_only:
             problems.append(
