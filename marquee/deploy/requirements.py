@@ -141,9 +141,24 @@ def backend_distributions() -> set[str]:
 
 
 def pyproject_requirements() -> dict[str, Requirement]:
+    """Every requirement pyproject.toml states, core and extras (self-references such as
+    `marquee[cli]` skipped): a pin must satisfy each layer that names its distribution."""
     with (PROJECT_ROOT / "pyproject.toml").open("rb") as handle:
-        dependencies = tomllib.load(handle)["project"]["dependencies"]
-    return {canonicalize_name(Requirement(line).name): Requirement(line) for line in dependencies}
+        project = tomllib.load(handle)["project"]
+    lines = [
+        *project["dependencies"],
+        *(line for extra in project.get("optional-dependencies", {}).values() for line in extra),
+    ]
+    requirements = [Requirement(line) for line in lines]
+    merged: dict[str, Requirement] = {}
+    for requirement in requirements:
+        name = canonicalize_name(requirement.name)
+        if name == canonicalize_name(project["name"]):
+            continue
+        if name in merged:  # named in two layers: both specifiers must hold
+            requirement = Requirement(f"{name}{merged[name].specifier & requirement.specifier}")
+        merged[name] = requirement
+    return merged
 
 
 def pins_outside_pyproject(pins: dict[str, Pin]) -> list[str]:
