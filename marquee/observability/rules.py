@@ -227,9 +227,11 @@ def alert_groups(budget_set: str) -> list[dict]:
             "{{ $value | humanizePercentage }} of pages in the last " + RATE_WINDOW + " used a cheaper order "
             "(ranking late or failed, or retrieval failed); degraded_reason in the responses says which",
         ),
+        # A route refreshes the gauge when it serves a request (every 5 s at most), and it
+        # reads 0 until the first one: only a route with traffic is judged by it.
         _alert(
             "MarqueeRouteDependencyMissing",
-            f"{DEPENDENCY_READY} == 0",
+            f"{DEPENDENCY_READY} == 0 and on (route) {_rate(ROUTE_REQUESTS, 'route')} > 0",
             "2m",
             "critical",
             "{{ $labels.route }} is serving without {{ $labels.model }}",
