@@ -140,9 +140,9 @@ class RouteRow:
     errors_by_kind: dict[str, float]  # kind -> requests per second
     compute_per_s: float  # route instance busy seconds per second
     not_loaded: tuple[str, ...]  # composed models whose marquee_route_dependency_ready is 0
-    # False when the route has not checked its models yet: it checks on its first request,
-    # and until then every gauge reads 0 (see `route_rows`).
-    dependencies_checked: bool = True
+    # False while the route has answered no request since it loaded. Where a route checks
+    # its models only when it serves, its gauges read 0 until then (see `route_rows`).
+    served: bool = True
 
 
 @dataclass(frozen=True)
@@ -199,10 +199,9 @@ def route_rows(window: Window) -> list[RouteRow]:
     """One row per route and surface that has been seen (ever: idle ones show 0/s), and
     one with surface '' for a loaded route that has served nothing yet; sorted.
 
-    `marquee_route_dependency_ready` reads 0 for every model of a route that has not been
-    called yet (a route checks its models on its first request, then every few seconds),
-    so such a route's row says its models are unchecked rather than missing, unless one of
-    its gauges already reads 1."""
+    A route that has served nothing yet is marked (`served` False): where a route checks
+    its composed models only when it serves, its `marquee_route_dependency_ready` gauges
+    read 0 until its first request, so the view says so next to the models."""
     after = window.after
     seconds = window.seconds
     if seconds <= 0:
@@ -218,7 +217,6 @@ def route_rows(window: Window) -> list[RouteRow]:
         for sample in after.series(name)
     }
     seen_routes = {route for route, _ in pairs}
-    ready_somewhere = {s.label("route") for s in after.series(DEPENDENCY_READY) if s.value >= 1}
     pairs |= {(route, "") for route in not_loaded if route not in seen_routes}
     rows = []
     for route, surface in sorted(pairs):
@@ -240,7 +238,7 @@ def route_rows(window: Window) -> list[RouteRow]:
                 errors_by_kind=_per_second(errors, seconds),
                 compute_per_s=window.increase(COMPUTE, **labels) / seconds if surface else 0.0,
                 not_loaded=tuple(sorted(not_loaded.get(route, ()))),
-                dependencies_checked=route in seen_routes or route in ready_somewhere,
+                served=route in seen_routes,
             )
         )
     return rows

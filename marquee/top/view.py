@@ -78,9 +78,10 @@ def _errors(row: RouteRow) -> Text:
 def _not_loaded(row: RouteRow) -> Text:
     if not row.not_loaded:
         return Text("")
-    if not row.dependencies_checked:
-        return Text("unchecked until its first request", style="dim")
-    return Text(", ".join(row.not_loaded), style="bold red")
+    text = Text(", ".join(row.not_loaded), style="bold red")
+    if not row.served:
+        text.append(" (no request yet)", style="dim")
+    return text
 
 
 def routes_table(snapshot: Snapshot) -> Table:
@@ -95,8 +96,8 @@ def routes_table(snapshot: Snapshot) -> Table:
     table.add_column("req/s", justify="right")
     table.add_column("p50", justify="right", no_wrap=True)
     table.add_column("p99", justify="right", no_wrap=True)
-    table.add_column("degraded", justify="right")
-    table.add_column("errors/s", justify="right")
+    table.add_column("degraded", justify="right", no_wrap=True)
+    table.add_column("errors/s", justify="right", no_wrap=True)
     table.add_column("compute s/s", justify="right")
     table.add_column("not loaded")
     previous_route = None

@@ -302,12 +302,12 @@ def test_route_rows_give_rate_latency_degraded_errors_compute_and_missing_models
     assert missing.not_loaded == ("retrieve_not_deployed",) and missing.requests_per_s == 0
 
 
-def test_a_route_not_called_yet_has_its_models_unchecked():
+def test_a_route_that_has_served_nothing_says_so_next_to_its_models():
     idle = 'marquee_route_dependency_ready{model="retrieve",route="fresh"} 0\n'
     (row,) = rates.route_rows(rates.Window(parse(idle, 0.0), parse(idle, 2.0)))
-    assert (row.route, row.surface, row.not_loaded, row.dependencies_checked) == ("fresh", "", ("retrieve",), False)
+    assert (row.route, row.surface, row.not_loaded, row.served) == ("fresh", "", ("retrieve",), False)
     snap = snapshot_of("u", None, (parse(idle, 0.0), None), (parse(idle, 2.0), None))
-    assert cells(line_with(rendered(view.render(snap)), "fresh"))[-1] == "unchecked until its first request"
+    assert cells(line_with(rendered(view.render(snap)), "fresh"))[-1] == "retrieve (no request yet)"
 
 
 def test_queue_row_reads_gauges_and_the_decision_rate():
@@ -389,8 +389,11 @@ def test_rendered_routes_table():
         "0.10",
         "",
     ]
-    missing = cells(line_with(text, "recommend_missing_retrieval"))
-    assert missing[1] == "(none yet)" and missing[-1] == "retrieve_not_deployed"
+    first = line_with(text, "recommend_missing_retrieval")
+    wrapped = text.splitlines()[text.splitlines().index(first) + 1]  # the column wraps
+    missing = cells(first)
+    assert missing[1] == "(none yet)"
+    assert f"{missing[-1]} {cells(wrapped)[-1]}" == "retrieve_not_deployed (no request yet)"
     assert "all routes: 60.0 req/s, 2.00 errors/s, 1.85 compute s/s" in text
 
 
