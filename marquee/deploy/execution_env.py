@@ -2,14 +2,16 @@
 for users who run the stock NGC tritonserver image and cannot build their own.
 
 NEVER RUN IN THE NGC CONTAINER HERE: no Docker engine exists where this was written. The
-archive's layout is checked by tests/unit/test_execution_env.py, and Triton's own loader
-(the Python backend of the embedded tritonserver 2.51, the release in NGC 24.10) has
-loaded such an archive through EXECUTION_ENV_PATH in that test; the container has not.
+archive's layout is checked by tests/unit/test_execution_env.py. Triton's own loader (the
+Python backend of the embedded tritonserver 2.51, the release in NGC 24.10) serves a
+model from such an archive through EXECUTION_ENV_PATH, a Python 3.10 one with the
+wheel's 3.10 stub on the 3.11 server, in the last test of
+tests/integration/test_hermetic_ngc_cpu.py. The container has not.
 
     python -m marquee.deploy.execution_env --out DIR [--python python3.10]
 
 What Triton's Python backend does with it (python_backend README, "Creating Custom
-Execution Environments", and src/stub_launcher.cc, r24.10):
+Execution Environments", and its src/stub_launcher.cc):
 - `EXECUTION_ENV_PATH` names a .tar.gz (extracted once per distinct path under
   /tmp/python_env_*) or an unpacked directory; the environment must hold `bin/activate`.
   The stub is started as `source <env>/bin/activate && exec env
@@ -139,12 +141,19 @@ _PROBE = (
 )
 
 
+def _run_python(python: str | Path, *args: str, **options) -> subprocess.CompletedProcess:
+    """The one place this module starts a program, and it is always a Python interpreter:
+    the one `--python` names, or one of the venvs this module makes."""
+    return subprocess.run([str(python), *args], check=True, **options)
+
+
 def interpreter(python: str | Path) -> Interpreter:
     """Ask `python` (a path or a name on PATH) what it is."""
-    found = shutil.which(str(python))
-    if found is None:
-        raise ExecutionEnvError(f"no Python interpreter {python!r}")
-    info = json.loads(subprocess.run([found, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
+    try:
+        reply = _run_python(python, "-c", _PROBE, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise ExecutionEnvError(f"no Python interpreter {python!r}") from None
+    info = json.loads(reply.stdout)
     return Interpreter(
         executable=Path(os.path.realpath(info["base"])),
         version=tuple(info["version"]),
@@ -174,12 +183,15 @@ def build_venv(
     files install. pip runs from this interpreter, installing into the venv (`--python`)."""
     if target.exists():
         raise ExecutionEnvError(f"{target} exists; build into a new folder")
-    subprocess.run([str(python.executable), "-m", "venv", "--without-pip", str(target)], check=True)
-    command = [sys.executable, "-m", "pip", "--python", str(target / "bin" / "python"), "install", "--quiet"]
-    command += ["--no-warn-script-location", "--disable-pip-version-check", *pip_args]
+    _run_python(python.executable, "-m", "venv", "--without-pip", str(target))
+    options = ["--no-warn-script-location", "--disable-pip-version-check", *pip_args]
     for path in requirement_files:
-        command += ["-r", str(path)]
-    subprocess.run(command, check=True, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+        options += ["-r", str(path)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(target / "bin" / "python"), "install", "--quiet", *options],
+        check=True,
+        env={**os.environ, "PYTHONNOUSERSITE": "1"},
+    )
     return target
 
 
@@ -307,23 +319,19 @@ def pack_with_venv_pack(env: Path, archive_path: Path, python_prefix: str | None
         if link.is_symlink() and os.path.isabs(os.readlink(link)) and (Path(home) / "python").exists():
             link.unlink()
             link.symlink_to(Path(home) / "python")
+    arguments = ["--prefix", str(env), "--output", str(archive_path), "--force", "--quiet"]
+    if python_prefix:
+        arguments += ["--python-prefix", python_prefix]
     try:
         import venv_pack  # noqa: F401
 
-        command = [sys.executable, "-m", "venv_pack"]
+        python: str | Path = sys.executable
     except ImportError:
         tools = workdir / "venv-pack"
         subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True, capture_output=True)
-        subprocess.run(
-            [str(tools / "bin" / "python"), "-m", "pip", "install", "--quiet", f"venv-pack=={VENV_PACK_VERSION}"],
-            check=True,
-            capture_output=True,
-        )
-        command = [str(tools / "bin" / "venv-pack")]
-    command += ["--prefix", str(env), "--output", str(archive_path), "--force", "--quiet"]
-    if python_prefix:
-        command += ["--python-prefix", python_prefix]
-    subprocess.run(command, check=True, capture_output=True, text=True)
+        python = tools / "bin" / "python"
+        _run_python(python, "-m", "pip", "install", "--quiet", f"venv-pack=={VENV_PACK_VERSION}", capture_output=True)
+    _run_python(python, "-m", "venv_pack", *arguments, capture_output=True, text=True)
     archive_path.chmod(0o644)  # venv-pack leaves 0600: unreadable to the image's uid 1000
     return archive_path
 

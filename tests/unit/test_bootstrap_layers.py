@@ -36,6 +36,7 @@ FROM_PYTHON = {"python", "python3", "python3.11"}
 DYNAMIC_CALLS = {
     ("marquee/cli.py", "perf_analyzer"): "perf_analyzer, fetched by `marquee perf setup` (--test/--perf)",
     ("marquee/server/process.py", "TritonServer.start"): "tritonserver from the nvidia-pytriton wheel",
+    ("marquee/deploy/execution_env.py", "_run_python"): "a Python interpreter: --python's, or a venv made from it",
 }
 
 # Host tools that runtime code only probes for, and does without when they are absent:

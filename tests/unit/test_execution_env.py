@@ -204,3 +204,16 @@ def test_venv_pack_cannot_pack_a_self_contained_prefix(tiny_requirements, tmp_pa
     requirements, pip_args = tiny_requirements
     with pytest.raises(execution_env.ExecutionEnvError, match="venv-pack packs venvs"):
         build(tmp_path, sys.executable, [requirements], packer="venv-pack", pip_args=pip_args)
+
+
+def test_venv_pack_writes_an_archive_that_passes_the_same_checks(tiny_requirements, tmp_path, monkeypatch):
+    """venv-pack 0.2.0 from PyPI (a 16 kB wheel, installed into a throwaway venv), with the
+    link workaround: without it bin/python<X.Y> would point at /usr/bin/python<X.Y><X.Y>."""
+    requirements, pip_args = tiny_requirements
+    monkeypatch.setattr(execution_env, "CONTAINER_PYTHON", THIS)
+    packed = build(tmp_path, sys.executable, [requirements], packer="venv-pack", pip_args=pip_args)
+    assert packed.packer.startswith("venv-pack")
+    files = members(packed.archive)
+    assert files[f"bin/{NAME}"].linkname == f"/usr/bin/{NAME}"
+    assert f"lib/{NAME}/site-packages/{PACKAGE}/__init__.py" in files
+    assert packed.archive.stat().st_mode & 0o044 == 0o044  # readable by the image's uid 1000
