@@ -54,7 +54,7 @@ def top_command(
         else:
             _live(metrics_url, queue_metrics, interval, timeout)
     except TopError as error:
-        Console(stderr=True).print(f"[red]error:[/] {error}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(1) from None
 
 
