@@ -13,6 +13,7 @@ from marquee.console import configure_logging, console
 from marquee.deploy.cli import deploy_app
 from marquee.errors import MarqueeError
 from marquee.moderation.cli import moderate, moderation_app, quarantine_app
+from marquee.top.cli import top_command
 from marquee.transcription.cli import transcribe
 
 app = typer.Typer(help="Marquee: media AI on NVIDIA Triton Inference Server.", no_args_is_help=True)
@@ -50,6 +51,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(deploy_app, name="deploy")
 app.command("moderate")(moderate)
 app.command("transcribe")(transcribe)
+app.command("top")(top_command)
 
 RepositoryOption = Annotated[
     Path | None, typer.Option("--repository", "-r", help="Model repository (default: ./model_repository).")
