@@ -99,8 +99,10 @@ def test_bad_ranker_degrades_to_retrieval_order_within_budget(triton, tables, ki
         assert ((tables.item_available[ids] >> 4) & 1).all() and not np.isin(ids, [1, 2, 3]).any()
         rank_ms.append(result.as_numpy("stage_ms")[2])
         total_ms.append(result.as_numpy("stage_ms")[4])
-    # The rank stage is abandoned at its budget (+ event-loop slack); the page stays in budget.
-    assert max(rank_ms) <= BUDGETS.rank + 5.0, rank_ms
+    # The rank stage is abandoned at its budget (+ event-loop slack; a saturated 2-core CI
+    # host once added 5.3 ms to one page); the page stays in budget. The stand-in sleeps 200 ms.
+    assert np.median(rank_ms) <= BUDGETS.rank + 5.0, rank_ms
+    assert max(rank_ms) <= BUDGETS.rank + 15.0, rank_ms
     assert max(total_ms) <= BUDGETS.total, total_ms
     assert np.median(client_ms) <= BUDGETS.total, client_ms
 
