@@ -82,7 +82,7 @@ def test_once_prints_the_home_row_in_milliseconds(triton):
     with pages(triton.grpc_url, "home"):
         result = CliRunner().invoke(app, ["--metrics-url", triton.metrics_url, "--once", "--interval", "1.5"])
     assert result.exit_code == 0, result.output
-    row = next((line for line in result.output.splitlines() if re.search(r"\brecommend\b.*\bhome\b", line)), None)
+    row = _route_row(result.output, "recommend", "home")
     assert row is not None, result.output
     rate, p50, p99 = re.search(r"home\s*│\s*([\d.]+)\s*│\s*([\d.]+) ms\s*│\s*([\d.]+) ms", row).groups()
     assert float(rate) > 0 and 0 < float(p50) <= float(p99), row
@@ -163,3 +163,16 @@ def without_leading_spaces(svg: str) -> str:
 
     pattern = re.compile(r'(<text [^>]*?)x="([\d.]+)"([^>]*?)textLength="([\d.]+)"([^>]*)>([^<]*)</text>')
     return pattern.sub(moved, svg)
+
+
+def _route_row(output: str, route: str, surface: str) -> str | None:
+    """The table line of (route, surface): a route's name is printed on its first row only."""
+    current = None
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")]
+        if len(cells) < 4:
+            continue
+        current = cells[1] or current
+        if current == route and cells[2] == surface:
+            return line
+    return None
