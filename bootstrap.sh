@@ -45,6 +45,7 @@ TEST_ONLY_SYSTEM_PACKAGES=(
   "cmd:redis-cli=redis-server"
   "cmd:prometheus=prometheus"      # the rules are tested by promtool and against a live Prometheus
   "cmd:promtool=prometheus"
+  "cmd:nginx=nginx"                # the per-surface quota gateway (deploy/gateway) is tested in front of Triton
 )
 # -----------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ timeouts, and Marquee's own exceptions (see `marquee.errors`):
 - InferenceTimeoutError: no answer within `timeout_s`;
 - ServerUnavailableError: no server at the URL (or a failed TLS handshake);
 - ModelNotReadyError: the server does not have the model loaded;
+- QuotaExceededError: the request's surface is over its quota; retry after its wait;
 - InferenceError: the server rejected or failed the request.
 """
 
@@ -21,6 +22,7 @@ from clients.errors import translate
 from clients.validation import validate_inputs
 from marquee.errors import InferenceError, ServerUnavailableError
 from marquee.specs.base import ModelSpec
+from marquee.surfaces import SURFACE_HEADER
 
 Protocol = Literal["grpc", "http"]
 DEFAULT_URLS = {"grpc": "localhost:8001", "http": "localhost:8000"}
@@ -105,7 +107,10 @@ class _ModelClientBase:
         if self.priority:
             options["priority"] = self.priority
         if self.surface:
+            # The parameter reaches the route on any Triton; the header is what a gateway's
+            # per-surface quota keys on (the route checks that the two agree).
             options["parameters"] = {"surface": self.surface}
+            options["headers"] = {SURFACE_HEADER: self.surface}
         return infer_inputs, outputs, options
 
     def _outputs(self, result) -> dict[str, np.ndarray]:

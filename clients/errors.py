@@ -6,6 +6,8 @@ caller's mistake from a server fault:
 - DEADLINE_EXCEEDED / timeouts          -> InferenceTimeoutError;
 - UNAVAILABLE / connection failures     -> ServerUnavailableError;
 - NOT_FOUND / unknown or unready model  -> ModelNotReadyError;
+- RESOURCE_EXHAUSTED / 429 (the gateway), or a route's UNAVAILABLE quota refusal
+                                        -> QuotaExceededError: retry after the wait;
 - a restricted API without the admin key -> AdminKeyRequiredError (Triton 2.51 answers
   gRPC UNAVAILABLE "This protocol is restricted", HTTP 403);
 - INTERNAL / 500 and anything else      -> ServerInternalError.
@@ -13,6 +15,8 @@ All but the first are server-side errors (InferenceError).
 """
 
 from __future__ import annotations
+
+import re
 
 from tritonclient.utils import InferenceServerException
 
@@ -22,12 +26,16 @@ from marquee.errors import (
     InferenceTimeoutError,
     InputValidationError,
     ModelNotReadyError,
+    QuotaExceededError,
     ServerInternalError,
     ServerUnavailableError,
 )
 
 _INVALID = {"StatusCode.INVALID_ARGUMENT", "400"}
 _NOT_FOUND = {"StatusCode.NOT_FOUND", "404"}
+_EXHAUSTED = {"StatusCode.RESOURCE_EXHAUSTED", "429"}
+# What a route's quota refusal says (route_runtime.QUOTA_RETRY_HINT), followed by the wait.
+_QUOTA_WAIT = re.compile(r"quota refusal, retry after (\d+) ms")
 
 
 def translate(error: BaseException, model: str, url: str) -> InferenceError | InputValidationError:
@@ -37,6 +45,10 @@ def translate(error: BaseException, model: str, url: str) -> InferenceError | In
         lowered = message.lower()
         if status == "403" or "protocol is restricted" in lowered:
             return AdminKeyRequiredError(f"{model} at {url}: needs the admin key (marquee-admin-key): {message}")
+        quota_wait = _QUOTA_WAIT.search(message)
+        if status in _EXHAUSTED or quota_wait:
+            retry_after_s = int(quota_wait.group(1)) / 1000.0 if quota_wait else None
+            return QuotaExceededError(f"{model} at {url}: over quota ({status}): {message}", retry_after_s)
         if status in _INVALID:
             return InputValidationError(f"{model} at {url} refused the request ({status}): {message}")
         if "deadline" in status.lower() or "deadline exceeded" in lowered or "timed out" in lowered:

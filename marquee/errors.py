@@ -63,3 +63,12 @@ class InferenceTimeoutError(InferenceError, TimeoutError):
 
 class ServerUnavailableError(InferenceError, ConnectionError):
     pass
+
+
+class QuotaExceededError(InferenceError):
+    """The request's surface is over its quota (policies/surfaces.yaml): the gateway's 429 /
+    RESOURCE_EXHAUSTED, or a route's UNAVAILABLE quota refusal. Retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

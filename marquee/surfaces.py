@@ -11,9 +11,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 WORKLOAD_CLASSES = ("interactive", "background", "batch")
+# The HTTP header / gRPC metadata key naming a request's surface. The gateway keys its
+# quotas on it, and Triton forwards it to the routes as a request parameter.
+SURFACE_HEADER = "marquee-surface"
 PROJECT_SURFACES = Path(__file__).resolve().parent.parent / "policies" / "surfaces.yaml"
 
 
@@ -46,6 +47,8 @@ class Surfaces:
 
 
 def load_surfaces(path: str | Path = PROJECT_SURFACES) -> Surfaces:
+    import yaml  # here, so that clients can read SURFACE_HEADER without PyYAML
+
     path = Path(path)
     try:
         raw_bytes = path.read_bytes()

@@ -92,6 +92,33 @@ def render(
     console.print(f"[green]✓[/] wrote {len(written)} files under {out}")
 
 
+@deploy_app.command("gateway")
+def gateway(
+    check: Annotated[bool, typer.Option(help="Only verify; exit 1 when the file differs from a fresh render.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Where to write (default: deploy/gateway/nginx.conf).")] = None,
+    listen_host: Annotated[str, typer.Option(help="Address the gateway listens on.")] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option(help="The gateway's HTTP port.")] = 8080,
+    grpc_port: Annotated[int, typer.Option(help="The gateway's gRPC port.")] = 8081,
+    triton_http: Annotated[str, typer.Option(help="Triton's HTTP endpoint, host:port.")] = "127.0.0.1:8000",
+    triton_grpc: Annotated[str, typer.Option(help="Triton's gRPC endpoint, host:port.")] = "127.0.0.1:8001",
+) -> None:
+    """The per-surface quota gateway (nginx) in front of Triton, from policies/surfaces.yaml."""
+    from marquee.deploy.gateway import COMMITTED, GatewayAddresses, render_nginx
+    from marquee.surfaces import load_surfaces
+
+    target = out or COMMITTED
+    text = render_nginx(load_surfaces(), GatewayAddresses(listen_host, http_port, grpc_port, triton_http, triton_grpc))
+    if check:
+        if not target.is_file() or target.read_text() != text:
+            console.print(f"[red]✗[/] stale: {target}; run `marquee deploy gateway`")
+            raise typer.Exit(1)
+        console.print(f"[green]✓[/] {target} is current")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    console.print(f"[green]✓[/] wrote {target}")
+
+
 if __name__ == "__main__":
     deploy_app()
 

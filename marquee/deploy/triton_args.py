@@ -10,7 +10,7 @@ so whoever can exec into the pod or read /proc on its node can read the key.
 
 from __future__ import annotations
 
-from marquee.server.process import ServerPorts
+from marquee.server.process import ServerPorts, surface_header_args
 from marquee.server.security import ADMIN_KEY_ENV, AdminKey
 
 PORTS = ServerPorts()  # 8000 http, 8001 grpc, 8002 metrics, as on the embedded server
@@ -49,6 +49,7 @@ def behaviour_args() -> list[str]:
         # On SIGTERM Triton stops taking requests and drains in-flight ones this long;
         # terminationGracePeriodSeconds leaves time beyond it.
         "--exit-timeout-secs=30",
+        *surface_header_args(),
     ]
 
 

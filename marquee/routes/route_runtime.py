@@ -8,6 +8,9 @@ serving time and runs the same in the NGC container.
 Error codes follow Triton's meaning of them:
 - a caller's mistake raises `RouteInputError` -> INVALID_ARG (gRPC INVALID_ARGUMENT,
   HTTP 400); clients must not retry it;
+- a surface over its quota raises `QuotaExceeded` -> UNAVAILABLE (gRPC UNAVAILABLE,
+  HTTP 503; the gateway in front answers 429 / RESOURCE_EXHAUSTED before it gets here),
+  with the wait in the message; clients may retry after it;
 - anything else that escapes a route is a server fault -> INTERNAL (HTTP 500), logged with
   its traceback, and the instance keeps serving the next request.
 """
@@ -30,6 +33,12 @@ except ImportError:  # imported outside Triton by unit tests of the pure parts
     pb_utils = None
 
 _REQUIRED = object()
+# Words clients look for in an UNAVAILABLE message to tell a quota refusal (retry after the
+# wait) from a server that is down (clients/errors.py).
+QUOTA_RETRY_HINT = "quota refusal, retry after"
+# A surface may spend this many seconds of its quota at once (a token bucket's depth), so
+# a page's burst of parallel calls is not refused while the average rate holds.
+QUOTA_BURST_S = 1.0
 # How often a route asks Triton whether the models it composes are loaded.
 DEPENDENCY_RECHECK_S = 5.0
 
@@ -37,6 +46,17 @@ DEPENDENCY_RECHECK_S = 5.0
 class RouteInputError(ValueError):
     """The caller's request is malformed: INVALID_ARG, with a message naming the field,
     the value and what is allowed."""
+
+
+class QuotaExceeded(Exception):
+    """A surface sent more requests than its quota allows: UNAVAILABLE, retryable."""
+
+    def __init__(self, surface: str, quota_rps: float, retry_after_s: float):
+        super().__init__(
+            f"surface {surface!r} is over its quota of {quota_rps:g} requests/s "
+            f"(policies/surfaces.yaml); {QUOTA_RETRY_HINT} {retry_after_s * 1000:.0f} ms"
+        )
+        self.surface = surface
 
 
 class RouteConfigError(ValueError):
@@ -67,6 +87,7 @@ class RouteParameters:
     def __init__(self, model_config: dict, folder: str = ""):
         self.route = model_config["name"]
         self.folder = folder  # the version folder being loaded
+        self._config = model_config
         self._values = {k: v["string_value"] for k, v in model_config.get("parameters", {}).items()}
 
     @classmethod
@@ -96,6 +117,11 @@ class RouteParameters:
         if value not in ("true", "false"):
             raise RouteConfigError(f"{self.route}: config parameter `{name}`={value!r}; allowed: true, false")
         return value == "true"
+
+    def instance_count(self) -> int:
+        """How many instances of this model Triton runs (all instance groups together)."""
+        groups = self._config.get("instance_group") or [{}]
+        return max(1, sum(int(group.get("count", 1)) for group in groups))
 
     def composed_models(self) -> list[str]:
         """The models this route cannot do its job without (the spec's `composes`)."""
@@ -159,6 +185,12 @@ def server_error_response(message: str):
     return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message))
 
 
+def quota_refusal_response(message: str):
+    return pb_utils.InferenceResponse(
+        output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.UNAVAILABLE)
+    )
+
+
 class RouteCall:
     """One request as a route handles it: its surface, its stage clock, and why it was
     degraded, if it was (`degrade(stage, message)`); `answer_each` records the metrics."""
@@ -177,20 +209,26 @@ async def answer_each(
     requests: list, answer: Callable[[object, RouteCall], Awaitable], route: str, observer: RouteObserver | None = None
 ) -> list:
     """Answer every request of an `execute` call concurrently, each with its own outcome:
-    a RouteInputError becomes INVALID_ARG, any other exception INTERNAL (and a log line
-    with its traceback); the other requests are unaffected. With an observer, each
-    request's surface is read (and checked) first and its outcome and timings recorded."""
+    a RouteInputError becomes INVALID_ARG, a QuotaExceeded UNAVAILABLE, any other
+    exception INTERNAL (and a log line with its traceback); the other requests are
+    unaffected. With an observer, each request's surface is read (and checked) and
+    admitted under its quota first, and its outcome and timings recorded."""
 
     async def one(request):
         call, outcome, reason = None, "error", "internal"
         try:
             call = RouteCall(observer.surface_of(request) if observer else "")
+            if observer:
+                observer.admit(call.surface)
             response = await answer(request, call)
             outcome, reason = ("degraded", call.degraded[0][0]) if call.degraded else ("ok", "")
             return response
         except RouteInputError as error:
             reason = "input"
             return input_error_response(f"{route}: {error}")
+        except QuotaExceeded as refusal:
+            outcome, reason = "refused", "quota"
+            return quota_refusal_response(f"{route}: {refusal}")
         except Exception as error:  # noqa: BLE001 - a fault must fail this request only
             pb_utils.Logger.log_error(f"{route}: internal error: {error!r}\n{traceback.format_exc()}")
             return server_error_response(f"{route}: internal error: {type(error).__name__}: {error}")
@@ -206,6 +244,9 @@ async def answer_each(
 # Seconds; from a 1 ms page to a 2-minute transcription request.
 DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0]
 INVALID_SURFACE = "invalid"  # the one label value for requests naming an unknown surface
+# The header that names a request's surface at the gateway (surfaces.SURFACE_HEADER: the
+# route has no marquee package to import it from, and a unit test keeps the two equal).
+SURFACE_HEADER = "marquee-surface"
 
 
 class LabelledCounter:
@@ -251,10 +292,11 @@ class RouteObserver:
     `nv_inference_compute_*` series, per model.
     """
 
-    def __init__(self, route: str, surfaces, stages: tuple[str, ...]):
+    def __init__(self, route: str, surfaces, stages: tuple[str, ...], instances: int = 1, clock=time.monotonic):
         self.route = route
         self.surfaces = surfaces
         self.stages = stages
+        self.quotas = self.quota_buckets(surfaces, instances, clock)
         # Keep the families referenced: Triton refuses metrics whose family was collected.
         self.families = {
             "requests": pb_utils.MetricFamily(
@@ -281,21 +323,56 @@ class RouteObserver:
         self._metrics: dict[tuple, object] = {}
 
     def surface_of(self, request) -> str:
-        """The request's `surface` parameter (the default when absent); unknown is INVALID_ARG."""
-        named = request_parameters(request).get("surface")
-        if named is not None and not isinstance(named, str):
-            raise RouteInputError(f"parameter `surface`={named!r}; must be a string")
+        """The request's surface (the default when it names none); unknown is INVALID_ARG.
+
+        A request names it in the parameter `surface`, or in the HTTP header / gRPC
+        metadata `marquee-surface`, which the gateway's quotas key on and Triton forwards
+        as a parameter of the same name (`--*-header-forward-pattern`). Both present and
+        different is refused: a caller could otherwise pass the gateway under one
+        surface's quota and be counted under another."""
+        parameters = request_parameters(request)
+        named = parameters.get("surface")
+        # HTTP header names are case-insensitive, and Triton forwards them as sent.
+        header = next((value for key, value in parameters.items() if key.lower() == SURFACE_HEADER), None)
+        for field, value in (("parameter `surface`", named), (f"header `{SURFACE_HEADER}`", header)):
+            if value is not None and not isinstance(value, str):
+                raise RouteInputError(f"{field}={value!r}; must be a string")
+        if named is not None and header is not None and named != header:
+            raise RouteInputError(
+                f"parameter `surface`={named!r} and header `{SURFACE_HEADER}`={header!r} differ; send one, or the same"
+            )
+        named = named if named is not None else header
         try:
             return self.surfaces.get(named).name
         except KeyError as error:
             self._count(INVALID_SURFACE, "error", "input")
             raise RouteInputError(str(error.args[0])) from None
 
+    @staticmethod
+    def quota_buckets(surfaces, instances: int, clock=time.monotonic) -> dict[str, TokenBucket]:
+        """One bucket per surface with a quota. Each instance is a process of its own with
+        its own buckets, so it enforces its share: quota / instances."""
+        return {
+            surface.name: TokenBucket(
+                surface.quota_rps / instances, surface.quota_rps * QUOTA_BURST_S / instances, clock
+            )
+            for surface in surfaces.by_name.values()
+            if surface.quota_rps > 0
+        }
+
+    def admit(self, surface: str) -> None:
+        """Take one request from the surface's quota; QuotaExceeded when it has none left."""
+        bucket = self.quotas.get(surface)
+        if bucket is not None and not bucket.take():
+            raise QuotaExceeded(surface, self.surfaces.get(surface).quota_rps, bucket.wait_s())
+
     def record(self, call: RouteCall | None, outcome: str, reason: str) -> None:
         if call is None:  # the surface itself was refused; counted in surface_of
             return
-        elapsed = call.clock.elapsed_s()
         self._count(call.surface, outcome, reason)
+        if outcome == "refused":  # no work was done: keep it out of latency and cost
+            return
+        elapsed = call.clock.elapsed_s()
         self._metric("duration", call.surface).observe(elapsed)
         self._metric("compute", call.surface).increment(elapsed)
         for stage, ms in call.clock.ms.items():
@@ -319,6 +396,34 @@ class RouteObserver:
                 family.Metric(labels=labels, buckets=DURATION_BUCKETS) if histogram else family.Metric(labels=labels)
             )
         return self._metrics[key]
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `depth` saved up; one request takes one token."""
+
+    def __init__(self, rate: float, depth: float, clock=time.monotonic):
+        self.rate = rate
+        self.depth = max(1.0, depth)
+        self.clock = clock
+        self.tokens = self.depth
+        self.updated = clock()
+
+    def take(self) -> bool:
+        self._refill()
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def wait_s(self) -> float:
+        """How long until the next token."""
+        self._refill()
+        return max(0.0, (1.0 - self.tokens) / self.rate)
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.depth, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
 
 
 # -- downstream calls -------------------------------------------------------------

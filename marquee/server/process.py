@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marquee.errors import ServerError
+from marquee.surfaces import SURFACE_HEADER
 from marquee.server.embedded import build_backend_directory, server_environment, tritonserver_binary
 from marquee.server.security import (
     DEFAULT_ADDRESS,
@@ -34,6 +35,14 @@ class ServerPorts:
     http: int = 8000
     grpc: int = 8001
     metrics: int = 8002
+
+
+def surface_header_args() -> list[str]:
+    """Triton forwards the `marquee-surface` header (HTTP) / metadata (gRPC) to the routes as
+    a request parameter, so a caller behind the gateway names its surface once, in the
+    header the gateway's quotas key on. Header names are case-insensitive in HTTP."""
+    pattern = f"(?i)^{SURFACE_HEADER}$"
+    return [f"--http-header-forward-pattern={pattern}", f"--grpc-header-forward-pattern={pattern}"]
 
 
 def free_ports() -> ServerPorts:
@@ -140,6 +149,7 @@ class TritonServer:
             "--allow-cpu-metrics=true",
             "--exit-on-error=true",
             "--strict-readiness=true",
+            *surface_header_args(),
         ]
         # The key is on tritonserver's command line (Triton reads it nowhere else): never
         # log this list. Triton itself does not print it.

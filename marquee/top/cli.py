@@ -24,7 +24,7 @@ from marquee.top.snapshot import Scraper, take_snapshot
 
 DEFAULT_METRICS_URL = "http://127.0.0.1:8002/metrics"
 # `--once` into a pipe or a file: wide enough for every column (COLUMNS overrides).
-PIPE_WIDTH = 170
+PIPE_WIDTH = 180
 
 
 def top_command(

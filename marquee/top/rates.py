@@ -143,6 +143,7 @@ class RouteRow:
     # False while the route has answered no request since it loaded. Where a route checks
     # its models only when it serves, its gauges read 0 until then (see `route_rows`).
     served: bool = True
+    refused_per_s: float = 0.0  # requests refused because the surface was over its quota
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,7 @@ def route_rows(window: Window) -> list[RouteRow]:
                 compute_per_s=window.increase(COMPUTE, **labels) / seconds if surface else 0.0,
                 not_loaded=tuple(sorted(not_loaded.get(route, ()))),
                 served=route in seen_routes,
+                refused_per_s=sum(by_outcome.get("refused", {}).values()) / seconds,
             )
         )
     return rows

@@ -75,6 +75,12 @@ def _errors(row: RouteRow) -> Text:
     return text
 
 
+def _refused(row: RouteRow) -> Text:
+    if row.refused_per_s == 0:
+        return Text("0", style="dim")
+    return Text(rate_text(row.refused_per_s), style="bold yellow")
+
+
 def _not_loaded(row: RouteRow) -> Text:
     if not row.not_loaded:
         return Text("")
@@ -98,6 +104,7 @@ def routes_table(snapshot: Snapshot) -> Table:
     table.add_column("p99", justify="right", no_wrap=True)
     table.add_column("degraded", justify="right", no_wrap=True)
     table.add_column("errors/s", justify="right", no_wrap=True)
+    table.add_column("refused/s", justify="right", no_wrap=True)
     table.add_column("compute s/s", justify="right")
     table.add_column("not loaded")
     previous_route = None
@@ -111,6 +118,7 @@ def routes_table(snapshot: Snapshot) -> Table:
             seconds_text(row.p99_s),
             _degraded(row),
             _errors(row),
+            _refused(row),
             rate_text(row.compute_per_s) if row.surface else DASH,
             _not_loaded(row),
             end_section=False,

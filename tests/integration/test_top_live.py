@@ -135,7 +135,7 @@ def test_readme_screenshot(triton, tmp_path):
     finally:
         for context in contexts:
             context.__exit__(None, None, None)
-    console = Console(record=True, width=170, force_terminal=True, color_system="truecolor")
+    console = Console(record=True, width=180, force_terminal=True, color_system="truecolor")
     console.print(view.render(snapshot))
     (out / "marquee-top.txt").write_text(console.export_text(clear=False))
     svg = tmp_path / "marquee-top.svg"

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
+from tritonclient.utils import InferenceServerException
 
-from marquee.routes import manifest
-from marquee.routes.route_runtime import RouteConfigError, RouteParameters, StageClock
+from clients.errors import translate
+from marquee.errors import QuotaExceededError
+from marquee.routes import manifest, route_runtime
+from marquee.routes.route_runtime import (
+    QuotaExceeded,
+    RouteConfigError,
+    RouteObserver,
+    RouteParameters,
+    StageClock,
+    TokenBucket,
+)
+from marquee.surfaces import SURFACE_HEADER, load_surfaces
 from marquee.specs import CATALOGUE
 from perf import budgets
 from perf.gate import BUDGETS, load_budgets
@@ -128,3 +140,70 @@ def test_no_served_model_reads_another_models_folder(source):
             assert 'args["model_version"]' in line, f"{source.name}:{number}: {line.strip()}"
         assert '".."' not in line and "'..'" not in line, f"{source.name}:{number}: {line.strip()}"
         assert "dirname(os.path.abspath(args" not in line, f"{source.name}:{number}: {line.strip()}"
+
+
+# -- quotas ---------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_allows_its_depth_at_once_then_its_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(rate=10.0, depth=5.0, clock=clock)
+    assert [bucket.take() for _ in range(6)] == [True] * 5 + [False]
+    assert bucket.wait_s() == pytest.approx(0.1)
+    clock.now += 0.25  # 2.5 tokens
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.now += 60.0  # never more than its depth saved up
+    assert sum(bucket.take() for _ in range(10)) == 5
+
+
+def test_each_instance_enforces_its_share_of_a_surface_quota(tmp_path):
+    surfaces_file = tmp_path / "surfaces.yaml"
+    surfaces_file.write_text(
+        "version: t1\ndefault_surface: open\nsurfaces:\n"
+        "  open: {class: interactive, priority: 1, queue_timeout_ms: 0, quota_rps: 0}\n"
+        "  tools: {class: background, priority: 2, queue_timeout_ms: 0, quota_rps: 8}\n"
+    )
+    clock = FakeClock()
+    observer = object.__new__(RouteObserver)  # the quota part only: no Triton metrics here
+    observer.surfaces = load_surfaces(surfaces_file)
+    observer.quotas = RouteObserver.quota_buckets(observer.surfaces, instances=2, clock=clock)
+    for _ in range(100):
+        observer.admit("open")  # no quota: never refused
+    admitted = 0
+    with pytest.raises(QuotaExceeded) as refusal:
+        for _ in range(10):
+            observer.admit("tools")
+            admitted += 1
+    assert admitted == 4, "two instances: each admits half of the 8 requests/s burst"
+    message = str(refusal.value)
+    assert "surface 'tools' is over its quota of 8 requests/s" in message
+    wait = re.search(r"quota refusal, retry after (\d+) ms", message)
+    assert wait and int(wait.group(1)) == 250, message  # 4 tokens/s on this instance
+    clock.now += 0.25
+    observer.admit("tools")
+
+
+def test_the_clients_read_a_routes_quota_refusal_as_retryable_with_its_wait():
+    message = str(QuotaExceeded("tools", 8, 0.25))
+    error = translate(InferenceServerException(f"recommend: {message}", status="StatusCode.UNAVAILABLE"), "m", "u")
+    assert isinstance(error, QuotaExceededError) and error.retry_after_s == 0.25
+    gateway = translate(InferenceServerException("over quota", status="429"), "m", "u")
+    assert isinstance(gateway, QuotaExceededError) and gateway.retry_after_s is None
+    grpc_gateway = translate(InferenceServerException("x", status="StatusCode.RESOURCE_EXHAUSTED"), "m", "u")
+    assert isinstance(grpc_gateway, QuotaExceededError)
+    down = translate(InferenceServerException("Socket closed", status="StatusCode.UNAVAILABLE"), "m", "u")
+    assert not isinstance(down, QuotaExceededError)
+
+
+def test_the_route_and_the_package_name_the_same_surface_header():
+    assert route_runtime.SURFACE_HEADER == SURFACE_HEADER

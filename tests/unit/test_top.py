@@ -81,6 +81,7 @@ marquee_route_requests_total{outcome="degraded",reason="rank",route="recommend",
 marquee_route_requests_total{outcome="error",reason="internal",route="recommend",surface="home"} 5
 marquee_route_requests_total{outcome="error",reason="input",route="recommend",surface="home"} 1
 marquee_route_requests_total{outcome="ok",reason="",route="recommend",surface="creator_tools"} 5
+marquee_route_requests_total{outcome="refused",reason="quota",route="recommend",surface="creator_tools"} 8
 marquee_route_requests_total{outcome="ok",reason="",route="recommend",surface="search"} 20
 # TYPE marquee_route_request_duration_seconds histogram
 marquee_route_request_duration_seconds_count{route="recommend",surface="home"} 512
@@ -295,8 +296,9 @@ def test_route_rows_give_rate_latency_degraded_errors_compute_and_missing_models
     assert home.errors_by_kind == {"input": 0.5, "internal": 1.5}
     assert home.compute_per_s == 1.75
     assert home.not_loaded == ()
-    idle = rows["recommend", "creator_tools"]
-    assert (idle.requests_per_s, idle.p99_s, idle.degraded_pct, idle.errors_per_s) == (0.0, None, None, 0.0)
+    refused = rows["recommend", "creator_tools"]  # every request of the window over its quota
+    assert (refused.requests_per_s, refused.refused_per_s, refused.p99_s) == (4.0, 4.0, None)
+    assert (refused.degraded_pct, refused.errors_per_s) == (0.0, 0.0)
     assert rows["recommend", "search"].requests_per_s == 10.0 and rows["recommend", "search"].degraded_pct == 0.0
     missing = rows["recommend_missing_retrieval", ""]
     assert missing.not_loaded == ("retrieve_not_deployed",) and missing.requests_per_s == 0
@@ -345,7 +347,7 @@ def test_check_marquee_names_the_missing_series():
 # -- the view ---------------------------------------------------------------------------
 
 
-def rendered(renderable, width: int = 170) -> str:
+def rendered(renderable, width: int = 180) -> str:
     console = Console(record=True, width=width, color_system=None)
     console.print(renderable)
     return console.export_text()
@@ -365,7 +367,18 @@ def test_rendered_routes_table():
     text = rendered(view.render(snapshot()))
     assert "marquee top · http://triton:8002/metrics · 2.0 s window" in text
     header = cells(line_with(text, "route", "surface", "p99"))
-    assert header == ["route", "surface", "req/s", "p50", "p99", "degraded", "errors/s", "compute s/s", "not loaded"]
+    assert header == [
+        "route",
+        "surface",
+        "req/s",
+        "p50",
+        "p99",
+        "degraded",
+        "errors/s",
+        "refused/s",
+        "compute s/s",
+        "not loaded",
+    ]
     assert cells(line_with(text, "home")) == [
         "",  # the route is named once, on its first row
         "home",
@@ -374,10 +387,23 @@ def test_rendered_routes_table():
         "45.0 ms",
         "10.0% (rank)",
         "2.00 (internal 1.50, input 0.50)",
+        "0",
         "1.75",
         "",
     ]
-    assert cells(line_with(text, "creator_tools")) == ["recommend", "creator_tools", "0", "—", "—", "—", "0", "0", ""]
+    # Refused over its quota: counted as requests, not as errors, and not in the latencies.
+    assert cells(line_with(text, "creator_tools")) == [
+        "recommend",
+        "creator_tools",
+        "4.00",
+        "—",
+        "—",
+        "0.0%",
+        "0",
+        "4.00",
+        "0",
+        "",
+    ]
     assert cells(line_with(text, "search", "ms")) == [
         "",
         "search",
@@ -385,6 +411,7 @@ def test_rendered_routes_table():
         "7.50 ms",
         "9.95 ms",
         "0.0%",
+        "0",
         "0",
         "0.10",
         "",
@@ -394,7 +421,7 @@ def test_rendered_routes_table():
     missing = cells(first)
     assert missing[1] == "(none yet)"
     assert f"{missing[-1]} {cells(wrapped)[-1]}" == "retrieve_not_deployed (no request yet)"
-    assert "all routes: 60.0 req/s, 2.00 errors/s, 1.85 compute s/s" in text
+    assert "all routes: 64.0 req/s, 2.00 errors/s, 1.85 compute s/s" in text
 
 
 def test_rendered_queue_table():

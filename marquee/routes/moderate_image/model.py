@@ -100,7 +100,9 @@ class TritonPythonModel:
         composed = [m for m in params.composed_models() if self.ocr_enabled or m not in ocr_models]
         self.dependencies = Dependencies(self.name, composed)
         stages = ("preprocess", "detect", "ocr", "text")
-        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), stages)
+        self.observer = RouteObserver(
+            self.name, load_surfaces(params.file("surfaces")), stages, instances=params.instance_count()
+        )
         self.categories = metric_categories(self.policy)
         self.decisions = moderation_decisions_counter(self.name)
         self.logger = pb_utils.Logger

@@ -71,7 +71,9 @@ class TritonPythonModel:
         self.budget_s = {stage: params.budget_s(stage) for stage in ("lexical", "classifier")}
         self.downstream = Downstream()
         self.dependencies = Dependencies(self.name, params.composed_models())
-        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), ("moderate",))
+        self.observer = RouteObserver(
+            self.name, load_surfaces(params.file("surfaces")), ("moderate",), instances=params.instance_count()
+        )
         self.categories = metric_categories(self.policy)
         self.decisions = moderation_decisions_counter(self.name)
 

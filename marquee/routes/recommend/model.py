@@ -77,7 +77,9 @@ class TritonPythonModel:
             flag: self.pages_family.Metric(labels={"route": self.name, "degraded": str(flag).lower()})
             for flag in (False, True)
         }
-        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), STAGES)
+        self.observer = RouteObserver(
+            self.name, load_surfaces(params.file("surfaces")), STAGES, instances=params.instance_count()
+        )
         # Candidates left after each filter step (summed; divide by pages for the average).
         self.candidates = LabelledCounter(
             "marquee_recommend_candidates_total",

@@ -88,7 +88,9 @@ class TritonPythonModel:
         self.cross_names = self.decoder.cross_names
         self.downstream = Downstream()
         self.dependencies = Dependencies(self.name, params.composed_models())
-        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), ("features", "decode"))
+        self.observer = RouteObserver(
+            self.name, load_surfaces(params.file("surfaces")), ("features", "decode"), instances=params.instance_count()
+        )
         # Audio hours per surface: with compute-seconds, the cost per audio hour.
         self.audio_seconds = LabelledCounter(
             "marquee_transcription_audio_seconds_total",
