@@ -132,8 +132,12 @@ def variant_repository(base: Path, target: Path, overrides: list[ModelSpec]) -> 
     return target
 
 
-def run_locust(grpc_url: str, users: list[str], viewers: int, seconds: int, csv_prefix: Path, env: dict) -> dict:
-    fixed = sum(1 for u in users if u != "HomePageViewer")
+def run_locust(
+    grpc_url: str, users: list[str], viewers: int, seconds: int, csv_prefix: Path, env: dict, fixed: int | None = None
+) -> dict:
+    """`fixed`: how many users have a fixed count (default: one per user class but the viewers)."""
+    if fixed is None:
+        fixed = sum(1 for u in users if u != "HomePageViewer")
     command = [
         sys.executable, "-m", "locust", "-f", "perf/load/scenarios.py", "--host", grpc_url, "--headless",
         "-u", str(viewers + fixed), "-r", str(viewers + fixed), "-t", f"{seconds}s",

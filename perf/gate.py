@@ -224,12 +224,14 @@ def _ratio_breaches(m: ModelMeasurement, bounds: dict) -> list[str]:
     return breaches
 
 
-def _baseline_breaches(m: ModelMeasurement, baseline: dict | None, margin: float) -> list[str]:
+def _baseline_breaches(m: ModelMeasurement, baseline: dict | None, margins: float | dict) -> list[str]:
+    """`margins`: one noise margin for every ratio, or one per ratio name (default 0.25)."""
     base = (baseline or {}).get(m.model, {})
     breaches = []
     for metric, value in m.ratios.items():
         if metric not in base:
             continue
+        margin = float(margins.get(metric, 0.25) if isinstance(margins, dict) else margins)
         worse = value > base[metric] * (1 + margin) if "latency" in metric else value < base[metric] * (1 - margin)
         if worse:
             breaches.append(
@@ -263,7 +265,7 @@ def evaluate(
             bounds = _gpu_bounds(m.model, budgets["models"][m.model], host)
             result.breaches += _absolute_breaches(m, bounds, label="gpu budget")
         return result
-    margin = float(budgets.get("noise_margin", 0.25))
+    margin = budgets.get("noise_margin", 0.25)
     for m in measurements:
         entry = budgets["models"][m.model]
         # Routes enforce their own per-stage deadlines, so their budget is the product's

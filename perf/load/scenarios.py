@@ -5,7 +5,11 @@ live_event_surge.py, one per locustfile, as locust wants):
     locust -f perf/load/live_event_surge.py --host localhost:8001 --headless
 
 Users:
-- HomePageViewer: a viewer opening the home page (`recommend`, 20 titles), interactive.
+- HomePageViewer: a viewer opening the home page (`recommend`, 20 titles, surface `home`),
+  interactive.
+- CreatorToolsFlood: an internal creator tool hammering `recommend` (surface
+  `creator_tools`) as fast as it can, e.g. a preview grid refreshed in a loop; its
+  refusals over quota are counted under their own name.
 - CatalogueRescoringJob: a batch job re-scoring the catalogue with the same INT8 ranker
   the route uses (batch 1024). It shares a model with the route, so Triton's priority
   levels decide who goes first.
@@ -21,6 +25,7 @@ default level); `perf/bench_surge.py` sets 2 when the server is tuned for the su
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 from locust import constant, constant_throughput, task
@@ -48,7 +53,7 @@ class HomePageViewer(TritonGrpcUser):
         self.rng = np.random.default_rng(self.environment.runner.user_count if self.environment.runner else 0)
         # MARQUEE_RECOMMEND_MODEL: another deployment of the route (an A/B variant, say).
         model = os.environ.get("MARQUEE_RECOMMEND_MODEL", "recommend")
-        self.client = RecommendClient(self.grpc_url, timeout_s=2.0, model=model)
+        self.client = RecommendClient(self.grpc_url, timeout_s=2.0, model=model, surface="home")
 
     @task
     def home_page(self) -> None:
@@ -64,6 +69,36 @@ class HomePageViewer(TritonGrpcUser):
             device=int(self.rng.integers(4)),
             hour=int(self.rng.integers(24)),
         )
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+
+class CreatorToolsFlood(TritonGrpcUser):
+    """Back-to-back pages for an internal tool; `MARQUEE_CREATOR_USERS` of them (default 4)."""
+
+    fixed_count = int(os.environ.get("MARQUEE_CREATOR_USERS", "4"))
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        from clients.recommend import RecommendClient
+
+        self.rng = np.random.default_rng(1000 + (self.environment.runner.user_count if self.environment.runner else 0))
+        self.client = RecommendClient(self.grpc_url, timeout_s=2.0, surface="creator_tools")
+
+    @task
+    def preview_grid(self) -> None:
+        from marquee.errors import QuotaExceededError
+
+        user = int(self.rng.integers(N_USERS))
+        start = time.perf_counter()
+        try:
+            self.timed_or_raise("creator_tools: recommend", self.client.recommend, user, user % N_REGIONS, (), 20)
+        except QuotaExceededError as refusal:
+            # A refusal is the quota working, not a failure: counted apart, and the tool
+            # waits as told instead of retrying at once.
+            self.report("creator_tools: refused over quota", start, None)
+            time.sleep(refusal.retry_after_s or 0.05)
 
     def on_stop(self) -> None:
         self.client.close()

@@ -36,12 +36,22 @@ class TritonGrpcUser(User):
     def timed(self, name: str, call, *args, **kwargs):
         """Run `call` and report its latency (or its exception) to locust as `name`."""
         start = time.perf_counter()
-        error = None
-        result = None
         try:
             result = call(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure is a locust failure, not a crash
-            error = exc
+            self.report(name, start, exc)
+            return None
+        self.report(name, start, None)
+        return result
+
+    def timed_or_raise(self, name: str, call, *args, **kwargs):
+        """As `timed`, but an exception reaches the caller unreported, to be judged there."""
+        start = time.perf_counter()
+        result = call(*args, **kwargs)
+        self.report(name, start, None)
+        return result
+
+    def report(self, name: str, start: float, error: Exception | None) -> None:
         self.environment.events.request.fire(
             request_type="grpc",
             name=name,
@@ -50,7 +60,6 @@ class TritonGrpcUser(User):
             exception=error,
             context={},
         )
-        return result
 
     @property
     def grpc_url(self) -> str:

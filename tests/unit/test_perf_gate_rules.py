@@ -47,6 +47,16 @@ def test_regression_beyond_noise_margin_fails_but_within_it_passes():
     assert any("regressed from baseline 2.00" in b for b in result.breaches)
 
 
+def test_noise_margins_per_metric_judge_p99_and_throughput_apart():
+    budgets = {**BUDGETS, "noise_margin": {"perf_latency_p99_ratio": 1.0, "perf_throughput_ratio": 0.5}}
+    baseline = {"m": {"perf_latency_p99_ratio": 1.5, "perf_throughput_ratio": 0.8}}
+    assert evaluate([measurement(2900, 500)], budgets, baseline).passed  # p99 +93%, throughput -37%
+    slower = evaluate([measurement(3100, 500)], budgets, baseline)  # p99 more than doubled
+    assert [b.split(" regressed")[0] for b in slower.breaches] == ["m: perf_latency_p99_ratio 3.10"]
+    thinner = evaluate([measurement(2000, 390)], budgets, baseline)  # throughput -51%
+    assert [b.split(" regressed")[0] for b in thinner.breaches] == ["m: perf_throughput_ratio 0.39"]
+
+
 def _attempts(breach_counts: list[int]):
     """A measure() that yields measurements tagged with the breach count the judge will see."""
     produced = iter(breach_counts)
