@@ -42,11 +42,11 @@ from rich.table import Table
 from marquee.paths import model_repository
 from marquee.server import TritonServer, free_ports
 from marquee.serving import exported_models, warm_up_recommend
+from marquee.surfaces import load_surfaces
 from marquee.top.rates import Window
 from marquee.top.scrape import fetch
 from perf.bench_surge import (
     BACKGROUND_MODELS,
-    BATCH_PRIORITY,
     BATCH_RANKER,
     BATCH_USERS,
     ROUTE_MODELS,
@@ -126,7 +126,8 @@ def measure(condition: Condition, base: Path, args: argparse.Namespace, workdir:
     background = BACKGROUND_MODELS + ((BATCH_RANKER,) if condition.isolated else ())
     models = [m for m in ROUTE_MODELS + (background if condition.flood else ()) if m in ready]
     env = {
-        "MARQUEE_BATCH_PRIORITY": str(BATCH_PRIORITY if condition.isolated else 0),
+        # The batch class's Triton priority, from the surfaces file (what its clients send).
+        "MARQUEE_BATCH_PRIORITY": str(load_surfaces().get("batch").priority if condition.isolated else 0),
         "MARQUEE_CREATOR_USERS": str(args.creators),
     }
     if condition.isolated:

@@ -19,7 +19,9 @@ Users:
   when that route is loaded.
 
 Batch users send Triton priority `MARQUEE_BATCH_PRIORITY` (default 0: the model's
-default level); `perf/bench_surge.py` sets 2 when the server is tuned for the surge.
+default level); `perf/bench_surge.py` sets 2 when the server is tuned for the surge, and
+`perf/bench_isolation.py` the `batch` surface's priority. The routes' batch users name the
+`batch` surface.
 """
 
 from __future__ import annotations
@@ -149,7 +151,9 @@ class TranscriptionBatchJob(TritonGrpcUser):
         from clients.transcription import TranscriptionClient
         from marquee.transcription import speech
 
-        self.client = TranscriptionClient(self.grpc_url, model=self.route, timeout_s=120.0, priority=batch_priority())
+        self.client = TranscriptionClient(
+            self.grpc_url, model=self.route, timeout_s=120.0, priority=batch_priority(), surface="batch"
+        )
         if not self.client.is_ready():
             self.client.close()
             raise StopUser()
@@ -191,6 +195,7 @@ class ModerationBatchJob(TritonGrpcUser):
             self.inputs,
             client_timeout=30.0,
             priority=batch_priority(),
+            parameters={"surface": "batch"},
         )
 
 
