@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +37,6 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from marquee.paths import model_repository
 from marquee.server import TritonServer, free_ports
 from marquee.serving import exported_models, warm_up_recommend
 from marquee.surfaces import load_surfaces
@@ -50,11 +47,15 @@ from perf.bench_surge import (
     BATCH_RANKER,
     BATCH_USERS,
     ROUTE_MODELS,
+    add_load_arguments,
+    route_repository,
     run_locust,
     tuned_specs,
     variant_repository,
 )
 from perf.machine import machine_info
+from perf.plots import pyplot, save
+from perf.rounds import run_alternating
 
 console = Console()
 ROUTE = "recommend"
@@ -221,12 +222,8 @@ def summary_table(report: dict) -> Table:
 
 
 def plot(report: dict, path: Path) -> Path | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return None
     names = list(report["conditions"])
     results = [report["conditions"][n] for n in names]
@@ -251,29 +248,19 @@ def plot(report: dict, path: Path) -> Path | None:
     right.set_ylabel("creator_tools pages/s")
     right.legend()
     machine = report["machine"]
-    fig.suptitle(
-        f"Home surface under a surge while creator_tools floods and batch jobs run: "
+    title = (
+        "Home surface under a surge while creator_tools floods and batch jobs run: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['date'][:10]}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path, title)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--viewers", type=int, default=6, help="home-page viewers, 4 pages/s each")
+    add_load_arguments(parser, "perf/reports/isolation.json")
     parser.add_argument("--creators", type=int, default=4, help="creator-tool users, back to back")
-    parser.add_argument("--seconds", type=int, default=30, help="locust run per condition and round")
-    parser.add_argument("--rounds", type=int, default=2, help="each condition runs once per round")
-    parser.add_argument("--repository", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=Path("perf/reports/isolation.json"))
     args = parser.parse_args()
-    base = (args.repository or model_repository()).resolve()
-    missing = [m for m in ROUTE_MODELS if m not in exported_models(base)[0]]
-    if missing:
-        raise SystemExit(f"not exported: {missing}; run `marquee up --no-wait` (or `marquee export ...`) first")
+    base = route_repository(args.repository)
     report = {
         "benchmark": "isolation",
         "machine": machine_info(),
@@ -282,16 +269,16 @@ def main() -> None:
         "seconds": args.seconds,
         "rounds": args.rounds,
     }
-    runs: dict[str, list[dict]] = {c.name: [] for c in CONDITIONS}
-    with tempfile.TemporaryDirectory(prefix="marquee-isolation-") as tmp:
-        for round_number in range(args.rounds):
-            for condition in CONDITIONS:
-                workdir = Path(tmp) / f"round{round_number}"
-                with console.status(f"round {round_number + 1}/{args.rounds}, {condition.name}: {args.seconds} s ..."):
-                    runs[condition.name].append(measure(condition, base, args, workdir))
-                report["conditions"] = {name: combine(results) for name, results in runs.items() if results}
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(report, indent=2) + "\n")
+    run_alternating(
+        CONDITIONS,
+        args.rounds,
+        args.seconds,
+        lambda condition, workdir: measure(condition, base, args, workdir),
+        combine,
+        report,
+        args.out,
+        console,
+    )
     console.print(summary_table(report))
     image = plot(report, args.out.with_suffix(".png"))
     console.print(f"report: {args.out}" + (f", plot: {image}" if image else " (no plot: matplotlib missing)"))

@@ -31,12 +31,10 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +51,7 @@ from marquee.specs.ranker import RANKER_INT8
 from marquee.specs.whisper import WHISPER_ENCODER_INT8
 from perf.bench_recommend import pages_counter
 from perf.machine import machine_info
+from perf.rounds import run_alternating
 
 console = Console()
 ROUTE_MODELS = ("ranker_int8", "user_tower", "candidates_ivf", "retrieve_ivf", "recommend")
@@ -310,18 +309,29 @@ def plot(report: dict, path: Path) -> Path | None:
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_load_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options the surge and isolation benchmarks share."""
     parser.add_argument("--viewers", type=int, default=6, help="home-page viewers, 4 pages/s each")
     parser.add_argument("--seconds", type=int, default=30, help="locust run per condition and round")
     parser.add_argument("--rounds", type=int, default=2, help="each condition runs once per round")
     parser.add_argument("--repository", type=Path, default=None)
-    parser.add_argument("--out", type=Path, default=Path("perf/reports/surge.json"))
-    args = parser.parse_args()
-    base = (args.repository or model_repository()).resolve()
+    parser.add_argument("--out", type=Path, default=Path(out))
+
+
+def route_repository(repository: Path | None) -> Path:
+    """The exported repository holding the route; exits saying what to export when not."""
+    base = (repository or model_repository()).resolve()
     missing = [m for m in ROUTE_MODELS if m not in exported_models(base)[0]]
     if missing:
-        raise SystemExit(f"not exported: {missing}; run `marquee export ranker` and `marquee export recommend`")
+        raise SystemExit(f"not exported: {missing}; run `marquee up --no-wait` (or `marquee export ...`) first")
+    return base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_load_arguments(parser, "perf/reports/surge.json")
+    args = parser.parse_args()
+    base = route_repository(args.repository)
     report = {
         "benchmark": "surge",
         "machine": machine_info(),
@@ -329,18 +339,16 @@ def main() -> None:
         "seconds": args.seconds,
         "rounds": args.rounds,
     }
-    runs: dict[str, list[dict]] = {c.name: [] for c in CONDITIONS}
-    with tempfile.TemporaryDirectory(prefix="marquee-surge-") as tmp:
-        # Conditions alternate round by round, so slow drift on a shared host (other
-        # jobs, thermal) lands on all three alike instead of on whichever ran last.
-        for round_number in range(args.rounds):
-            for condition in CONDITIONS:
-                workdir = Path(tmp) / f"round{round_number}"
-                with console.status(f"round {round_number + 1}/{args.rounds}, {condition.name}: {args.seconds} s ..."):
-                    runs[condition.name].append(measure(condition, base, args.viewers, args.seconds, workdir))
-            report["conditions"] = {name: combine(results) for name, results in runs.items() if results}
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(report, indent=2) + "\n")
+    run_alternating(
+        CONDITIONS,
+        args.rounds,
+        args.seconds,
+        lambda condition, workdir: measure(condition, base, args.viewers, args.seconds, workdir),
+        combine,
+        report,
+        args.out,
+        console,
+    )
     console.print(summary_table(report))
     image = plot(report, args.out.with_suffix(".png"))
     console.print(f"report: {args.out}" + (f", plot: {image}" if image else " (no plot: matplotlib missing)"))

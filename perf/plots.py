@@ -51,6 +51,21 @@ def plot_recommend(report: dict, path: Path) -> Path | None:
     return path
 
 
+def save(figure, path: Path, title: str) -> Path:
+    """Title, layout, write, close: how every benchmark plot ends."""
+    plt = _pyplot()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend, or None when matplotlib is missing."""
+    return _pyplot()
+
+
 def _pyplot():
     try:
         import matplotlib

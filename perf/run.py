@@ -65,8 +65,7 @@ def markdown(results: dict) -> str:
     lines = [
         "# perf run",
         "",
-        f"{m['cpu']}, {m['cores']} cores, GPU: {accelerator_label(m)}, {m['date']}, "
-        f"tritonserver {m['tritonserver']}",
+        f"{m['cpu']}, {m['cores']} cores, GPU: {accelerator_label(m)}, {m['date']}, tritonserver {m['tritonserver']}",
         "",
         "| model | batch | concurrency | infer/s | p50 ms | p99 ms | queue ms | compute ms |",
         "|---|---|---|---|---|---|---|---|",
