@@ -171,8 +171,7 @@ def recommendation() -> Dashboard:
         ),
         Panel(
             "Pages per second by outcome",
-            "ok, degraded (a cheaper order was served) and error, by surface "
-            f"(recording rule {rules.REQUEST_RATE}).",
+            f"ok, degraded (a cheaper order was served) and error, by surface (recording rule {rules.REQUEST_RATE}).",
             (Query(f"{rules.REQUEST_RATE}{sel}", "{{route}} / {{surface}} / {{outcome}}"),),
             unit="reqps",
         ),
@@ -225,7 +224,12 @@ def recommendation() -> Dashboard:
             "Composed models ready",
             "1 when a model the route composes is loaded, 0 when not (the route answers degraded). "
             "Refreshed when the route serves, and 0 until its first request.",
-            (Query(f"min by (route, model) ({rules.DEPENDENCY_READY}{_matchers(surface=False)})", "{{route}} / {{model}}"),),
+            (
+                Query(
+                    f"min by (route, model) ({rules.DEPENDENCY_READY}{_matchers(surface=False)})",
+                    "{{route}} / {{model}}",
+                ),
+            ),
             kind="stat",
             width=24,
             height=4,
@@ -339,10 +343,7 @@ def moderation() -> Dashboard:
 def transcription() -> Dashboard:
     sel = _matchers()
     audio = rules.TRANSCRIPTION_AUDIO_SECONDS
-    cost = (
-        f"3600 * {_rate(rules.ROUTE_COMPUTE, sel, 'route, surface')}\n"
-        f"  / {_rate(audio, sel, 'route, surface')}"
-    )
+    cost = f"3600 * {_rate(rules.ROUTE_COMPUTE, sel, 'route, surface')}\n  / {_rate(audio, sel, 'route, surface')}"
     panels = (
         Panel(
             "Audio seconds transcribed per second",
@@ -401,11 +402,7 @@ def transcription() -> Dashboard:
 def cost_by_surface() -> Dashboard:
     sel = _matchers()
     compute = rules.ROUTE_COMPUTE
-    share = (
-        f"{_rate(compute, sel, 'surface')}\n"
-        f"  / on () group_left\n"
-        f"{_rate(compute, _matchers(surface=False), None)}"
-    )
+    share = f"{_rate(compute, sel, 'surface')}\n  / on () group_left\n{_rate(compute, _matchers(surface=False), None)}"
     panels = (
         Panel(
             "Compute-seconds per 1,000 requests",
@@ -488,7 +485,12 @@ def _panel_json(panel: Panel, panel_id: int, grid: dict) -> dict:
             "thresholdsStyle": {"mode": "line" if panel.threshold is not None else "off"},
         }
         options = {
-            "legend": {"displayMode": "table", "placement": "bottom", "showLegend": True, "calcs": ["lastNotNull", "max"]},
+            "legend": {
+                "displayMode": "table",
+                "placement": "bottom",
+                "showLegend": True,
+                "calcs": ["lastNotNull", "max"],
+            },
             "tooltip": {"mode": "multi", "sort": "desc"},
         }
     elif panel.kind == "stat":

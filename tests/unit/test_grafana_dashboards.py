@@ -129,7 +129,9 @@ def _route_metric_names() -> set[str]:
 
 def known_metrics() -> set[str]:
     route = _route_metric_names()
-    queue = {value for name, value in vars(queue_metrics).items() if name.isupper() and str(value).startswith("marquee_")}
+    queue = {
+        value for name, value in vars(queue_metrics).items() if name.isupper() and str(value).startswith("marquee_")
+    }
     known = route | queue | set(rules.recorded_names()) | set(dashboards.TRITON_METRICS)
     for histogram in _histograms() & route:
         known |= {f"{histogram}_bucket", f"{histogram}_sum", f"{histogram}_count"}
