@@ -81,6 +81,10 @@ class Variable:
         return f"label_values({self.metric}{selector}, {self.name})"
 
 
+def _route_and_surface(route_metric: str, surface_metric: str | None = None) -> tuple[Variable, Variable]:
+    return Variable("route", "Route", route_metric), Variable("surface", "Surface", surface_metric or route_metric)
+
+
 @dataclass(frozen=True)
 class Dashboard:
     uid: str
@@ -240,10 +244,7 @@ def recommendation() -> Dashboard:
         "Marquee / Recommendation",
         "The recommend route: latency by stage and surface, degraded pages and why, "
         "candidates through the filters, ranking throughput. " + RENDERED_BY,
-        (
-            Variable("route", "Route", rules.RECOMMEND_PAGES),
-            Variable("surface", "Surface", rules.RECOMMEND_CANDIDATES),
-        ),
+        _route_and_surface(rules.RECOMMEND_PAGES, rules.RECOMMEND_CANDIDATES),
         panels,
         tags=("recommendation",),
     )
@@ -334,7 +335,7 @@ def moderation() -> Dashboard:
         "Marquee / Moderation",
         "The moderation routes' decisions by category, decision and surface, and the moderation "
         "queue: depth, classification lag, quarantine by error kind, review backlog. " + RENDERED_BY,
-        (Variable("route", "Route", decisions), Variable("surface", "Surface", decisions)),
+        _route_and_surface(decisions),
         panels,
         tags=("moderation",),
     )
@@ -393,7 +394,7 @@ def transcription() -> Dashboard:
         "Marquee / Transcription",
         "The transcribe routes: audio processed, latency by surface and stage, and cost as "
         "compute-seconds per audio hour. " + RENDERED_BY,
-        (Variable("route", "Route", audio), Variable("surface", "Surface", audio)),
+        _route_and_surface(audio),
         panels,
         tags=("transcription",),
     )
@@ -443,7 +444,7 @@ def cost_by_surface() -> Dashboard:
         "Marquee / Cost by surface",
         "Route compute-seconds (instance busy seconds) per 1,000 requests and each surface's "
         "share of them, the basis for splitting the cost of shared pools. " + RENDERED_BY,
-        (Variable("route", "Route", compute), Variable("surface", "Surface", compute)),
+        _route_and_surface(compute),
         panels,
         tags=("cost",),
     )
@@ -655,10 +656,6 @@ def rendered() -> dict[Path, str]:
 
 def stale() -> list[Path]:
     return rendered_files.stale(rendered())
-
-
-def write() -> list[Path]:
-    return rendered_files.write(rendered())
 
 
 def main(argv: list[str] | None = None) -> int:
