@@ -27,7 +27,7 @@ from pathlib import Path
 from marquee.moderation import metrics as queue_metrics
 from marquee.observability import rendered_files, rules
 
-PROJECT_ROOT = rules.PROJECT_ROOT
+PROJECT_ROOT = rendered_files.PROJECT_ROOT
 GRAFANA_DIR = PROJECT_ROOT / "deploy" / "grafana"
 PROVISIONING_FILE = GRAFANA_DIR / "provisioning" / "dashboards.yaml"
 # Where the provisioning file tells Grafana to look; copy deploy/grafana/*.json there.
