@@ -25,7 +25,6 @@ cannot be aggregated across replicas. The routes export histograms
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,10 @@ from pathlib import Path
 import yaml
 
 from marquee.moderation import metrics as queue_metrics
+from marquee.observability import rendered_files
 from marquee.specs.base import ModelSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = rendered_files.PROJECT_ROOT
 RULES_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 RECORDING_FILE = RULES_DIR / "marquee-recording.rules.yml"
 BUDGET_SETS = ("cpu", "gpu")
@@ -50,6 +50,9 @@ ROUTE_REQUESTS = "marquee_route_requests_total"
 ROUTE_COMPUTE = "marquee_route_compute_seconds_total"
 DEPENDENCY_READY = "marquee_route_dependency_ready"
 RECOMMEND_PAGES = "marquee_recommend_pages_total"
+RECOMMEND_CANDIDATES = "marquee_recommend_candidates_total"
+MODERATION_DECISIONS = "marquee_moderation_decisions_total"
+TRANSCRIPTION_AUDIO_SECONDS = "marquee_transcription_audio_seconds_total"
 
 # Degraded recommend pages (ranking skipped, or popularity order) above this share of the
 # traffic for 10 minutes: a healthy route degrades only on cold starts and rare late stages.
@@ -315,30 +318,15 @@ def rendered() -> dict[Path, str]:
 
 
 def stale() -> list[Path]:
-    return [path for path, text in rendered().items() if not path.is_file() or path.read_text() != text]
+    return rendered_files.stale(rendered())
 
 
 def write() -> list[Path]:
-    RULES_DIR.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, text in rendered().items():
-        path.write_text(text)
-        written.append(path)
-    return written
+    return rendered_files.write(rendered())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when a committed file is stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        drifted = stale()
-        for path in drifted:
-            print(f"stale: {path.relative_to(PROJECT_ROOT)} (run python -m marquee.observability.rules)")
-        return 1 if drifted else 0
-    for path in write():
-        print(f"wrote {path.relative_to(PROJECT_ROOT)}")
-    return 0
+    return rendered_files.main(argv, __doc__.splitlines()[0], "marquee.observability.rules", rendered)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,15 @@
-"""A real Prometheus (Debian's `prometheus`) scraping the embedded tritonserver and a real
-moderation worker's metrics endpoint, with the rules of deploy/prometheus/ loaded: after
-real traffic (recommend pages on two surfaces, queue items decided by the worker through
-the stand-in `moderate_text`), every recording rule evaluates to at least one series and
-no rule reports an evaluation error. Asked through Prometheus's HTTP API."""
+"""A real Prometheus (Debian's `prometheus`) scraping three embedded tritonservers (the
+recommend routes, the text moderation route, the transcribe routes) and a real moderation
+worker's metrics endpoint, with the rules of deploy/prometheus/ loaded. After real traffic
+(recommend pages on two surfaces, moderated texts on two surfaces, a transcribed clip,
+queue items decided by the worker through the stand-in `moderate_text`):
+- every recording rule evaluates to at least one series and no rule reports an
+  evaluation error;
+- every panel query of every dashboard in deploy/grafana/ runs without an error and
+  returns data, and every template variable lists values.
+Asked through Prometheus's HTTP API. The servers are the session's, shared with the other
+integration tests; this module adds its traffic, a worker and Prometheus (one of each for
+both tests)."""
 
 from __future__ import annotations
 
@@ -15,17 +22,22 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import tritonclient.grpc as grpcclient
 import yaml
 
 from clients import RecommendClient
+from clients.moderation import ModerationClient
 from marquee.moderation.queue.sqlite import SqliteQueue
-from marquee.observability import rules
+from marquee.observability import dashboards, rules
 from tests.fixtures_moderation_queue import worker_command
+from tests.fixtures_whisper import transcribe
 from tests.integration.conftest import ABSENT_MODEL, MISSING_RETRIEVAL_ROUTE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,6 +48,10 @@ ROOT = Path(__file__).resolve().parents[2]
 # as empty only while the server does not export them at all.
 ROUTE_METRICS = (rules.ROUTE_DURATION, rules.STAGE_DURATION, rules.ROUTE_REQUESTS, rules.ROUTE_COMPUTE)
 QUEUE_TEXTS = ["a fine post", "hmm, maybe", "darn it", ""]  # allow, review, block, quarantined (input)
+# Through the real moderate_text route: an allow, a likely block and a bad input ("error").
+ROUTE_TEXTS = ["what a lovely episode", "you are a pathetic little clown", ""]
+SPOKEN = "Counting the seconds of audio."
+SCRAPED_TARGETS = 4  # three tritonservers and the queue worker
 
 
 def _free_port() -> int:
@@ -64,6 +80,16 @@ class Prometheus:
     def query(self, expr: str) -> list[dict]:
         return self.api("query", query=expr)["result"]
 
+    def try_query(self, expr: str) -> tuple[list[dict], str]:
+        """(result, "") or ([], Prometheus's error) for a query Prometheus refuses."""
+        try:
+            body = json.loads(_get(f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"))
+        except urllib.error.HTTPError as error:
+            body = json.loads(error.read().decode() or "{}")
+        if body.get("status") != "success":
+            return [], f"{body.get('errorType')}: {body.get('error')}"
+        return body["data"]["result"], ""
+
     def wait_for(self, what: str, check, timeout: float = 30.0):
         deadline = time.monotonic() + timeout
         while True:
@@ -81,9 +107,10 @@ def _metric_names(exposition: str) -> set[str]:
     return {line.split("{")[0].split(" ")[0] for line in exposition.splitlines() if line and not line.startswith("#")}
 
 
-@pytest.fixture
-def queue_worker(stand_in_route, tmp_path):
+@pytest.fixture(scope="module")
+def queue_worker(stand_in_route, tmp_path_factory):
     """A real worker process with --metrics-port, over a SQLite store holding a few items."""
+    tmp_path = tmp_path_factory.mktemp("prometheus-live-worker")
     for flag in ("fail", "refuse", "flaky", "legacy", "hold"):
         stand_in_route.switch(flag, False)
     store = tmp_path / "queue.sqlite"
@@ -115,14 +142,15 @@ def queue_worker(stand_in_route, tmp_path):
     assert process.returncode == 0, log_path.read_text()[-3000:]
 
 
-@pytest.fixture
-def prometheus(triton, queue_worker, tmp_path):
+@pytest.fixture(scope="module")
+def prometheus(triton, text_triton, transcribe_triton, queue_worker, tmp_path_factory):
     if PROMETHEUS is None:
         pytest.skip("no prometheus on PATH (Debian package `prometheus`, installed by ./bootstrap.sh --test)")
+    tmp_path = tmp_path_factory.mktemp("prometheus-live")
     _, queue_target = queue_worker
-    triton_target = urllib.parse.urlsplit(triton.metrics_url).netloc
+    triton_targets = [urllib.parse.urlsplit(s.metrics_url).netloc for s in (triton, text_triton, transcribe_triton)]
     config = rules.prometheus_config(
-        [triton_target],
+        triton_targets,
         [queue_target],
         [str(rules.RECORDING_FILE), str(rules.ALERT_FILES["cpu"])],
         interval="1s",
@@ -160,23 +188,65 @@ def prometheus(triton, queue_worker, tmp_path):
             process.wait()
 
 
-def _targets_scraped(server: Prometheus, scrapes: int) -> bool:
-    """Both jobs were scraped successfully at least `scrapes` times in the last minute."""
-    counts = {r["metric"]["job"]: float(r["value"][1]) for r in server.query("sum by (job) (sum_over_time(up[1m]))")}
-    return counts.keys() >= {"marquee-triton", "marquee-moderation-queue"} and min(counts.values()) >= scrapes
+def _targets_scraped(server: Prometheus, scrapes: int, targets: int) -> bool:
+    """Each of `targets` targets was scraped successfully at least `scrapes` times in the last minute."""
+    counts = [float(r["value"][1]) for r in server.query("sum_over_time(up[1m])")]
+    return len(counts) >= targets and min(counts) >= scrapes
 
 
-def _send_traffic(triton, store: Path, round_: int) -> None:
+@dataclass
+class Servers:
+    recommend: object
+    moderation: object
+    transcription: object
+    store: Path
+    clip: bytes
+
+
+def _send_traffic(servers: Servers, round_: int) -> None:
     for surface in ("home", "search"):
-        with RecommendClient(triton.grpc_url, timeout_s=10.0, surface=surface) as client:
+        with RecommendClient(servers.recommend.grpc_url, timeout_s=10.0, surface=surface) as client:
             for user in range(10):
                 client.recommend(user, user % 8, [1, 2, 3], n=10, device=1, hour=20)
     # A deployment whose retrieval model is not loaded: it answers, degraded, and says so.
-    with RecommendClient(triton.grpc_url, timeout_s=10.0, model=MISSING_RETRIEVAL_ROUTE) as client:
+    with RecommendClient(servers.recommend.grpc_url, timeout_s=10.0, model=MISSING_RETRIEVAL_ROUTE) as client:
         for user in range(3):
             client.recommend(user, 0, [], n=10)
-    with SqliteQueue(store) as queue:
+    with SqliteQueue(servers.store) as queue:
         queue.enqueue("text", [f"round {round_}: fine", f"round {round_}: hmm"])
+    # The moderation and transcription dashboards' routes: texts on two surfaces, and one
+    # short spoken clip (Whisper's encoder always reads 30 s, about a second here).
+    for surface in ("moderation_backoffice", "creator_tools"):
+        with ModerationClient(servers.moderation.grpc_url, surface=surface) as client:
+            client.moderate_text(ROUTE_TEXTS)
+    with grpcclient.InferenceServerClient(servers.transcription.grpc_url) as client:
+        transcribe(client, [servers.clip], surface="batch")
+
+
+@dataclass
+class AfterTraffic:
+    prometheus: Prometheus
+    servers: Servers
+    started: float
+
+
+@pytest.fixture(scope="module")
+def after_traffic(prometheus, triton, text_triton, transcribe_triton, queue_worker, espeak_clips) -> AfterTraffic:
+    """Prometheus after two rounds of real traffic to every scraped server."""
+    store, _ = queue_worker
+    servers = Servers(triton, text_triton, transcribe_triton, store, espeak_clips.get(SPOKEN).wav)
+    started = time.monotonic()
+    prometheus.wait_for(
+        "a first successful scrape of every target", lambda: _targets_scraped(prometheus, 1, SCRAPED_TARGETS)
+    )
+    # Two rounds of real traffic with scrapes in between: a series made by the first
+    # request of its labels (a new surface, say) first appears with its count already
+    # there, and a rate needs the increase after it.
+    _send_traffic(servers, 1)
+    prometheus.wait_for("two more scrapes of every target", lambda: _targets_scraped(prometheus, 3, SCRAPED_TARGETS))
+    _send_traffic(servers, 2)
+    print(f"two rounds of traffic and the scrapes between them: {time.monotonic() - started:.1f} s")
+    return AfterTraffic(prometheus, servers, started)
 
 
 def _uses(names: set[str], tolerated: set[str]) -> bool:
@@ -187,17 +257,8 @@ def _matching(found: list[dict], **labels: str) -> list[float]:
     return [float(r["value"][1]) for r in found if labels.items() <= r["metric"].items()]
 
 
-def test_every_recording_rule_evaluates_to_series_after_real_traffic(prometheus, triton, queue_worker):
-    store, _ = queue_worker
-    started = time.monotonic()
-    prometheus.wait_for("a first successful scrape of both targets", lambda: _targets_scraped(prometheus, 1))
-    # Two rounds of real traffic with scrapes in between: a series made by the first
-    # request of its labels (a new surface, say) first appears with its count already
-    # there, and a rate needs the increase after it.
-    _send_traffic(triton, store, 1)
-    prometheus.wait_for("two more scrapes of both targets", lambda: _targets_scraped(prometheus, 3))
-    _send_traffic(triton, store, 2)
-
+def test_every_recording_rule_evaluates_to_series_after_real_traffic(after_traffic, triton):
+    prometheus, started = after_traffic.prometheus, after_traffic.started
     exported = _metric_names(_get(triton.metrics_url))
     tolerated = {name for name in ROUTE_METRICS if not any(n.startswith(name.removesuffix("_total")) for n in exported)}
     if tolerated:
@@ -272,3 +333,49 @@ def test_every_recording_rule_evaluates_to_series_after_real_traffic(prometheus,
     assert loaded == shipped
     assert {rule["name"]: rule.get("lastError") for rule in evaluated if rule["health"] != "ok"} == {}
     assert time.monotonic() - started < 60
+
+
+def _has_a_number(result: list[dict]) -> bool:
+    """Some series with a finite value: a ratio of two zero rates (NaN) is not data."""
+    return any(math.isfinite(float(r["value"][1])) for r in result)
+
+
+def test_every_dashboard_query_returns_data_after_real_traffic(after_traffic):
+    """Every panel's PromQL, as Grafana sends it with each variable at "All", from the
+    committed deploy/grafana/*.json: an error fails at once; no series with a finite value
+    fails once the rules have had time to evaluate. Each variable lists some values."""
+    prometheus = after_traffic.prometheus
+    committed = sorted(dashboards.GRAFANA_DIR.glob("*.json"))
+    assert len(committed) == 4
+    queries = []
+    for path in committed:
+        dashboard = json.loads(path.read_text())
+        for panel, ref, expr in dashboards.queries_as_run(dashboard):
+            queries.append((f"{dashboard['title']} / {panel} / {ref}", expr))
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
+            selector = match.group(1).replace("$route", dashboards.ALL)
+            values = prometheus.api(f"label/{match.group(2)}/values", **{"match[]": selector})
+            assert values, f"{dashboard['title']}: variable {variable['name']} lists nothing ({selector})"
+
+    errors, empty = [], []
+
+    def answered() -> bool:
+        errors.clear()
+        empty.clear()
+        for where, expr in queries:
+            result, error = prometheus.try_query(expr)
+            if error:
+                errors.append(f"{where}: {error}\n    {expr}")
+            elif not _has_a_number(result):
+                empty.append(f"{where}: {'NaN only' if result else 'no series'}\n    {expr}")
+        return bool(errors) or not empty
+
+    try:
+        prometheus.wait_for("every dashboard query to return data", answered, timeout=30)
+    except pytest.fail.Exception:
+        assert prometheus.process.poll() is None, prometheus.log_path.read_text()[-3000:]
+    report = [f"refused by Prometheus: {line}" for line in errors] + [f"without data: {line}" for line in empty]
+    assert not report, f"{len(report)} of {len(queries)} dashboard queries failed:\n" + "\n".join(report)
