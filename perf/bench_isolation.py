@@ -18,6 +18,8 @@ lands on all alike):
      priority levels, the rescoring job runs on its own deployment of the ranker, and the
      batch models have a bounded queue (perf/bench_surge.py's `tuned_specs`, without the
      rate limiter, which cost the surge more than it gave).
+4. isolated_host_quota: as 3, with creator_tools' quota sized to this host (10 pages/s
+   instead of the shipped 50, which is twice the surge's own load on 2 cores).
 Reports, per condition, the home surface's p50/p99 (client side, locust) and p99 from the
 route's own histogram (server side), its degraded-page rate, the creator tool's admitted
 and refused pages per second, and the batch jobs' throughput.
@@ -69,21 +71,31 @@ class Condition:
     name: str
     flood: bool  # creator tool and batch jobs running
     isolated: bool  # quotas and workload classes on
+    creator_quota_rps: float | None = None  # None: creator_tools' quota as shipped
 
 
+# The shipped creator_tools quota (50 pages/s) is sized for a production pool; on a 2-core
+# host it is twice the surge's own load. The last condition sizes it to this host.
+HOST_SIZED_CREATOR_QUOTA = 10.0
 CONDITIONS = (
     Condition("home_alone", flood=False, isolated=False),
     Condition("shared", flood=True, isolated=False),
     Condition("isolated", flood=True, isolated=True),
+    Condition("isolated_host_quota", flood=True, isolated=True, creator_quota_rps=HOST_SIZED_CREATOR_QUOTA),
 )
 
 
-def without_quotas(surfaces_file: Path) -> None:
-    """The shipped surfaces with every quota off: the `shared` condition's route."""
+def set_quotas(surfaces_file: Path, condition: Condition) -> None:
+    """The shipped surfaces file, every quota off (`shared`) or creator_tools' resized."""
     raw = yaml.safe_load(surfaces_file.read_text())
-    for entry in raw["surfaces"].values():
-        entry["quota_rps"] = 0
-    raw["version"] = f"{raw['version']}-no-quotas"
+    if not condition.isolated:
+        for entry in raw["surfaces"].values():
+            entry["quota_rps"] = 0
+    elif condition.creator_quota_rps is not None:
+        raw["surfaces"]["creator_tools"]["quota_rps"] = condition.creator_quota_rps
+    else:
+        return
+    raw["version"] = f"{raw['version']}-{condition.name}"
     surfaces_file.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
@@ -120,9 +132,7 @@ def home_figures(window: Window) -> dict:
 def measure(condition: Condition, base: Path, args: argparse.Namespace, workdir: Path) -> dict:
     overrides = tuned_specs() if condition.isolated else []
     repository = variant_repository(base, workdir / condition.name / "repository", overrides)
-    surfaces_file = route_with_own_version_folder(repository)
-    if not condition.isolated:
-        without_quotas(surfaces_file)
+    set_quotas(route_with_own_version_folder(repository), condition)
     ready, _ = exported_models(repository)
     background = BACKGROUND_MODELS + ((BATCH_RANKER,) if condition.isolated else ())
     models = [m for m in ROUTE_MODELS + (background if condition.flood else ()) if m in ready]
