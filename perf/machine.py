@@ -120,4 +120,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "onnxruntime": metadata.version("onnxruntime"),
         "tritonserver": "2.51.0 (nvidia-pytriton " + metadata.version("nvidia-pytriton") + ")",
+        # Other work on the host when the report began (1, 5, 15 minutes): a shared host's
+        # load moves every figure, so a report says what it was measured beside.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }

@@ -8,6 +8,7 @@ report is rewritten after every measurement, so an interrupted run keeps what it
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +34,9 @@ def run_alternating(
             for condition in conditions:
                 workdir = Path(tmp) / f"round{round_number}"
                 with console.status(f"round {round_number + 1}/{rounds}, {condition.name}: {seconds} s ..."):
-                    runs[condition.name].append(measure(condition, workdir))
+                    result = measure(condition, workdir)
+                result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+                runs[condition.name].append(result)
                 report["conditions"] = {name: combine(results) for name, results in runs.items() if results}
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_text(json.dumps(report, indent=2) + "\n")
