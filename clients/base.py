@@ -92,7 +92,7 @@ class _ModelClientBase:
             self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
         )
 
-    def _request(self, inputs: dict[str, object]) -> tuple[list, list, dict]:
+    def _request(self, inputs: dict[str, object], parameters: dict | None = None) -> tuple[list, list, dict]:
         arrays = validate_inputs(self.spec, inputs)
         infer_inputs = []
         for tensor in self.spec.inputs:
@@ -104,8 +104,9 @@ class _ModelClientBase:
         options: dict = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         if self.priority:
             options["priority"] = self.priority
-        if self.surface:
-            options["parameters"] = {"surface": self.surface}
+        request_parameters = {**({"surface": self.surface} if self.surface else {}), **(parameters or {})}
+        if request_parameters:
+            options["parameters"] = request_parameters
         return infer_inputs, outputs, options
 
     def _outputs(self, result) -> dict[str, np.ndarray]:
@@ -156,8 +157,9 @@ def _tls_hint(message: str, url: str, tls_ca: Path | None) -> str:
 class ModelClient(_ModelClientBase):
     """Blocking client for one model."""
 
-    def infer(self, **inputs: object) -> dict[str, np.ndarray]:
-        infer_inputs, outputs, options = self._request(inputs)
+    def infer(self, parameters: dict | None = None, **inputs: object) -> dict[str, np.ndarray]:
+        """`parameters`: request parameters besides `surface` (a route's options)."""
+        infer_inputs, outputs, options = self._request(inputs, parameters)
         try:
             result = self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001 - translated into our own hierarchy
@@ -185,8 +187,8 @@ class AsyncModelClient(_ModelClientBase):
 
     _asynchronous = True
 
-    async def infer(self, **inputs: object) -> dict[str, np.ndarray]:
-        infer_inputs, outputs, options = self._request(inputs)
+    async def infer(self, parameters: dict | None = None, **inputs: object) -> dict[str, np.ndarray]:
+        infer_inputs, outputs, options = self._request(inputs, parameters)
         try:
             result = await self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001

@@ -167,6 +167,8 @@ class RouteCall:
         self.surface = surface
         self.clock = StageClock()
         self.degraded: list[tuple[str, str]] = []  # (bounded reason label, message)
+        # The experiment cohort, for routes that run experiments (see RouteObserver's `cohorts`).
+        self.cohort: str | None = None
 
     def degrade(self, reason: str, message: str) -> str:
         self.degraded.append((reason, message))
@@ -249,12 +251,26 @@ class RouteObserver:
     (an instance handles one batch of requests at a time, so its busy seconds are what a
     surface consumed of it). Downstream models report their own time in Triton's
     `nv_inference_compute_*` series, per model.
+
+    A route that runs experiments names its cohorts (`cohorts`, the first one being the
+    value for "no cohort"): every series then carries a `cohort` label, bounded by that
+    tuple. Other routes' series are unchanged. `on_record(call, outcome, seconds)` is
+    called after each request is counted (a route's guardrails watch outcomes there).
     """
 
-    def __init__(self, route: str, surfaces, stages: tuple[str, ...]):
+    def __init__(
+        self,
+        route: str,
+        surfaces,
+        stages: tuple[str, ...],
+        cohorts: tuple[str, ...] = (),
+        on_record: Callable[[RouteCall, str, float], None] | None = None,
+    ):
         self.route = route
         self.surfaces = surfaces
         self.stages = stages
+        self.cohorts = cohorts
+        self.on_record = on_record
         # Keep the families referenced: Triton refuses metrics whose family was collected.
         self.families = {
             "requests": pb_utils.MetricFamily(
@@ -295,20 +311,30 @@ class RouteObserver:
         if call is None:  # the surface itself was refused; counted in surface_of
             return
         elapsed = call.clock.elapsed_s()
-        self._count(call.surface, outcome, reason)
-        self._metric("duration", call.surface).observe(elapsed)
-        self._metric("compute", call.surface).increment(elapsed)
+        cohort = self._cohort(call)
+        self._count(call.surface, outcome, reason, cohort)
+        self._metric("duration", call.surface, cohort).observe(elapsed)
+        self._metric("compute", call.surface, cohort).increment(elapsed)
         for stage, ms in call.clock.ms.items():
             if stage in self.stages:
-                self._metric("stage", call.surface, stage).observe(ms / 1000.0)
+                self._metric("stage", call.surface, cohort, stage).observe(ms / 1000.0)
+        if self.on_record is not None:
+            self.on_record(call, outcome, elapsed)
 
-    def _count(self, surface: str, outcome: str, reason: str) -> None:
-        self._metric("requests", surface, outcome, reason).increment(1)
+    def _cohort(self, call: RouteCall | None) -> str:
+        if not self.cohorts:
+            return ""
+        return call.cohort if call is not None and call.cohort in self.cohorts else self.cohorts[0]
 
-    def _metric(self, kind: str, surface: str, *rest: str):
-        key = (kind, surface, *rest)
+    def _count(self, surface: str, outcome: str, reason: str, cohort: str = "") -> None:
+        self._metric("requests", surface, cohort or self._cohort(None), outcome, reason).increment(1)
+
+    def _metric(self, kind: str, surface: str, cohort: str, *rest: str):
+        key = (kind, surface, cohort, *rest)
         if key not in self._metrics:
             labels = {"route": self.route, "surface": surface}
+            if self.cohorts:
+                labels["cohort"] = cohort
             if kind == "stage":
                 labels["stage"] = rest[0]
             elif kind == "requests":
