@@ -19,8 +19,10 @@ import json
 import os
 import time
 import traceback
+import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -436,6 +438,62 @@ class StageClock:
 
     def rounded(self) -> dict[str, float]:
         return {**{k: round(v, 2) for k, v in self.ms.items()}, "total": round(self.elapsed_s() * 1000.0, 2)}
+
+
+# -- files re-read while serving ------------------------------------------------------
+
+Parsed = TypeVar("Parsed")
+
+
+class ReloadingFile(Generic[Parsed]):
+    """A file of the route's version folder that operators change while it serves (an
+    experiment, a policy), re-read whenever its mtime or size changes.
+
+    No file: `current()` is None. A file that fails to parse keeps the previous value in
+    force, and `last_error` says why until a good file arrives (log it once: the bad
+    stamp is remembered, so the file is not re-parsed on every request). The stat is
+    cached for `recheck_s`, so most requests cost no system call. `changed` is True
+    right after a reload replaced the value.
+    """
+
+    def __init__(self, path: str, parse: Callable[[bytes, str], Parsed], what: str, recheck_s: float = 0.25):
+        self.path = path
+        self.parse = parse
+        self.what = what
+        self.recheck_s = recheck_s
+        self._value: Parsed | None = None
+        self._stamp: tuple | None = None
+        self._checked_at = -math.inf
+        self.last_error: str | None = None
+        self.changed = False
+
+    def current(self) -> Parsed | None:
+        now = time.monotonic()
+        self.changed = False
+        if now - self._checked_at < self.recheck_s:
+            return self._value
+        self._checked_at = now
+        try:
+            stat = os.stat(self.path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            self._reload(stamp)
+        return self._value
+
+    def _reload(self, stamp: tuple | None) -> None:
+        if stamp is None:
+            self._value, self._stamp, self.last_error, self.changed = None, None, None, True
+            return
+        try:
+            with open(self.path, "rb") as f:
+                value = self.parse(f.read(), self.path)
+        except (OSError, ValueError) as error:
+            self._stamp = stamp
+            self.last_error = f"{self.what} not reloaded, previous one kept: {error}"
+            return
+        self._value, self._stamp, self.last_error, self.changed = value, stamp, None, True
 
 
 # -- composed models ----------------------------------------------------------------

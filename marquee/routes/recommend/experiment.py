@@ -24,6 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
+try:  # installed next to route_runtime.py in the route's version folder
+    from route_runtime import ReloadingFile
+except ImportError:  # imported from the marquee package
+    from marquee.routes.route_runtime import ReloadingFile
+
 CONTROL, TREATMENT, NO_COHORT = "control", "treatment", "none"
 # The bounded values of the `cohort` metric label; "none" (no experiment) first.
 COHORTS = (NO_COHORT, CONTROL, TREATMENT)
@@ -199,51 +204,12 @@ class _Fields:
         return float(value)
 
 
-class ExperimentFile:
+class ExperimentFile(ReloadingFile):
     """The experiment file, re-read whenever it changes (as the route's blocklist is).
-
-    No file: no experiment (`current()` is None). A file that fails to parse keeps the
-    previous experiment in force, and `last_error` says why until a good file arrives.
-    The stat is cached for `recheck_s`, so a page costs no system call most of the time.
-    """
+    No file: no experiment; a malformed one keeps the previous experiment in force."""
 
     def __init__(self, path: str, recheck_s: float = 0.25):
-        self.path = path
-        self.recheck_s = recheck_s
-        self._experiment: Experiment | None = None
-        self._stamp: tuple | None = None
-        self._checked_at = -math.inf
-        self.last_error: str | None = None
-        self.changed = False  # True right after a reload that replaced the experiment
-
-    def current(self) -> Experiment | None:
-        now = time.monotonic()
-        self.changed = False
-        if now - self._checked_at < self.recheck_s:
-            return self._experiment
-        self._checked_at = now
-        try:
-            stat = os.stat(self.path)
-            stamp = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            stamp = None
-        if stamp != self._stamp:
-            self._reload(stamp)
-        return self._experiment
-
-    def _reload(self, stamp: tuple | None) -> None:
-        if stamp is None:
-            self._experiment, self._stamp, self.last_error, self.changed = None, None, None, True
-            return
-        try:
-            with open(self.path, "rb") as f:
-                experiment = parse_experiment(f.read(), self.path)
-        except (OSError, ExperimentError) as error:
-            # Remember the bad stamp so the error is logged once per bad edit, not per page.
-            self._stamp = stamp
-            self.last_error = f"experiment file not reloaded, previous one kept: {error}"
-            return
-        self._experiment, self._stamp, self.last_error, self.changed = experiment, stamp, None, True
+        super().__init__(path, parse_experiment, "experiment file", recheck_s)
 
 
 # -- guardrails -------------------------------------------------------------------------
