@@ -164,3 +164,14 @@ def test_spearman_matches_scipy_with_ties():
     a = rng.integers(0, 5, 200).astype(float)
     b = a + rng.normal(0, 2, 200)
     assert spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, abs=1e-12)
+
+
+def test_rollout_file_write_refuses_bad_values_and_keeps_history(tmp_path):
+    from marquee.rollout.files import RouteFiles
+
+    files = RouteFiles(tmp_path, "recommend")
+    files.write({"name": "a", "control": 1, "salt": "s"}, "reset", "test")
+    with pytest.raises(ExperimentError, match="treatment_share`=2"):
+        files.write({"name": "b", "control": 1, "treatment": 2, "treatment_share": 2, "salt": "s"}, "start", "bad")
+    assert files.read().name == "a"
+    assert [entry["action"] for entry in files.recent_history()] == ["reset"]
