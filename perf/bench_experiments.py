@@ -204,9 +204,13 @@ def main() -> None:
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "experiments.json").write_text(json.dumps(report, indent=2) + "\n")
     plotted = plot(report, REPORTS / "experiments.png")
-    (REPORTS / "ab_readout.json").write_text(json.dumps({"machine": machine, "setup": setup, **readout_report}, indent=2) + "\n")
+    (REPORTS / "ab_readout.json").write_text(
+        json.dumps({"machine": machine, "setup": setup, **readout_report}, indent=2) + "\n"
+    )
     console.print_json(json.dumps({"shadow_cost": cost, "lift": readout_report["lift"]}))
-    console.print(f"wrote {REPORTS / 'experiments.json'}, {REPORTS / 'ab_readout.json'}" + (f", {plotted}" if plotted else ""))
+    console.print(
+        f"wrote {REPORTS / 'experiments.json'}, {REPORTS / 'ab_readout.json'}" + (f", {plotted}" if plotted else "")
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ from export.recommend.catalogue import build_catalogue, user_histories, write_fe
 from export.recommend.two_tower import TwoTowerConfig, train_two_tower
 from export.route_install import install_route
 from export.validate import ValidationReport
-from marquee.routes import manifest
 from marquee.rollout.files import PROJECT_EXPERIMENTS
+from marquee.routes import manifest
 from marquee.specs.recommend import (
     CANDIDATES,
     CANDIDATES_IVF,

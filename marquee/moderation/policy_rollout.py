@@ -82,7 +82,9 @@ def promote(files: PolicyFiles) -> Policy:
     """The shadow becomes the policy in force; the replaced one is kept for rollback."""
     candidate = files.load(SHADOW)
     if candidate is None:
-        raise PolicyRolloutError(f"{files.path(SHADOW)}: no shadow policy to promote; `marquee moderation policy shadow FILE`")
+        raise PolicyRolloutError(
+            f"{files.path(SHADOW)}: no shadow policy to promote; `marquee moderation policy shadow FILE`"
+        )
     _install(files.path(ACTIVE), files.path(PREVIOUS))
     _install(files.path(SHADOW), files.path(ACTIVE))
     files.path(SHADOW).unlink()
@@ -158,7 +160,7 @@ def read_labelled(path: Path) -> tuple[list[str], list[str]]:
             raise PolicyRolloutError(f"{path}:{number}: not JSON ({error})") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or row.get("label") not in DECISIONS:
             raise PolicyRolloutError(
-                f"{path}:{number}: expected {{\"text\": str, \"label\": one of {', '.join(DECISIONS)}}}; got {line[:120]!r}"
+                f'{path}:{number}: expected {{"text": str, "label": one of {", ".join(DECISIONS)}}}; got {line[:120]!r}'
             )
         texts.append(row["text"])
         labels.append(row["label"])

@@ -105,7 +105,10 @@ def readout(
         probability = expected_ctr(world, visit, assigned.item_ids)
         clicks = int((rng.random(len(probability)) < probability).sum())
         per_user[assigned.cohort].append((clicks, len(probability), float(probability.sum())))
-        pages = {assigned.cohort: probability, counterfactual.cohort: expected_ctr(world, visit, counterfactual.item_ids)}
+        pages = {
+            assigned.cohort: probability,
+            counterfactual.cohort: expected_ctr(world, visit, counterfactual.item_ids),
+        }
         true_difference.append(_mean(pages[TREATMENT]) - _mean(pages[CONTROL]))
         degraded += assigned.degraded + counterfactual.degraded
     cohorts = {name: _cohort_summary(rows) for name, rows in per_user.items()}

@@ -18,7 +18,8 @@ rollout_app = typer.Typer(
 UrlOption = Annotated[str, typer.Option(help="Server HTTP address (model control).")]
 RouteOption = Annotated[str, typer.Option(help="The recommend route (or a deployed variant of it).")]
 RepositoryOption = Annotated[
-    Path | None, typer.Option("--repository", "-r", help="Model repository the server loads (default: ./model_repository).")
+    Path | None,
+    typer.Option("--repository", "-r", help="Model repository the server loads (default: ./model_repository)."),
 ]
 KeyOption = Annotated[
     Path | None,
@@ -42,7 +43,9 @@ def _context(repository: Path | None, route: str, url: str | None, admin_key_fil
 
 @rollout_app.command("status")
 def rollout_status(
-    url: Annotated[str | None, typer.Option(help="Server HTTP address; adds the versions it serves.")] = "localhost:8000",
+    url: Annotated[
+        str | None, typer.Option(help="Server HTTP address; adds the versions it serves.")
+    ] = "localhost:8000",
     route: RouteOption = "recommend",
     repository: RepositoryOption = None,
     admin_key_file: KeyOption = None,
@@ -59,7 +62,8 @@ def rollout_status(
     experiment = report["experiment"] or {}
     console.print(f"route {report['route']} -> ranker {report['ranker_model']}; file {report['experiment_file']}")
     console.print(
-        f"experiment {experiment.get('name', '-')!r} ({report['experiment_version']}): control v{experiment.get('control')}"
+        f"experiment {experiment.get('name', '-')!r} ({report['experiment_version']}): "
+        f"control v{experiment.get('control')}"
         f", treatment {experiment.get('treatment')} at {experiment.get('treatment_share', 0):.0%}"
         f", shadow {experiment.get('shadow')}"
     )

@@ -51,7 +51,9 @@ def start(
 ) -> Experiment:
     current = files.read()
     if current is None:
-        raise RolloutError(f"{files.experiments}: no experiment file; export the route first (`marquee export recommend`)")
+        raise RolloutError(
+            f"{files.experiments}: no experiment file; export the route first (`marquee export recommend`)"
+        )
     if treatment is None and shadow is None:
         raise RolloutError("rollout start needs --treatment or --shadow (or both)")
     fields = experiment_fields(current)
@@ -84,7 +86,9 @@ def promote(files: RouteFiles, control: ModelControl, settle_s: float = SETTLE_S
     return _switch(files, control, fields, "promote", f"v{current.treatment} replaces v{current.control}", settle_s)
 
 
-def rollback(files: RouteFiles, control: ModelControl, reason: str = "operator", settle_s: float = SETTLE_S) -> Experiment:
+def rollback(
+    files: RouteFiles, control: ModelControl, reason: str = "operator", settle_s: float = SETTLE_S
+) -> Experiment:
     current = _running(files, "rollback")
     fields = experiment_fields(current)
     fields.update(treatment=None, treatment_share=0.0, shadow=None, name=f"ranker v{current.control}")

@@ -21,7 +21,9 @@ class ModelControl:
     def __init__(self, http_url: str, admin_key: AdminKey | None, timeout_s: float = 120.0):
         self.http_url = http_url
         self.admin_key = admin_key
-        self.client = httpclient.InferenceServerClient(http_url, connection_timeout=timeout_s, network_timeout=timeout_s)
+        self.client = httpclient.InferenceServerClient(
+            http_url, connection_timeout=timeout_s, network_timeout=timeout_s
+        )
 
     def _headers(self) -> dict | None:
         return self.admin_key.http_headers() if self.admin_key else None

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 import traceback
-import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, TypeVar

@@ -13,11 +13,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from clients import RecommendClient
-from export.ranker.train import TrainingConfig
 from marquee import render
 from marquee.rollout import commands
 from marquee.rollout.control import ModelControl
@@ -219,9 +217,20 @@ def test_malformed_experiment_file_keeps_the_previous_one(server, files, control
 
 
 def test_shadow_scoring_is_dropped_not_queued_when_saturated(server, files, control, baseline, tmp_path):
-    commands.start(files, control, treatment=None, share=0.0, salt="shadow-test", shadow=2, shadow_in_flight=1, shadow_log_share=1.0)
+    commands.start(
+        files,
+        control,
+        treatment=None,
+        share=0.0,
+        salt="shadow-test",
+        shadow=2,
+        shadow_in_flight=1,
+        shadow_log_share=1.0,
+    )
     time.sleep(0.5)
-    before = {o: _metric_total(server, "marquee_shadow_pages_total", outcome=o) for o in ("scored", "dropped", "failed")}
+    before = {
+        o: _metric_total(server, "marquee_shadow_pages_total", outcome=o) for o in ("scored", "dropped", "failed")
+    }
     pages = _drive(server, range(400), concurrency=16)
     assert not _errors(pages)
     ranked = sum(not page.degraded for page in pages)

@@ -72,7 +72,9 @@ def test_shadow_policy_is_recorded_not_enforced_then_promoted_and_rolled_back(te
     assert all(audit["policy_version"] == active.version for audit in audits)
     assert all(s["policy_version"] == candidate.version and s["enforced"] is False for s in shadow)
     differing = [k for k, s in enumerate(shadow) if s["decision"] != decisions[k]]
-    assert differing, f"the strict candidate should disagree somewhere: {decisions} vs {[s['decision'] for s in shadow]}"
+    assert differing, (
+        f"the strict candidate should disagree somewhere: {decisions} vs {[s['decision'] for s in shadow]}"
+    )
     # The diff of the recorded audits counts exactly the disagreements the route recorded.
     report = policy_diff(audits, active, candidate)
     assert report["changed"] == len(differing) and report["judged"] == len(TEXTS)
@@ -89,7 +91,9 @@ def test_shadow_policy_is_recorded_not_enforced_then_promoted_and_rolled_back(te
     restored, restored_audits = moderate(text_client, TEXTS)
     assert restored == baseline
     assert all(audit["policy_version"] == active.version for audit in restored_audits)
-    actions = [line.split('"action": "')[1].split('"')[0] for line in policy_files.path(HISTORY).read_text().splitlines()]
+    actions = [
+        line.split('"action": "')[1].split('"')[0] for line in policy_files.path(HISTORY).read_text().splitlines()
+    ]
     assert actions == ["shadow", "promote", "rollback"]
 
 

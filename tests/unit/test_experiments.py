@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from marquee.rollout.files import PROJECT_EXPERIMENTS
 from marquee.routes.recommend.agreement import spearman, top_k, top_k_overlap
 from marquee.routes.recommend.experiment import (
     CONTROL,
@@ -26,7 +27,6 @@ from marquee.routes.recommend.experiment import (
     parse_experiment,
     ranker_version,
 )
-from marquee.rollout.files import PROJECT_EXPERIMENTS
 
 RUNNING = b"""
 version: "t1"

@@ -38,12 +38,12 @@ from policy import decide, decision_category, metric_categories, parse_policy, s
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
-    RouteCall,
-    RouteInputError,
-    RouteObserver,
     LabelledCounter,
     ReloadingFile,
+    RouteCall,
     RouteConfigError,
+    RouteInputError,
+    RouteObserver,
     RouteParameters,
     StageFailed,
     answer_each,
@@ -67,7 +67,9 @@ class TritonPythonModel:
         self.policy_file = ReloadingFile(params.file("policy"), parse_policy, "moderation policy")
         self.policy = self.policy_file.current()
         if self.policy is None:
-            raise RouteConfigError(f"{self.name}: {self.policy_file.last_error or self.policy_file.path + ' is missing'}")
+            raise RouteConfigError(
+                f"{self.name}: {self.policy_file.last_error or self.policy_file.path + ' is missing'}"
+            )
         self.shadow_file = ReloadingFile(
             params.file("policy_shadow", "policy_shadow.yaml"), parse_policy, "shadow moderation policy"
         )

@@ -159,7 +159,9 @@ def _guardrails(raw: object, where: str) -> Guardrails:
     allowed = set(Guardrails.__dataclass_fields__)
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise ExperimentError(f"{where}: `{_SECTION}.guardrails` has unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        raise ExperimentError(
+            f"{where}: `{_SECTION}.guardrails` has unknown key(s) {unknown}; allowed: {sorted(allowed)}"
+        )
     field = _Fields(raw, f"{where}: `{_SECTION}.guardrails.", "`")
     default = Guardrails()
     return Guardrails(
@@ -197,7 +199,9 @@ class _Fields:
 
     def number(self, key: str, default: float, low: float, high: float, integer: bool = False) -> float:
         value = self.entry.get(key, default)
-        wrong_type = isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int))
+        wrong_type = (
+            isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int))
+        )
         if wrong_type or not low <= value <= high:
             kind = "an integer" if integer else "a number"
             raise ExperimentError(f"{self._name(key)}={value!r}; allowed: {kind} from {low:g} to {high:g}")
@@ -312,7 +316,12 @@ def write_rollback(path: str, experiment: Experiment, reason: str) -> None:
     """Written to a temporary file and renamed, so a reader never sees half a record."""
     import json
 
-    record = {"experiment_sha256": experiment.sha256, "experiment": experiment.name, "reason": reason, "at": time.time()}
+    record = {
+        "experiment_sha256": experiment.sha256,
+        "experiment": experiment.name,
+        "reason": reason,
+        "at": time.time(),
+    }
     temporary = f"{path}.{os.getpid()}.tmp"
     with open(temporary, "w") as f:
         json.dump(record, f)

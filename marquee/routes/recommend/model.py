@@ -26,15 +26,6 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import route_logic  # noqa: E402 - needs the path above
-from route_logic import (  # noqa: E402
-    Blocklist,
-    FeatureTables,
-    apply_rules,
-    filter_steps,
-    parse_request,
-    ranker_inputs,
-    retrieval_as_scores,
-)
 from experiment import (  # noqa: E402
     COHORTS,
     CONTROL,
@@ -45,6 +36,15 @@ from experiment import (  # noqa: E402
     RollbackRecord,
     assign_cohort,
     ranker_version,
+)
+from route_logic import (  # noqa: E402
+    Blocklist,
+    FeatureTables,
+    apply_rules,
+    filter_steps,
+    parse_request,
+    ranker_inputs,
+    retrieval_as_scores,
 )
 from route_runtime import (  # noqa: E402
     DURATION_BUCKETS,

@@ -57,12 +57,16 @@ class ShadowScorer:
         )
         # Keep the families referenced: Triton refuses metrics whose family was collected.
         self.families = [
-            pb_utils.MetricFamily(
-                name=name, description=description, kind=pb_utils.MetricFamily.HISTOGRAM
-            )
+            pb_utils.MetricFamily(name=name, description=description, kind=pb_utils.MetricFamily.HISTOGRAM)
             for name, description in (
-                ("marquee_shadow_top_k_overlap", "share of the page's top k that the shadow ranker also puts in its top k"),
-                ("marquee_shadow_rank_correlation", "Spearman correlation of serving and shadow scores over a page's candidates"),
+                (
+                    "marquee_shadow_top_k_overlap",
+                    "share of the page's top k that the shadow ranker also puts in its top k",
+                ),
+                (
+                    "marquee_shadow_rank_correlation",
+                    "Spearman correlation of serving and shadow scores over a page's candidates",
+                ),
             )
         ]
         self.in_flight_family = pb_utils.MetricFamily(
@@ -85,9 +89,7 @@ class ShadowScorer:
             self.pages.add(1, outcome="dropped")
             return False
         log_it = random.random() < experiment.shadow_log_share
-        task = asyncio.ensure_future(
-            self._score(experiment.shadow, features, ids, scores, serving_version, k, log_it)
-        )
+        task = asyncio.ensure_future(self._score(experiment.shadow, features, ids, scores, serving_version, k, log_it))
         self._tasks.add(task)
         self.in_flight_gauge.set(len(self._tasks))
         task.add_done_callback(self._done)
