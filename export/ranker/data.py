@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marquee.routes.recommend.agreement import average_ranks
 from marquee.specs.ranker import CATEGORICAL_FEATURES, DENSE_FEATURES
 
 CARDINALITY = {f.name: f.cardinality for f in CATEGORICAL_FEATURES}
@@ -174,12 +175,5 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = labels.sum(), (~labels).sum()
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"roc_auc needs both classes; got {n_pos} positives and {n_neg} negatives")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    # Average ranks within runs of equal scores so ties count one half.
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(scores)]])
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    ranks = average_ranks(scores)  # ties count one half
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

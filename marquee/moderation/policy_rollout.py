@@ -148,16 +148,21 @@ def policy_diff(audits: list[dict], active: Policy, candidate: Policy, labels: l
     return report
 
 
-def read_labelled(path: Path) -> tuple[list[str], list[str]]:
-    """A labelled file: one JSON object per line with `text` and `label` (allow/review/block)."""
-    texts, labels = [], []
+def _json_lines(path: Path):
+    """(line number, parsed object, raw line) for each non-blank line of a JSONL file."""
     for number, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            yield number, json.loads(line), line
         except json.JSONDecodeError as error:
             raise PolicyRolloutError(f"{path}:{number}: not JSON ({error})") from None
+
+
+def read_labelled(path: Path) -> tuple[list[str], list[str]]:
+    """A labelled file: one JSON object per line with `text` and `label` (allow/review/block)."""
+    texts, labels = [], []
+    for number, row, line in _json_lines(path):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or row.get("label") not in DECISIONS:
             raise PolicyRolloutError(
                 f'{path}:{number}: expected {{"text": str, "label": one of {", ".join(DECISIONS)}}}; got {line[:120]!r}'
@@ -171,13 +176,7 @@ def read_audits(path: Path) -> list[dict]:
     """Audit records, one JSON object per line: the audit itself, or a stored decision
     record that holds it under `audit` (as the moderation queue keeps them)."""
     audits = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PolicyRolloutError(f"{path}:{number}: not JSON ({error})") from None
+    for number, row, _ in _json_lines(path):
         audit = row.get("audit", row) if isinstance(row, dict) else None
         if isinstance(audit, str):
             audit = json.loads(audit)
