@@ -93,7 +93,13 @@ def readout(
         if assigned.cohort not in (CONTROL, TREATMENT):
             raise ValueError(f"user {visit.user}: cohort {assigned.cohort!r}; is an A/B experiment running?")
         other = TREATMENT if assigned.cohort == CONTROL else CONTROL
-        return assigned, page_source(visit, other, page_size)
+        counterfactual = page_source(visit, other, page_size)
+        if counterfactual.cohort != other:
+            raise ValueError(
+                f"user {visit.user}: asked for the {other} page, got {counterfactual.cohort!r}; "
+                "was the experiment rolled back during the readout? (`marquee rollout status`)"
+            )
+        return assigned, counterfactual
 
     with ThreadPoolExecutor(concurrency) as pool:
         served = list(pool.map(serve, visits))

@@ -39,7 +39,7 @@ RANKER = RANKER_FP32.name
 WEAK_TRAINING = dataclasses.replace(TINY_TRAINING, train_rows=4_000, seed=2)
 SETTLE_S = 1.0
 # Guardrails a loaded 2-core CI host cannot trip by chance (the guardrail test sets its own).
-LENIENT = {"p99_ms": 60_000.0}
+LENIENT = {"p99_ms": 60_000.0, "max_degraded_rate": 1.0}
 
 
 def _link(source: Path, target: Path) -> None:
