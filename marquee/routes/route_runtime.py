@@ -321,7 +321,10 @@ class RouteObserver:
             if stage in self.stages:
                 self._metric("stage", call.surface, cohort, stage).observe(ms / 1000.0)
         if self.on_record is not None:
-            self.on_record(call, outcome, elapsed)
+            try:
+                self.on_record(call, outcome, elapsed)
+            except Exception as error:  # noqa: BLE001 - a watcher's fault must not fail the answered request
+                pb_utils.Logger.log_error(f"{self.route}: on_record failed: {error!r}\n{traceback.format_exc()}")
 
     def _cohort(self, call: RouteCall | None) -> str:
         if not self.cohorts:

@@ -175,3 +175,12 @@ def test_rollout_file_write_refuses_bad_values_and_keeps_history(tmp_path):
         files.write({"name": "b", "control": 1, "treatment": 2, "treatment_share": 2, "salt": "s"}, "start", "bad")
     assert files.read().name == "a"
     assert [entry["action"] for entry in files.recent_history()] == ["reset"]
+
+
+def test_rollback_holds_in_this_instance_when_the_record_cannot_be_written(tmp_path):
+    record = RollbackRecord(str(tmp_path / "missing-folder" / "rb.json"), recheck_s=0.0)
+    experiment = parse_experiment(RUNNING)
+    with pytest.raises(OSError):
+        record.write(experiment, "guardrail: p99")
+    assert record.reason(experiment) == "guardrail: p99"
+    assert {assign_cohort(u, experiment, rolled_back=True) for u in range(100)} == {CONTROL}

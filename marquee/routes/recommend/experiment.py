@@ -283,10 +283,14 @@ class RollbackRecord:
         self.recheck_s = recheck_s
         self._checked_at = -math.inf
         self._record: dict | None = None
+        # This instance's own verdict: holds even where the file cannot be written.
+        self._local: tuple[str, str] | None = None
 
     def reason(self, experiment: Experiment | None) -> str | None:
         if experiment is None:
             return None
+        if self._local and self._local[0] == experiment.sha256:
+            return self._local[1]
         now = time.monotonic()
         if now - self._checked_at >= self.recheck_s:
             self._checked_at = now
@@ -297,6 +301,9 @@ class RollbackRecord:
         return None
 
     def write(self, experiment: Experiment, reason: str) -> None:
+        """Record the rollback; raises OSError when the file cannot be written, after
+        this instance has already rolled back (the caller logs it)."""
+        self._local = (experiment.sha256, reason)
         write_rollback(self.path, experiment, reason)
         self._checked_at = -math.inf
 

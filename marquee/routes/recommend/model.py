@@ -233,13 +233,16 @@ class TritonPythonModel:
             return
         breach = self.guardrail_window.breach(experiment.guardrails, now)
         if breach:
-            self.rollback.write(experiment, f"guardrail: {breach}")
             self.rollbacks.add(1, guardrail=breach.split(" ", 1)[0])
             self.guardrail_window.clear()
             pb_utils.Logger.log_error(
                 f"{self.name}: experiment {experiment.name!r} rolled back, everyone served by ranker version "
                 f"{experiment.control}: {breach}"
             )
+            try:
+                self.rollback.write(experiment, f"guardrail: {breach}")
+            except OSError as error:  # a read-only repository: this instance still rolls back
+                pb_utils.Logger.log_error(f"{self.name}: rollback record not written, other instances go on: {error}")
 
     def _observe_ranker_call(self, role: str, version: int, seconds: float) -> None:
         key = (role, version)
