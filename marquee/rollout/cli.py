@@ -57,7 +57,7 @@ def rollout_status(
     files, control = _context(repository, route, url, admin_key_file)
     report = status(files, control)
     if as_json:
-        console.print_json(json.dumps(report))
+        typer.echo(json.dumps(report, indent=2))  # plain: rich would wrap long paths
         return
     experiment = report["experiment"] or {}
     console.print(f"route {report['route']} -> ranker {report['ranker_model']}; file {report['experiment_file']}")

@@ -320,3 +320,25 @@ def test_ab_readout_interval_contains_the_true_lift(server, files, control, base
     assert lift["true"] < 0 and lift["ci95_high"] < 0, lift
     assert abs(report["cohorts"][TREATMENT]["users"] - 600) < 90
     assert parse_experiment(files.experiments.read_bytes()).running
+
+
+def test_rollout_cli_start_status_rollback(server, files, control, baseline, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from marquee.cli import app
+
+    monkeypatch.setenv("MARQUEE_ADMIN_KEY", server.admin_key.value)
+    common = ["--url", server.http_url, "--route", ROUTE, "--repository", str(files.repository)]
+    runner = CliRunner()
+    started = runner.invoke(app, ["rollout", "start", "--shadow", "2", *common])
+    assert started.exit_code == 0, started.output
+    status = runner.invoke(app, ["rollout", "status", "--json", *common])
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.output)
+    assert report["experiment"]["shadow"] == 2 and report["serving_versions"] == [1, 2]
+    rolled = runner.invoke(app, ["rollout", "rollback", "--settle-s", "0.5", "--reason", "cli test", *common])
+    assert rolled.exit_code == 0, rolled.output
+    assert control.ready_versions(RANKER) == [1]
+    assert files.recent_history()[-1]["reason"] == "cli test"
