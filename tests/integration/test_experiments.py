@@ -13,6 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from clients import RecommendClient
@@ -216,26 +217,53 @@ def test_malformed_experiment_file_keeps_the_previous_one(server, files, control
     files.experiments.write_text(good)
 
 
-def test_shadow_scoring_is_dropped_not_queued_when_saturated(server, files, control, baseline, tmp_path):
-    commands.start(
-        files,
-        control,
-        treatment=None,
-        share=0.0,
-        salt="shadow-test",
-        shadow=2,
-        shadow_in_flight=1,
-        shadow_log_share=1.0,
-    )
+class _SaturatedVersion:
+    """Keep one ranker version busy with large batches from background threads: the
+    shadow's calls then wait in its queue, as on a saturated server."""
+
+    def __init__(self, server, version: int, threads: int = 3, rows: int = 1024):
+        import tritonclient.grpc as grpcclient
+
+        self.server, self.version, self._stop = server, version, threading.Event()
+        rng = np.random.default_rng(0)
+        categorical = np.stack([rng.integers(0, 100, rows) for _ in range(6)], 1).astype(np.int64)
+        dense = rng.normal(size=(rows, 6)).astype(np.float32)
+        self.inputs = []
+        for name, array, kind in (("categorical", categorical, "INT64"), ("dense", dense, "FP32")):
+            tensor = grpcclient.InferInput(name, list(array.shape), kind)
+            tensor.set_data_from_numpy(array)
+            self.inputs.append(tensor)
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self):
+        import tritonclient.grpc as grpcclient
+
+        with grpcclient.InferenceServerClient(self.server.grpc_url) as client:
+            while not self._stop.is_set():
+                client.infer(RANKER, self.inputs, model_version=str(self.version))
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def test_shadow_scoring_is_dropped_not_queued_when_saturated(server, files, control, baseline):
+    commands.start(files, control, None, 0.0, "shadow-test", shadow=2, shadow_in_flight=1, shadow_log_share=1.0)
     time.sleep(0.5)
-    before = {
-        o: _metric_total(server, "marquee_shadow_pages_total", outcome=o) for o in ("scored", "dropped", "failed")
-    }
-    pages = _drive(server, range(400), concurrency=16)
+    outcomes = ("scored", "dropped", "failed")
+    before = {o: _metric_total(server, "marquee_shadow_pages_total", outcome=o) for o in outcomes}
+    with _SaturatedVersion(server, version=2):
+        pages = _drive(server, range(300), concurrency=8)
     assert not _errors(pages)
     ranked = sum(not page.degraded for page in pages)
     time.sleep(1.0)  # shadow calls still in flight finish (or hit their own deadline)
-    after = {o: _metric_total(server, "marquee_shadow_pages_total", outcome=o) for o in ("scored", "dropped", "failed")}
+    after = {o: _metric_total(server, "marquee_shadow_pages_total", outcome=o) for o in outcomes}
     delta = {o: after[o] - before[o] for o in after}
     assert delta["dropped"] > 0, f"saturated, yet nothing dropped: {delta}"
     assert delta["scored"] > 0, f"nothing shadow-scored: {delta}"
