@@ -130,12 +130,33 @@ def _drive(server, users, concurrency=4, cohort=None) -> list:
         return list(pool.map(one, users))
 
 
-class _Load:
-    """Pages requested in a loop from background threads until stopped."""
+class _Background:
+    """`_run(k)` in `threads` background threads until the `with` block ends."""
+
+    def __init__(self, server, threads: int):
+        self.server, self._stop = server, threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(threads)]
+
+    def _run(self, k: int) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+class _Load(_Background):
+    """Pages requested in a loop; each result is (time, page or exception)."""
 
     def __init__(self, server, threads=4):
-        self.server, self.results, self._stop = server, [], threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(k,), daemon=True) for k in range(threads)]
+        super().__init__(server, threads)
+        self.results = []
 
     def _run(self, offset):
         with RecommendClient(self.server.grpc_url, timeout_s=10.0) as client:
@@ -147,16 +168,6 @@ class _Load:
                 except Exception as error:  # noqa: BLE001
                     self.results.append((time.monotonic(), error))
                 user += len(self._threads)
-
-    def __enter__(self):
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
 
 
 def _metric_total(server, name: str, **labels: str) -> float:
@@ -217,14 +228,15 @@ def test_malformed_experiment_file_keeps_the_previous_one(server, files, control
     files.experiments.write_text(good)
 
 
-class _SaturatedVersion:
-    """Keep one ranker version busy with large batches from background threads: the
-    shadow's calls then wait in its queue, as on a saturated server."""
+class _SaturatedVersion(_Background):
+    """One ranker version kept busy with large batches: the shadow's calls then wait in
+    its queue, as on a saturated server."""
 
     def __init__(self, server, version: int, threads: int = 3, rows: int = 1024):
         import tritonclient.grpc as grpcclient
 
-        self.server, self.version, self._stop = server, version, threading.Event()
+        super().__init__(server, threads)
+        self.version = version
         rng = np.random.default_rng(0)
         categorical = np.stack([rng.integers(0, 100, rows) for _ in range(6)], 1).astype(np.int64)
         dense = rng.normal(size=(rows, 6)).astype(np.float32)
@@ -233,24 +245,13 @@ class _SaturatedVersion:
             tensor = grpcclient.InferInput(name, list(array.shape), kind)
             tensor.set_data_from_numpy(array)
             self.inputs.append(tensor)
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
-    def _run(self):
+    def _run(self, _):
         import tritonclient.grpc as grpcclient
 
         with grpcclient.InferenceServerClient(self.server.grpc_url) as client:
             while not self._stop.is_set():
                 client.infer(RANKER, self.inputs, model_version=str(self.version))
-
-    def __enter__(self):
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
 
 
 def test_shadow_scoring_is_dropped_not_queued_when_saturated(server, files, control, baseline):
