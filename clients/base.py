@@ -94,7 +94,7 @@ class _ModelClientBase:
             self.url, connection_timeout=self.timeout_s, network_timeout=self.timeout_s
         )
 
-    def _request(self, inputs: dict[str, object]) -> tuple[list, list, dict]:
+    def _request(self, inputs: dict[str, object], parameters: dict | None = None) -> tuple[list, list, dict]:
         arrays = validate_inputs(self.spec, inputs)
         infer_inputs = []
         for tensor in self.spec.inputs:
@@ -106,10 +106,12 @@ class _ModelClientBase:
         options: dict = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         if self.priority:
             options["priority"] = self.priority
+        request_parameters = {**({"surface": self.surface} if self.surface else {}), **(parameters or {})}
+        if request_parameters:
+            options["parameters"] = request_parameters
         if self.surface:
             # The parameter reaches the route on any Triton; the header is what a gateway's
             # per-surface quota keys on (the route checks that the two agree).
-            options["parameters"] = {"surface": self.surface}
             options["headers"] = {SURFACE_HEADER: self.surface}
         return infer_inputs, outputs, options
 
@@ -161,8 +163,9 @@ def _tls_hint(message: str, url: str, tls_ca: Path | None) -> str:
 class ModelClient(_ModelClientBase):
     """Blocking client for one model."""
 
-    def infer(self, **inputs: object) -> dict[str, np.ndarray]:
-        infer_inputs, outputs, options = self._request(inputs)
+    def infer(self, parameters: dict | None = None, **inputs: object) -> dict[str, np.ndarray]:
+        """`parameters`: request parameters besides `surface` (a route's options)."""
+        infer_inputs, outputs, options = self._request(inputs, parameters)
         try:
             result = self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001 - translated into our own hierarchy
@@ -190,8 +193,8 @@ class AsyncModelClient(_ModelClientBase):
 
     _asynchronous = True
 
-    async def infer(self, **inputs: object) -> dict[str, np.ndarray]:
-        infer_inputs, outputs, options = self._request(inputs)
+    async def infer(self, parameters: dict | None = None, **inputs: object) -> dict[str, np.ndarray]:
+        infer_inputs, outputs, options = self._request(inputs, parameters)
         try:
             result = await self._client.infer(self.spec.name, infer_inputs, outputs=outputs, **options)
         except Exception as error:  # noqa: BLE001

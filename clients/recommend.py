@@ -27,6 +27,7 @@ class Recommendation:
     degraded: bool  # True when a stage failed or ran over budget and a cheaper order was used
     stage_ms: dict[str, float]  # server-side time per stage: retrieve, filter, rank, rules, total
     degraded_reason: str = ""  # why, when degraded: a late or failed stage, a model not loaded
+    cohort: str = "none"  # experiment cohort: control, treatment, or none (no experiment running)
 
     @property
     def item_ids(self) -> list[int]:
@@ -52,7 +53,15 @@ def _result(outputs: dict[str, np.ndarray]) -> Recommendation:
     stage_ms = {name: float(v) for name, v in zip(STAGES, outputs["stage_ms"], strict=True)}
     reason = outputs["degraded_reason"].reshape(-1)[0]
     reason = reason.decode("utf-8") if isinstance(reason, bytes) else str(reason)
-    return Recommendation(items, bool(outputs["degraded"][0]), stage_ms, reason)
+    cohort = outputs["cohort"].reshape(-1)[0]
+    cohort = cohort.decode("utf-8") if isinstance(cohort, bytes) else str(cohort)
+    return Recommendation(items, bool(outputs["degraded"][0]), stage_ms, reason, cohort)
+
+
+def _parameters(cohort: str | None) -> dict | None:
+    """`cohort`: serve this cohort's ranker whatever the user's hash says (QA, and the A/B
+    readout's counterfactual pages); the route refuses it when no treatment is running."""
+    return {"cohort": cohort} if cohort is not None else None
 
 
 class RecommendClient(ModelClient):
@@ -84,8 +93,9 @@ class RecommendClient(ModelClient):
         n: int = 20,
         device: int = 0,
         hour: int | None = None,
+        cohort: str | None = None,
     ) -> Recommendation:
-        return _result(self.infer(**_inputs(user_id, region, history, n, device, hour)))
+        return _result(self.infer(_parameters(cohort), **_inputs(user_id, region, history, n, device, hour)))
 
 
 class AsyncRecommendClient(AsyncModelClient):
@@ -112,5 +122,6 @@ class AsyncRecommendClient(AsyncModelClient):
         n: int = 20,
         device: int = 0,
         hour: int | None = None,
+        cohort: str | None = None,
     ) -> Recommendation:
-        return _result(await self.infer(**_inputs(user_id, region, history, n, device, hour)))
+        return _result(await self.infer(_parameters(cohort), **_inputs(user_id, region, history, n, device, hour)))

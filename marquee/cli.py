@@ -13,6 +13,7 @@ from marquee.console import configure_logging, console
 from marquee.deploy.cli import deploy_app
 from marquee.errors import MarqueeError
 from marquee.moderation.cli import moderate, moderation_app, quarantine_app
+from marquee.rollout.cli import rollout_app
 from marquee.top.cli import top_command
 from marquee.transcription.cli import transcribe
 
@@ -49,6 +50,7 @@ app.add_typer(perf_app, name="perf")
 app.add_typer(moderation_app, name="moderation")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(rollout_app, name="rollout")
 app.command("moderate")(moderate)
 app.command("transcribe")(transcribe)
 app.command("top")(top_command)
@@ -194,6 +196,14 @@ def export_ranker(
     ] = None,
     force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
     repository: RepositoryOption = None,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version",
+            min=1,
+            help="Model version folder to add (default: the one in service); load it with `marquee rollout start`.",
+        ),
+    ] = None,
 ) -> None:
     """Train (or load) the DCN-v2 ranker, export FP32/INT8 ONNX, validate, install."""
     from export.ranker.pipeline import export_ranker as run_export
@@ -202,7 +212,9 @@ def export_ranker(
 
     precisions = tuple(Precision(p.value) for p in (precision or list(PrecisionChoice)))
     with progress_bar() as progress:
-        results = run_export(_repository(repository), precisions, checkpoint, force=force, progress=progress)
+        results = run_export(
+            _repository(repository), precisions, checkpoint, force=force, progress=progress, version=version
+        )
     for result in results:
         state = "unchanged, skipped" if result.skipped else "exported and validated"
         console.print(f"[green]✓[/] {result.spec.name}: {state} -> {result.path}")

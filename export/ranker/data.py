@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marquee.routes.recommend.agreement import average_ranks
 from marquee.specs.ranker import CATEGORICAL_FEATURES, DENSE_FEATURES
 
 CARDINALITY = {f.name: f.cardinality for f in CATEGORICAL_FEATURES}
@@ -121,16 +122,10 @@ class SyntheticWorld:
         grown._dense_item = (grown._raw_item_features() - self._item_mean) / self._item_scale
         return grown
 
-    def sample(self, n: int, seed: int) -> Interactions:
-        """Sample `n` impressions: who saw what, where and when, and whether they clicked."""
-        rng = np.random.default_rng(seed)
-        users = rng.choice(len(self.user_region), n, p=self.user_activity / self.user_activity.sum())
-        exposure = np.sqrt(self.item_popularity)
-        items = rng.choice(len(self.item_genre), n, p=exposure / exposure.sum())
-        device = rng.choice(CARDINALITY["context_device"], n, p=[0.45, 0.3, 0.15, 0.1])
-        hour = rng.integers(0, CARDINALITY["context_hour"], n)
-        session_depth = rng.poisson(2.0, n).astype(float)
-
+    def click_probability(
+        self, users: np.ndarray, items: np.ndarray, device: np.ndarray, hour: np.ndarray, session_depth: np.ndarray
+    ) -> np.ndarray:
+        """The true probability that each impression is clicked (the planted rules)."""
         genre = self.item_genre[items]
         region = self.user_region[users]
         logit = (
@@ -145,7 +140,21 @@ class SyntheticWorld:
             + 0.2 * self._dense_user[users, 0]
             - 0.1 * session_depth
         )
-        probability = 1.0 / (1.0 + np.exp(-logit))
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def sample(self, n: int, seed: int) -> Interactions:
+        """Sample `n` impressions: who saw what, where and when, and whether they clicked."""
+        rng = np.random.default_rng(seed)
+        users = rng.choice(len(self.user_region), n, p=self.user_activity / self.user_activity.sum())
+        exposure = np.sqrt(self.item_popularity)
+        items = rng.choice(len(self.item_genre), n, p=exposure / exposure.sum())
+        device = rng.choice(CARDINALITY["context_device"], n, p=[0.45, 0.3, 0.15, 0.1])
+        hour = rng.integers(0, CARDINALITY["context_hour"], n)
+        session_depth = rng.poisson(2.0, n).astype(float)
+
+        genre = self.item_genre[items]
+        region = self.user_region[users]
+        probability = self.click_probability(users, items, device, hour, session_depth)
         categorical = np.stack([users, region, items, genre, device, hour], 1).astype(np.int64)
         dense = np.concatenate(
             [self._dense_user[users], self._dense_item[items], ((session_depth - 2.0) / 1.4)[:, None]], 1
@@ -166,12 +175,5 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     n_pos, n_neg = labels.sum(), (~labels).sum()
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"roc_auc needs both classes; got {n_pos} positives and {n_neg} negatives")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    # Average ranks within runs of equal scores so ties count one half.
-    boundaries = np.flatnonzero(np.diff(sorted_scores)) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(scores)]])
-    ranks = np.empty(len(scores))
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
+    ranks = average_ranks(scores)  # ties count one half
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))

@@ -62,7 +62,14 @@ def export_ranker(
     training: TrainingConfig | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    version: int | None = None,
 ) -> list[ExportResult]:
+    """`version`: the Triton model version folder to write (default: the spec's, the one
+    in service). Another number adds a version next to it without touching it; the
+    served config's version_policy names the spec's version only, so the new one loads
+    when `marquee rollout start` asks for it."""
+    if version is not None and version < 1:
+        raise ValueError(f"version={version}; allowed: an integer >= 1")
     checkpoint = Path(checkpoint) if checkpoint else default_checkpoint(training, progress)
     if not checkpoint.is_file():
         raise CheckpointError(f"--checkpoint {checkpoint}: no such file")
@@ -70,18 +77,18 @@ def export_ranker(
     for precision in precisions:
         spec = RANKER_BY_PRECISION[precision]
         input_hash = artifacts.content_hash(checkpoint, repr(spec), artifacts.toolchain_fingerprint(), *EXPORT_SOURCES)
-        version_dir = repository / spec.name / str(spec.version)
+        version_dir = repository / spec.name / str(version or spec.version)
         if not force and artifacts.is_current(version_dir, input_hash, spec.artifact):
             stamp = artifacts.read_stamp(version_dir) or {}
             results.append(ExportResult(spec, version_dir / spec.artifact, True, stamp.get("validation", {})))
         else:
-            pending.append((spec, input_hash))
+            pending.append((spec, input_hash, version_dir))
     if pending:
-        results += _export_pending(pending, checkpoint, repository, progress)
+        results += _export_pending(pending, checkpoint, progress)
     return results
 
 
-def _export_pending(pending, checkpoint: Path, repository: Path, progress: Progress | None) -> list[ExportResult]:
+def _export_pending(pending, checkpoint: Path, progress: Progress | None) -> list[ExportResult]:
     model, config, train_metrics = load_checkpoint(checkpoint)
     holdout = holdout_set(config)
     reference = predict(model, holdout)
@@ -90,7 +97,7 @@ def _export_pending(pending, checkpoint: Path, repository: Path, progress: Progr
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path = _export_fp32(model, Path(tmp) / "fp32.onnx")
         _advance(progress, task)
-        for spec, input_hash in pending:
+        for spec, input_hash, version_dir in pending:
             staged = Path(tmp) / f"{spec.name}.onnx"
             _build_variant(spec, fp32_path, staged, config)
             _advance(progress, task)
@@ -106,7 +113,6 @@ def _export_pending(pending, checkpoint: Path, repository: Path, progress: Progr
                 "training_metrics": train_metrics,
                 "validation": report.figures,
             }
-            version_dir = repository / spec.name / str(spec.version)
             if spec.gpu_artifact:
                 gpu_report = _export_gpu_artifact(spec, fp32_path, version_dir, model, holdout, reference, config)
                 if gpu_report.failures:

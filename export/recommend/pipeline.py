@@ -31,6 +31,7 @@ from export.recommend.catalogue import build_catalogue, user_histories, write_fe
 from export.recommend.two_tower import TwoTowerConfig, train_two_tower
 from export.route_install import install_route
 from export.validate import ValidationReport
+from marquee.rollout.files import PROJECT_EXPERIMENTS
 from marquee.routes import manifest
 from marquee.specs.recommend import (
     CANDIDATES,
@@ -110,6 +111,8 @@ def _install_route(catalogue, repository: Path, staged: Path, stamp: dict) -> No
     data: dict = {"features.npz": staged / "features.npz"}
     if not (version_dir / RECOMMEND.parameters["blocklist"]).exists():  # an operator's edits are kept
         data[RECOMMEND.parameters["blocklist"]] = "# item ids blocked by moderation, one per line; re-read on change\n"
+    if not (version_dir / RECOMMEND.parameters["experiments"]).exists():  # `marquee rollout` owns it from here
+        data[RECOMMEND.parameters["experiments"]] = PROJECT_EXPERIMENTS
     install_route(manifest.RECOMMEND, version_dir, stamp, data)
 
 

@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 
 from marquee.console import configure_logging, console
+from marquee.moderation.policy_cli import policy_app
 
 moderation_app = typer.Typer(help="Moderate text and images; run the queue worker.", no_args_is_help=True)
 quarantine_app = typer.Typer(
@@ -121,6 +122,7 @@ def _problem(result) -> str | None:
 
 
 moderation_app.command("moderate")(moderate)
+moderation_app.add_typer(policy_app, name="policy")
 
 
 @moderation_app.command("worker")

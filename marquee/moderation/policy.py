@@ -88,6 +88,11 @@ def load_policy(path: str | Path) -> Policy:
         raw_bytes = path.read_bytes()
     except OSError as error:
         raise PolicyError(f"cannot read moderation policy {path}: {error}") from None
+    return parse_policy(raw_bytes, path)
+
+
+def parse_policy(raw_bytes: bytes, path: str | Path) -> Policy:
+    """A policy from the file's bytes; `path` names it in errors."""
     try:
         raw = yaml.safe_load(raw_bytes)
     except yaml.YAMLError as error:
@@ -149,6 +154,22 @@ def _thresholds(value, where: str, path: Path) -> dict[str, Thresholds]:
             raise PolicyError(f"{path}: `{where}.{name}`: review {review} must be <= block {block}")
         result[str(name)] = Thresholds(review, block)
     return result
+
+
+def shadow_verdict(scores: dict[str, float], candidate: Policy | None, thresholds_of) -> dict | None:
+    """A candidate policy's decision on the same scores, for the audit record only: it is
+    recorded next to the decision in force and never enforced. `thresholds_of(policy)`
+    picks the section (text categories or image labels). None without a candidate."""
+    if candidate is None:
+        return None
+    verdict = decide(scores, thresholds_of(candidate))
+    return {
+        "policy_version": candidate.version,
+        "policy_sha256": candidate.sha256,
+        "decision": verdict.decision,
+        "reasons": list(verdict.reasons),
+        "enforced": False,
+    }
 
 
 def default_policy_path() -> Path:

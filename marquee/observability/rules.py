@@ -107,6 +107,9 @@ def interactive_surfaces() -> list[str]:
 
 P99_ROUTE_SURFACE = f"route_surface:{ROUTE_DURATION}:p99_{RATE_WINDOW}"
 P99_ROUTE = f"route:{ROUTE_DURATION}:p99_{RATE_WINDOW}"
+# Experiments: the recommend route labels its series by cohort (none / control / treatment).
+P99_ROUTE_COHORT = f"route_cohort:{ROUTE_DURATION}:p99_{RATE_WINDOW}"
+COHORT_REQUEST_RATE = f"route_cohort_outcome:{ROUTE_REQUESTS.removesuffix('_total')}:rate{RATE_WINDOW}"
 P99_STAGE = f"route_stage_surface:{STAGE_DURATION}:p99_{RATE_WINDOW}"
 REQUEST_RATE = f"route_surface_outcome:{ROUTE_REQUESTS.removesuffix('_total')}:rate{RATE_WINDOW}"
 COMPUTE_PER_1000 = f"route_surface:{ROUTE_COMPUTE.removesuffix('_total')}:per_1000_requests_{RATE_WINDOW}"
@@ -142,6 +145,8 @@ def recording_groups() -> list[dict]:
     routes = [
         (P99_ROUTE_SURFACE, _p99(ROUTE_DURATION, "route, surface")),
         (P99_ROUTE, _p99(ROUTE_DURATION, "route")),
+        (P99_ROUTE_COHORT, _p99(ROUTE_DURATION, "route, cohort")),
+        (COHORT_REQUEST_RATE, _rate(ROUTE_REQUESTS, "route, cohort, outcome")),
         (P99_STAGE, _p99(STAGE_DURATION, "route, stage, surface")),
         (REQUEST_RATE, _rate(ROUTE_REQUESTS, "route, surface, outcome")),
         # Route instance busy seconds per 1,000 requests: the unit of cost by surface.

@@ -49,7 +49,14 @@ class RouteManifest:
 
 RECOMMEND = RouteManifest(
     "routes/recommend/model.py",
-    ("routes/recommend/route_logic.py", RUNTIME, SURFACES),
+    (
+        "routes/recommend/route_logic.py",
+        "routes/recommend/experiment.py",
+        "routes/recommend/agreement.py",
+        "routes/recommend/shadow.py",
+        RUNTIME,
+        SURFACES,
+    ),
 )
 CANDIDATES_IVF = RouteManifest("routes/recommend/candidates_ivf.py", (RUNTIME,))
 MODERATE_TEXT = RouteManifest(

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -199,6 +201,8 @@ class RouteCall:
         self.surface = surface
         self.clock = StageClock()
         self.degraded: list[tuple[str, str]] = []  # (bounded reason label, message)
+        # The experiment cohort, for routes that run experiments (see RouteObserver's `cohorts`).
+        self.cohort: str | None = None
 
     def degrade(self, reason: str, message: str) -> str:
         self.degraded.append((reason, message))
@@ -290,12 +294,28 @@ class RouteObserver:
     (an instance handles one batch of requests at a time, so its busy seconds are what a
     surface consumed of it). Downstream models report their own time in Triton's
     `nv_inference_compute_*` series, per model.
+
+    A route that runs experiments names its cohorts (`cohorts`, the first one being the
+    value for "no cohort"): every series then carries a `cohort` label, bounded by that
+    tuple. Other routes' series are unchanged. `on_record(call, outcome, seconds)` is
+    called after each request is counted (a route's guardrails watch outcomes there).
     """
 
-    def __init__(self, route: str, surfaces, stages: tuple[str, ...], instances: int = 1, clock=time.monotonic):
+    def __init__(
+        self,
+        route: str,
+        surfaces,
+        stages: tuple[str, ...],
+        cohorts: tuple[str, ...] = (),
+        on_record: Callable[[RouteCall, str, float], None] | None = None,
+        instances: int = 1,
+        clock=time.monotonic,
+    ):
         self.route = route
         self.surfaces = surfaces
         self.stages = stages
+        self.cohorts = cohorts
+        self.on_record = on_record
         self.quotas = self.quota_buckets(surfaces, instances, clock)
         # Keep the families referenced: Triton refuses metrics whose family was collected.
         self.families = {
@@ -369,23 +389,36 @@ class RouteObserver:
     def record(self, call: RouteCall | None, outcome: str, reason: str) -> None:
         if call is None:  # the surface itself was refused; counted in surface_of
             return
-        self._count(call.surface, outcome, reason)
-        if outcome == "refused":  # no work was done: keep it out of latency and cost
+        cohort = self._cohort(call)
+        self._count(call.surface, outcome, reason, cohort)
+        if outcome == "refused":  # no work was done: keep it out of latency, cost and guardrails
             return
         elapsed = call.clock.elapsed_s()
-        self._metric("duration", call.surface).observe(elapsed)
-        self._metric("compute", call.surface).increment(elapsed)
+        self._metric("duration", call.surface, cohort).observe(elapsed)
+        self._metric("compute", call.surface, cohort).increment(elapsed)
         for stage, ms in call.clock.ms.items():
             if stage in self.stages:
-                self._metric("stage", call.surface, stage).observe(ms / 1000.0)
+                self._metric("stage", call.surface, cohort, stage).observe(ms / 1000.0)
+        if self.on_record is not None:
+            try:
+                self.on_record(call, outcome, elapsed)
+            except Exception as error:  # noqa: BLE001 - a watcher's fault must not fail the answered request
+                pb_utils.Logger.log_error(f"{self.route}: on_record failed: {error!r}\n{traceback.format_exc()}")
 
-    def _count(self, surface: str, outcome: str, reason: str) -> None:
-        self._metric("requests", surface, outcome, reason).increment(1)
+    def _cohort(self, call: RouteCall | None) -> str:
+        if not self.cohorts:
+            return ""
+        return call.cohort if call is not None and call.cohort in self.cohorts else self.cohorts[0]
 
-    def _metric(self, kind: str, surface: str, *rest: str):
-        key = (kind, surface, *rest)
+    def _count(self, surface: str, outcome: str, reason: str, cohort: str = "") -> None:
+        self._metric("requests", surface, cohort or self._cohort(None), outcome, reason).increment(1)
+
+    def _metric(self, kind: str, surface: str, cohort: str, *rest: str):
+        key = (kind, surface, cohort, *rest)
         if key not in self._metrics:
             labels = {"route": self.route, "surface": surface}
+            if self.cohorts:
+                labels["cohort"] = cohort
             if kind == "stage":
                 labels["stage"] = rest[0]
             elif kind == "requests":
@@ -515,6 +548,62 @@ class StageClock:
 
     def rounded(self) -> dict[str, float]:
         return {**{k: round(v, 2) for k, v in self.ms.items()}, "total": round(self.elapsed_s() * 1000.0, 2)}
+
+
+# -- files re-read while serving ------------------------------------------------------
+
+Parsed = TypeVar("Parsed")
+
+
+class ReloadingFile(Generic[Parsed]):
+    """A file of the route's version folder that operators change while it serves (an
+    experiment, a policy), re-read whenever its mtime or size changes.
+
+    No file: `current()` is None. A file that fails to parse keeps the previous value in
+    force, and `last_error` says why until a good file arrives (log it once: the bad
+    stamp is remembered, so the file is not re-parsed on every request). The stat is
+    cached for `recheck_s`, so most requests cost no system call. `changed` is True
+    right after a reload replaced the value.
+    """
+
+    def __init__(self, path: str, parse: Callable[[bytes, str], Parsed], what: str, recheck_s: float = 0.25):
+        self.path = path
+        self.parse = parse
+        self.what = what
+        self.recheck_s = recheck_s
+        self._value: Parsed | None = None
+        self._stamp: tuple | None = None
+        self._checked_at = -math.inf
+        self.last_error: str | None = None
+        self.changed = False
+
+    def current(self) -> Parsed | None:
+        now = time.monotonic()
+        self.changed = False
+        if now - self._checked_at < self.recheck_s:
+            return self._value
+        self._checked_at = now
+        try:
+            stat = os.stat(self.path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            self._reload(stamp)
+        return self._value
+
+    def _reload(self, stamp: tuple | None) -> None:
+        if stamp is None:
+            self._value, self._stamp, self.last_error, self.changed = None, None, None, True
+            return
+        try:
+            with open(self.path, "rb") as f:
+                value = self.parse(f.read(), self.path)
+        except (OSError, ValueError) as error:
+            self._stamp = stamp
+            self.last_error = f"{self.what} not reloaded, previous one kept: {error}"
+            return
+        self._value, self._stamp, self.last_error, self.changed = value, stamp, None, True
 
 
 # -- composed models ----------------------------------------------------------------

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marquee.errors import ServerError
-from marquee.surfaces import SURFACE_HEADER
 from marquee.server.embedded import build_backend_directory, server_environment, tritonserver_binary
 from marquee.server.security import (
     DEFAULT_ADDRESS,
@@ -26,6 +25,7 @@ from marquee.server.security import (
     is_loopback,
     resolve_admin_key,
 )
+from marquee.surfaces import SURFACE_HEADER
 
 log = logging.getLogger(__name__)
 

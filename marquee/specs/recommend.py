@@ -180,6 +180,12 @@ RECOMMEND = ModelSpec(
             description="why a cheaper order was used ('' when not degraded): a late or failed stage, a missing model",
         ),
         TensorSpec("stage_ms", DataType.FP32, (len(STAGES),), fields=STAGES),
+        TensorSpec(
+            "cohort",
+            DataType.BYTES,
+            (1,),
+            description="the user's experiment cohort: control, treatment, or none (no experiment running)",
+        ),
     ),
     # The route is control flow around batched models; it batches nothing itself.
     max_batch_size=0,
@@ -195,6 +201,10 @@ RECOMMEND = ModelSpec(
         "freshness_years": str(SETTINGS.freshness_years),
         "blocklist": "blocklist.txt",
         "surfaces": "surfaces.yaml",  # policies/surfaces.yaml, copied at export
+        # policies/experiments.yaml, copied at export when absent (then `marquee rollout` owns it)
+        "experiments": "experiments.yaml",
+        "shadow_deadline_ms": "250",  # a shadow call's own deadline; it never delays the page
+        "shadow_log": "shadow_samples.jsonl",  # sampled serving/shadow rankings, one JSON per line
         "max_n": str(SETTINGS.max_n),
         "max_history": str(SETTINGS.max_history),
         "tower_history": str(SETTINGS.tower_history),

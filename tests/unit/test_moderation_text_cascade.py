@@ -94,7 +94,10 @@ def test_a_confident_clean_text_is_allowed(policy):
 
 
 def test_outputs_are_one_bytes_element_per_text_and_audits_are_json(policy):
-    results = [judge(0.01, None, LEXICAL, None, policy, decide), ("error", error_audit("text[1] is empty", policy, "input"))]
+    results = [
+        judge(0.01, None, LEXICAL, None, policy, decide),
+        ("error", error_audit("text[1] is empty", policy, "input")),
+    ]
     decisions, audits = encode_outputs(results)
     assert decisions.dtype == np.object_ and decisions.tolist() == [b"allow", b"error"]
     parsed = [json.loads(a) for a in audits]

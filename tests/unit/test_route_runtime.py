@@ -19,8 +19,8 @@ from marquee.routes.route_runtime import (
     StageClock,
     TokenBucket,
 )
-from marquee.surfaces import SURFACE_HEADER, load_surfaces
 from marquee.specs import CATALOGUE
+from marquee.surfaces import SURFACE_HEADER, load_surfaces
 from perf import budgets
 from perf.gate import BUDGETS, load_budgets
 

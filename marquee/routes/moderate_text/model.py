@@ -34,11 +34,14 @@ from cascade import (  # noqa: E402 - needs the path above
     judge,
     read_batch,
 )
-from policy import decide, decision_category, load_policy, metric_categories  # noqa: E402
+from policy import decide, decision_category, metric_categories, parse_policy, shadow_verdict  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
+    LabelledCounter,
+    ReloadingFile,
     RouteCall,
+    RouteConfigError,
     RouteInputError,
     RouteObserver,
     RouteParameters,
@@ -58,7 +61,19 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = RouteParameters.from_args(args)
         self.name = params.route
-        self.policy = load_policy(params.file("policy"))
+        # Both policy files are re-read while serving: `marquee moderation policy promote`
+        # and `rollback` switch versions with no reload. The shadow policy (a candidate)
+        # is decided on the same scores and recorded in the audit, never enforced.
+        self.policy_file = ReloadingFile(params.file("policy"), parse_policy, "moderation policy")
+        self.policy = self.policy_file.current()
+        if self.policy is None:
+            raise RouteConfigError(
+                f"{self.name}: {self.policy_file.last_error or self.policy_file.path + ' is missing'}"
+            )
+        self.shadow_file = ReloadingFile(
+            params.file("policy_shadow", "policy_shadow.yaml"), parse_policy, "shadow moderation policy"
+        )
+        self._logged_policy_errors: set[str] = set()
         self.tokenizer = load_tokenizer(params.file("tokenizer"), params.integer("max_tokens"))
         self.lexical_model = params.text("lexical_model")
         self.lexical_version = params.integer("lexical_version")
@@ -76,11 +91,30 @@ class TritonPythonModel:
         )
         self.categories = metric_categories(self.policy)
         self.decisions = moderation_decisions_counter(self.name)
+        self.shadow_decisions = LabelledCounter(
+            "marquee_moderation_shadow_decisions_total",
+            "decisions in force against the shadow policy's decisions on the same items (never enforced)",
+            self.name,
+            ("surface", "decision", "shadow_decision"),
+        )
 
     async def execute(self, requests: list) -> list:
         return await answer_each(requests, self._answer, self.name, self.observer)
 
+    def _refresh_policies(self):
+        """The policy in force (re-read if changed) and the shadow candidate, if any."""
+        active, shadow = self.policy_file.current(), self.shadow_file.current()
+        for error in (self.policy_file.last_error, self.shadow_file.last_error):
+            if error and error not in self._logged_policy_errors:
+                self._logged_policy_errors.add(error)
+                self._warn(error)
+        if active is not None and active is not self.policy:
+            self.policy = active
+            self.categories = metric_categories(active)
+        return shadow
+
     async def _answer(self, request, call: RouteCall):
+        shadow_policy = self._refresh_policies()
         items, precision = self._read_request(request)
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
@@ -89,6 +123,12 @@ class TritonPythonModel:
         for decision, audit in results:
             category = decision_category(decision, audit, self.categories)
             self.decisions.add(1, surface=call.surface, category=category, decision=decision)
+            shadow = shadow_verdict(audit["scores"], shadow_policy, lambda p: p.text.categories)
+            if shadow is not None and decision != "error":
+                audit["shadow"] = shadow
+                self.shadow_decisions.add(
+                    1, surface=call.surface, decision=decision, shadow_decision=shadow["decision"]
+                )
         decisions, audits = encode_outputs(results)
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor("decision", decisions), pb_utils.Tensor("audit", audits)]

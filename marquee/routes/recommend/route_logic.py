@@ -6,10 +6,14 @@ Kept free of Triton imports so that unit tests exercise exactly the code that se
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
+
+try:  # installed next to route_runtime.py in the route's version folder
+    from route_runtime import ReloadingFile
+except ImportError:  # imported from the marquee package
+    from marquee.routes.route_runtime import ReloadingFile
 
 # Copied from the specs because this file runs inside Triton, where the marquee package
 # may not be installed (NGC container); a unit test keeps them equal.
@@ -75,41 +79,26 @@ class FeatureTables:
         return len(self.item_genre)
 
 
-class Blocklist:
+def parse_blocklist(raw_bytes: bytes, path: str) -> np.ndarray:
+    """One id per line; blank lines and `#` comments are ignored."""
+    lines = [line.split("#", 1)[0].strip() for line in raw_bytes.decode().splitlines()]
+    return np.unique(np.array([int(line) for line in lines if line], dtype=np.int64))
+
+
+class Blocklist(ReloadingFile):
     """Item ids blocked by moderation, re-read whenever the file changes (no restart).
 
-    One id per line; blank lines and `#` comments are ignored. A file that fails to parse
-    keeps the previous list in force and the error is reported through `last_error`.
+    Checked on every page (a blocked title must go at once). A file that fails to parse
+    keeps the previous list in force and the error is reported through `last_error`; no
+    file blocks nothing.
     """
 
     def __init__(self, path: str):
-        self.path = path
-        self._stamp: tuple | None = None
-        self._ids = np.empty(0, np.int64)
-        self.last_error: str | None = None
+        super().__init__(path, parse_blocklist, "blocklist", recheck_s=0.0)
 
     def ids(self) -> np.ndarray:
-        try:
-            stat = os.stat(self.path)
-            stamp = (stat.st_mtime_ns, stat.st_size)
-        except FileNotFoundError:
-            stamp = None
-        if stamp != self._stamp:
-            self._reload(stamp)
-        return self._ids
-
-    def _reload(self, stamp: tuple | None) -> None:
-        if stamp is None:
-            self._ids, self._stamp, self.last_error = np.empty(0, np.int64), None, None
-            return
-        try:
-            with open(self.path) as f:
-                lines = [line.split("#", 1)[0].strip() for line in f]
-            ids = np.unique(np.array([int(line) for line in lines if line], dtype=np.int64))
-        except (OSError, ValueError) as error:
-            self.last_error = f"blocklist {self.path} not reloaded: {error}"
-            return
-        self._ids, self._stamp, self.last_error = ids, stamp, None
+        current = self.current()
+        return current if current is not None else np.empty(0, np.int64)
 
 
 def filter_candidates(

@@ -1,0 +1,1 @@
+"""Ranker experiments: the experiment file, model control and `marquee rollout`."""
