@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from clients.base import AsyncModelClient, ModelClient, Protocol
+from clients.files import as_list, bytes_tensor, load_file
 from marquee.errors import InferenceError, InputValidationError
 from marquee.specs.base import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
 
@@ -132,31 +133,11 @@ class Transcript:
 
 def _load(item: AudioSource, index: int) -> tuple[str, bytes]:
     """(name for messages, encoded bytes)."""
-    if isinstance(item, bytes | bytearray | memoryview):
-        return f"<bytes #{index}>", bytes(item)
-    if isinstance(item, str | Path):
-        path = Path(item)
-        if not path.is_file():
-            raise InputValidationError(f"transcribe: audio file {str(path)!r} does not exist or is not a file")
-        return str(path), path.read_bytes()
-    raise InputValidationError(
-        f"transcribe: clip {index} is {type(item).__name__}; allowed: a path (str, Path) or the file's bytes"
-    )
-
-
-def _clip_tensor(clips: Sequence[bytes]) -> np.ndarray:
-    # Filled element by element: np.array(list_of_bytes, object) would be fine too, but
-    # this never lets numpy guess a shape from the contents.
-    tensor = np.empty(len(clips), dtype=np.object_)
-    for position, data in enumerate(clips):
-        tensor[position] = data
-    return tensor
+    return load_file(item, index, "transcribe", "audio")
 
 
 def _as_list(sources: Iterable[AudioSource] | AudioSource) -> list[AudioSource]:
-    if isinstance(sources, str | Path | bytes | bytearray):
-        raise InputValidationError("transcribe_many: give a list of paths or bytes, not a single one; wrap it: [x]")
-    return list(sources)
+    return as_list(sources, "transcribe_many")
 
 
 def _check_clips_per_request(value: int) -> None:
@@ -201,7 +182,7 @@ class TranscriptionClient(_TranscriptionMixin):
 
     def transcript(self, source: AudioSource) -> Transcript:
         name, data = _load(source, 0)
-        (result,) = self._parse([name], self._client.infer(audio=_clip_tensor([data])))
+        (result,) = self._parse([name], self._client.infer(audio=bytes_tensor([data])))
         return result.raise_for_error()
 
     def transcribe(self, source: AudioSource) -> list[Segment]:
@@ -215,7 +196,7 @@ class TranscriptionClient(_TranscriptionMixin):
         items = _as_list(sources)
         for start in range(0, len(items), clips_per_request):
             loaded = [_load(item, start + i) for i, item in enumerate(items[start : start + clips_per_request])]
-            outputs = self._client.infer(audio=_clip_tensor([data for _, data in loaded]))
+            outputs = self._client.infer(audio=bytes_tensor([data for _, data in loaded]))
             yield from self._parse([name for name, _ in loaded], outputs)
 
     def transcribe_many(
@@ -262,7 +243,7 @@ class AsyncTranscriptionClient(_TranscriptionMixin):
         self.url = self._client.url
 
     async def _request(self, loaded: list[tuple[str, bytes]]) -> list[Transcript]:
-        outputs = await self._client.infer(audio=_clip_tensor([data for _, data in loaded]))
+        outputs = await self._client.infer(audio=bytes_tensor([data for _, data in loaded]))
         return self._parse([name for name, _ in loaded], outputs)
 
     async def transcript(self, source: AudioSource) -> Transcript:

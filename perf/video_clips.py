@@ -53,8 +53,9 @@ LAVFI_SOURCES = (
 
 @dataclass(frozen=True)
 class Shot:
-    """`source`: a lavfi source name (with options after `=`), or `still:<seed>` for a
-    generated still picture that pans slowly."""
+    """`source`: a lavfi source name (with options after `=`), `still:<seed>` for a
+    generated still picture that pans slowly, or `caption:<text>` for a title card (black
+    letters on a white band, which OCR reads)."""
 
     source: str
     frames: int
@@ -159,7 +160,23 @@ def _still_frames(seed: int, frames: int, plan: ClipPlan) -> np.ndarray:
     return np.stack([picture[:, i // 2 : i // 2 + plan.width] for i in range(frames)])
 
 
+def caption_card(text: str, height: int, width: int) -> np.ndarray:
+    """A dark green card with `text` in black on a white band across its lower half (RGB)."""
+    import cv2
+
+    card = np.full((height, width, 3), (60, 120, 40), np.uint8)
+    top = int(height * 0.55)
+    cv2.rectangle(card, (0, top), (width, top + height // 4), (255, 255, 255), -1)
+    scale = width / 420
+    baseline = top + int(height / 4 * 0.72)
+    cv2.putText(card, text, (width // 20, baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    return card
+
+
 def shot_frames(shot: Shot, plan: ClipPlan) -> np.ndarray:
+    if shot.source.startswith("caption:"):
+        card = caption_card(shot.source.split(":", 1)[1], plan.height, plan.width)
+        return np.repeat(card[None], shot.frames, axis=0)
     if shot.source.startswith("still:"):
         return _still_frames(int(shot.source.split(":", 1)[1]), shot.frames, plan)
     return _lavfi_frames(shot.source, shot.frames, plan)
