@@ -220,7 +220,7 @@ def make_clip(plan: ClipPlan, codec: str, folder: Path) -> tuple[Path, GroundTru
     return path, truth
 
 
-def standard_plans(seed: int = 0, clips: int = 2) -> list[ClipPlan]:
+def standard_plans(seed: int = 0, clips: int = 2, width: int = 192, height: int = 108) -> list[ClipPlan]:
     """Clips of 8 shots each (about 12 s at 25 fps): cuts and 10-20 frame dissolves
     alternate at random; shot lengths vary from 1.4 to 2.4 s."""
     rng = np.random.default_rng(seed)
@@ -233,7 +233,7 @@ def standard_plans(seed: int = 0, clips: int = 2) -> list[ClipPlan]:
             Join("dissolve", int(rng.integers(10, 17))) if rng.random() < 0.45 else Join("cut")
             for _ in range(len(shots) - 1)
         )
-        plans.append(ClipPlan(f"clip{seed}_{number}", shots, joins))
+        plans.append(ClipPlan(f"clip{seed}_{number}", shots, joins, width=width, height=height))
     return plans
 
 

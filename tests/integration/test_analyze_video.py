@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -132,3 +135,44 @@ def test_malformed_requests_are_invalid_argument(video_server_alive, video_test_
             client._client.infer(video=np.array([path.read_bytes()] * 5, dtype=np.object_))
         with pytest.raises(InputValidationError, match="files_per_request"):
             client.analyze_many([path], files_per_request=5)
+
+
+def test_cli_writes_a_shot_list_and_a_contact_sheet_per_file_and_lists_the_bad_one(
+    video_server_alive, video_test_set, safety_clip, bad_videos, tmp_path
+):
+    """`marquee video analyze FOLDER --json DIR --contact-sheet DIR`. With
+    MARQUEE_VIDEO_CONTACT_SHEET=DIR the safety clip's sheet is copied there (README image)."""
+    import os
+    import shutil
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from marquee.cli import app
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(clip_path(video_test_set, "h264"), folder / "dailies.mp4")
+    shutil.copy(safety_clip, folder / "promo.mp4")
+    (folder / "broken.webm").write_bytes(bad_videos["truncated_webm"][0])
+    result = CliRunner().invoke(
+        app,
+        ["video", "analyze", str(folder), "--json", str(tmp_path / "json"), "--contact-sheet",
+         str(tmp_path / "sheets"), "--url", video_server_alive.grpc_url, "--model", JUDGED_VIDEO_ROUTE],
+    )  # fmt: skip
+    print(result.output)
+    assert result.exit_code == 1, result.output  # one file failed
+    assert "broken.webm" in result.output and "truncated" in result.output
+    assert "2/3 file(s)" in result.output
+    for stem in ("dailies", "promo"):
+        document = json.loads((tmp_path / "json" / f"{stem}.json").read_text())
+        assert document["shots"] and all("jpeg_base64" not in s["keyframe"] for s in document["shots"])
+        sheet = cv2.imread(str(tmp_path / "sheets" / f"{stem}.png"))
+        rows = -(-len(document["shots"]) // 5)
+        assert sheet is not None and sheet.shape[0] >= rows * 179  # one tile row per five shots
+    assert not (tmp_path / "json" / "broken.json").exists()
+    if os.environ.get("MARQUEE_VIDEO_CONTACT_SHEET"):
+        target = Path(os.environ["MARQUEE_VIDEO_CONTACT_SHEET"])
+        target.mkdir(parents=True, exist_ok=True)
+        for stem in ("dailies", "promo"):
+            shutil.copy(tmp_path / "sheets" / f"{stem}.png", target / f"video-contact-sheet-{stem}.png")
