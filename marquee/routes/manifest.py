@@ -85,6 +85,7 @@ ANALYZE_VIDEO = RouteManifest(
         "routes/analyze_video/frames.py",
         "routes/analyze_video/shots.py",
         "routes/analyze_video/thumbnails.py",
+        "routes/analyze_video/tags.py",
         RUNTIME,
         SURFACES,
     ),

@@ -44,7 +44,8 @@ def _target(option: Path | None, source: Path, suffix: str, many: bool) -> Path 
 
 
 def analysis_document(analysis) -> dict:
-    """The route's answer as written to --json, keyframe JPEGs left out (they go on the sheet)."""
+    """The route's answer as written to --json; keyframe JPEGs are left out (they go on the
+    contact sheet), embeddings are kept (near-duplicate search across a library)."""
     document = json.loads(json.dumps(analysis.raw))
     for shot in document.get("shots", []):
         if shot.get("keyframe"):

@@ -1,8 +1,9 @@
 """A contact sheet: every shot's keyframe in a grid, with its timecode and tags.
 
 Tags are what the route says about the keyframe: how the shot began (cut, dissolve),
-its moderation decision, burned-in text, and whether it is one of the top thumbnails
-(★ rank). Drawn with OpenCV (no font files needed), written as PNG.
+its top scene tag (EfficientNet-Lite0's ImageNet class), its moderation decision,
+burned-in text, a near-duplicate of an earlier shot, and whether it is one of the top
+thumbnails (rank). Drawn with OpenCV (no font files needed), written as PNG.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 TILE_WIDTH, TILE_HEIGHT = 240, 135
-CAPTION_HEIGHT = 44
+CAPTION_HEIGHT = 56
 COLUMNS = 5
 MARGIN = 8
 HEADER_HEIGHT = 30
@@ -24,9 +25,13 @@ def shot_tags(shot, thumbnail_rank: dict[int, int]) -> list[str]:
     keyframe = shot.keyframe
     tags = [shot.transition_in]
     if keyframe is not None:
+        if keyframe.tags:
+            tags.append(keyframe.tags[0][0])
         tags.append(keyframe.moderation or "unjudged")
         if keyframe.text:
             tags.append("text: " + " ".join(keyframe.text)[:24])
+    if shot.near_duplicate_of is not None:
+        tags.append(f"dup of #{shot.near_duplicate_of}")
     if shot.index in thumbnail_rank:
         tags.append(f"thumb #{thumbnail_rank[shot.index]}")
     return tags
@@ -55,7 +60,9 @@ def render(analysis, title: str) -> np.ndarray:
         line1 = f"#{shot.index}  {shot.start_timecode}  {shot.end_s - shot.start_s:.1f}s"
         cv2.putText(sheet, line1, (x, y + TILE_HEIGHT + 17), font, 0.45, (235, 235, 235), 1, cv2.LINE_AA)
         line2 = ", ".join(shot_tags(shot, rank))
-        cv2.putText(sheet, line2[:38], (x, y + TILE_HEIGHT + 36), font, 0.4, colour, 1, cv2.LINE_AA)
+        cv2.putText(sheet, line2[:40], (x, y + TILE_HEIGHT + 34), font, 0.38, colour, 1, cv2.LINE_AA)
+        if len(line2) > 40:
+            cv2.putText(sheet, line2[40:80], (x, y + TILE_HEIGHT + 48), font, 0.38, colour, 1, cv2.LINE_AA)
     return sheet
 
 

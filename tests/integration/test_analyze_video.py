@@ -94,14 +94,45 @@ def test_no_unsafe_thumbnail_is_chosen_when_safe_ones_exist(video_server_alive, 
     keyframes = [s.keyframe for s in analysis.shots]
     decisions = [k.moderation for k in keyframes]
     unsafe = [k for k in keyframes if k.moderation != "allow"]
-    assert len(analysis.shots) == 4, [(s.start_frame, s.end_frame) for s in analysis.shots]
+    assert len(analysis.shots) == 5, [(s.start_frame, s.end_frame) for s in analysis.shots]
     assert decisions.count("block") == 1 and any("CRYPTO" in line.upper() for k in unsafe for line in k.text)
     # The blocked title card is the sharpest keyframe: quality alone would have picked it.
     assert max(keyframes, key=lambda k: k.quality).moderation == "block"
     chosen = {t.frame for t in analysis.thumbnails}
     assert chosen and chosen.isdisjoint({k.frame for k in unsafe})
-    assert len(analysis.thumbnails) == 3
+    assert len(analysis.thumbnails) == 4
     assert all(analysis.shots[t.shot].keyframe.moderation == "allow" for t in analysis.thumbnails)
+
+
+def test_keyframes_are_tagged_and_embedded_and_a_repeated_shot_is_a_near_duplicate(video_server_alive, safety_clip):
+    with VideoClient(video_server_alive.grpc_url, model=JUDGED_VIDEO_ROUTE) as client:
+        analysis = client.analyze(safety_clip)
+    assert analysis.raw["untagged"] is None
+    for shot in analysis.shots:
+        assert shot.keyframe.embedding.shape == (1280,)
+        assert abs(float(np.linalg.norm(shot.keyframe.embedding)) - 1.0) < 1e-3
+        assert all(0.1 <= p <= 1.0 for _, p in shot.keyframe.tags)  # the floor, top 3 at most
+    assert [s.near_duplicate_of for s in analysis.shots] == [None, None, None, None, 0]
+
+
+def test_served_tagger_matches_the_pytorch_definition(video_triton, safety_clip):
+    import av
+    import torch
+
+    from export.vision.efficientnet_lite import load
+    from marquee.routes.analyze_video.tags import tagger_input
+    from marquee.specs.vision import EFFICIENTNET_FP32
+
+    with av.open(str(safety_clip)) as container:
+        frames = [f.to_ndarray(format="rgb24") for i, f in enumerate(container.decode(video=0)) if i % 40 == 20]
+    crops = np.stack([tagger_input(frame) for frame in frames])
+    with torch.no_grad():
+        probabilities, embedding = (out.numpy() for out in load()(torch.from_numpy(crops)))
+    pixels = grpcclient.InferInput("pixels", list(crops.shape), "UINT8")
+    pixels.set_data_from_numpy(crops)
+    result = grpcclient.InferenceServerClient(video_triton.grpc_url).infer(EFFICIENTNET_FP32.name, [pixels])
+    assert np.abs(result.as_numpy("probabilities") - probabilities).max() <= EFFICIENTNET_FP32.tolerance.atol
+    assert (result.as_numpy("embedding") * embedding).sum(1).min() > 0.9999
 
 
 BAD_INPUTS = (

@@ -109,3 +109,33 @@ def test_timecode_counts_frames_at_the_nominal_rate():
     assert shots.timecode(0, 25.0) == "00:00:00:00"
     assert shots.timecode(25 * 3661 + 7, 25.0) == "01:01:01:07"
     assert shots.timecode(31, 29.97) == "00:00:01:01"
+
+
+def test_tagger_input_is_the_central_square_at_224():
+    from marquee.routes.analyze_video import tags
+
+    frame = np.zeros((360, 640, 3), np.uint8)
+    frame[:, 140:500] = 200  # the central 360x360 square
+    crop = tags.tagger_input(frame)
+    assert crop.shape == (224, 224, 3) and crop.min() == 200
+
+
+def test_top_tags_keep_the_best_above_the_floor():
+    from marquee.routes.analyze_video import tags
+
+    probabilities = np.array([0.05, 0.6, 0.15, 0.2], np.float32)
+    assert tags.top_tags(probabilities, ["a", "b", "c", "d"], 3, 0.1) == [
+        {"label": "b", "probability": 0.6},
+        {"label": "d", "probability": 0.2},
+        {"label": "c", "probability": 0.15},
+    ]
+    assert tags.top_tags(probabilities, ["a", "b", "c", "d"], 1, 0.7) == []
+
+
+def test_near_duplicates_point_to_the_earliest_similar_shot():
+    from marquee.routes.analyze_video import tags
+
+    unit = np.eye(4, dtype=np.float32)
+    similar = unit[0] * 0.96 + unit[1] * 0.28  # cosine 0.96 with shot 0
+    found = tags.near_duplicates({0: unit[0], 1: unit[2], 2: similar / np.linalg.norm(similar), 3: unit[3]})
+    assert found == {2: 0}

@@ -7,6 +7,8 @@ One request carries a list of encoded video files. For each file, in turn:
 2. TransNetV2 (`boundary_model`, through BLS) judges 100-frame windows, in chunks of
    BOUNDARY_BATCH; transitions and shots follow (shots.py);
 3. each shot's keyframe is its best-quality candidate (thumbnails.py);
+   EfficientNet-Lite0 (`tagger_model`, through BLS) tags it with ImageNet classes and
+   embeds it; shots whose keyframes embed alike are marked near-duplicates (tags.py);
 4. every keyframe goes to the `image_route` (moderate_image: NudeNet, OCR, the text
    route) for a safety decision and its burned-in text; the top thumbnails are the best
    safe keyframes, never an unsafe or unjudged one.
@@ -35,6 +37,7 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import frames as frames_module  # noqa: E402 - needs the path above
 import shots as shots_module  # noqa: E402
+import tags as tags_module  # noqa: E402
 import thumbnails as thumbnails_module  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
@@ -53,7 +56,9 @@ BOUNDARY_BATCH = 8  # windows per call: the boundary model's max_batch_size
 IMAGES_PER_CALL = 16  # keyframes per image-route request (it accepts up to 64)
 CALLS_IN_FLIGHT = 2
 KEYFRAME_JPEG_WIDTH = 320
-STAGES = ("decode", "boundaries", "keyframes", "moderation")
+TAGGER_BATCH = 16  # the tagger's max_batch_size
+EMBEDDING_DECIMALS = 4
+STAGES = ("decode", "boundaries", "keyframes", "tags", "moderation")
 
 
 class TritonPythonModel:
@@ -61,6 +66,11 @@ class TritonPythonModel:
         params = RouteParameters.from_args(args)
         self.name = params.route
         self.boundary_model = params.text("boundary_model")
+        self.tagger_model = params.text("tagger_model")
+        with open(params.file("labels"), encoding="utf-8") as f:
+            self.labels = json.load(f)
+        self.max_tags = params.integer("max_tags", minimum=0)
+        self.min_tag_probability = params.number("min_tag_probability", minimum=0.0)
         self.image_route = params.text("image_route")
         self.device = params.text("decode_device")
         if self.device not in ("cpu", "gpu"):
@@ -77,7 +87,7 @@ class TritonPythonModel:
         self.boundary_threshold = params.number("boundary_threshold", minimum=0.0)
         self.transition_threshold = params.number("transition_threshold", minimum=0.0)
         self.top_thumbnails = params.integer("top_thumbnails", minimum=0)
-        self.budget_s = {stage: params.budget_s(stage) for stage in ("boundaries", "thumbnails")}
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("boundaries", "tags", "thumbnails")}
         models_file = os.path.join(params.folder, "models.json")
         self.model_versions = {}
         if os.path.isfile(models_file):
@@ -130,19 +140,32 @@ class TritonPythonModel:
             candidates = [thumbnails_module.measure(i, frame) for i, frame in decoded.samples]
             keyframes = [thumbnails_module.keyframe(candidates, shot.start, shot.end) for shot in shots]
             pixels = dict(decoded.samples)
+        unique = list({k.frame: k for k in keyframes if k is not None}.values())
+        with clock.stage("tags"):
+            untagged = await self._tag(unique, pixels)
+        if untagged:
+            call.degrade("tags", untagged)
         with clock.stage("moderation"):
             unjudged = await self._moderate([k for k in keyframes if k is not None], pixels)
         if unjudged:
             call.degrade("moderation", unjudged)
-        thumbnails = thumbnails_module.top_thumbnails(
-            list({k.frame: k for k in keyframes if k is not None}.values()), self.top_thumbnails
-        )
+        thumbnails = thumbnails_module.top_thumbnails(unique, self.top_thumbnails)
         shot_of = {k.frame: s.index for s, k in zip(shots, keyframes, strict=True) if k is not None}
+        duplicates = tags_module.near_duplicates(
+            {
+                s.index: k.embedding
+                for s, k in zip(shots, keyframes, strict=True)
+                if k is not None and k.embedding is not None
+            }
+        )
         fps = decoded.fps
         return {
             "video": {**info.as_json(), "decoder": decoded.decoder, "frames": decoded.count},
             "transitions": [t.as_json(fps) for t in transitions],
-            "shots": [_shot_json(s, k, pixels, fps) for s, k in zip(shots, keyframes, strict=True)],
+            "shots": [
+                {**_shot_json(s, k, pixels, fps), "near_duplicate_of": duplicates.get(s.index)}
+                for s, k in zip(shots, keyframes, strict=True)
+            ],
             "thumbnails": [
                 {
                     "shot": shot_of[c.frame],
@@ -153,6 +176,7 @@ class TritonPythonModel:
                 for c in thumbnails
             ],
             "thumbnails_unjudged": unjudged or None,
+            "untagged": untagged or None,
             "models": self.model_versions,
             "ms": clock.rounded(),
         }
@@ -172,6 +196,31 @@ class TritonPythonModel:
         single = np.concatenate([r["single_frame"] for r in results])
         many = np.concatenate([r["many_hot"] for r in results])
         return shots_module.stitch(single, len(small)), shots_module.stitch(many, len(small))
+
+    async def _tag(self, unique: list, pixels: dict[int, np.ndarray]) -> str:
+        """Tags and embedding for every keyframe; '' or why they were not tagged."""
+        if not unique:
+            return ""
+        crops = np.stack([tags_module.tagger_input(pixels[k.frame]) for k in unique])
+        calls = [
+            self.downstream.call(
+                self.tagger_model,
+                [pb_utils.Tensor("pixels", np.ascontiguousarray(crops[s : s + TAGGER_BATCH]))],
+                ["probabilities", "embedding"],
+                self.budget_s["tags"],
+            )
+            for s in range(0, len(crops), TAGGER_BATCH)
+        ]
+        try:
+            results = await gather_bounded(calls, CALLS_IN_FLIGHT)
+        except StageFailed as failure:
+            return str(failure)
+        probabilities = np.concatenate([r["probabilities"] for r in results])
+        embeddings = np.concatenate([r["embedding"] for r in results])
+        for keyframe, row, embedding in zip(unique, probabilities, embeddings, strict=True):
+            keyframe.tags = tags_module.top_tags(row, self.labels, self.max_tags, self.min_tag_probability)
+            keyframe.embedding = embedding
+        return ""
 
     async def _moderate(self, keyframes: list, pixels: dict[int, np.ndarray]) -> str:
         """Judge every keyframe through the image route; '' or why some were not judged."""
@@ -237,6 +286,10 @@ def _shot_json(shot, keyframe, pixels: dict[int, np.ndarray], fps: float) -> dic
             "moderation": keyframe.decision,
             "labels": {k: round(float(v), 4) for k, v in keyframe.labels.items()},
             "text": keyframe.text,
+            "tags": keyframe.tags,
+            "embedding": None
+            if keyframe.embedding is None
+            else np.round(keyframe.embedding, EMBEDDING_DECIMALS).tolist(),
             "jpeg_base64": _jpeg_base64(pixels[keyframe.frame]),
         }
     return document

@@ -35,6 +35,8 @@ class Candidate:
     decision: str | None = None  # moderate_image's decision, once judged
     text: list[str] = field(default_factory=list)
     labels: dict[str, float] = field(default_factory=dict)
+    tags: list[dict] | None = None  # EfficientNet-Lite0's top ImageNet classes; None: not tagged
+    embedding: np.ndarray | None = None
 
     @property
     def quality(self) -> float:
