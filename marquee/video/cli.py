@@ -33,16 +33,6 @@ def video_files(source: Path) -> list[Path]:
     raise typer.BadParameter(f"INPUT {str(source)!r} is neither a file nor a folder")
 
 
-def _target(option: Path | None, source: Path, suffix: str, many: bool) -> Path | None:
-    if option is None:
-        return None
-    if many:
-        option.mkdir(parents=True, exist_ok=True)
-        return option / f"{source.stem}{suffix}"
-    option.parent.mkdir(parents=True, exist_ok=True)
-    return option
-
-
 def analysis_document(analysis) -> dict:
     """The route's answer as written to --json; keyframe JPEGs are left out (they go on the
     contact sheet), embeddings are kept (near-duplicate search across a library)."""
@@ -66,11 +56,11 @@ def analyze(
 ) -> None:
     """Shots, keyframes and safe thumbnails of video files."""
     from rich.markup import escape
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from clients.video import VideoClient
     from marquee.errors import InferenceError
-    from marquee.transcription.cli import probe_duration
+    from marquee.progress import media_progress
+    from marquee.transcription.cli import output_path, probe_duration
     from marquee.video import contact_sheet as sheets
 
     files = video_files(source)
@@ -81,14 +71,7 @@ def analyze(
     failures: list[str] = []
     video_seconds = 0.0
     started = time.perf_counter()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s of video"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = media_progress("video")
     with VideoClient(url, model=model, timeout_s=timeout) as client, progress:
         task = progress.add_task(f"{len(files)} file(s)", total=sum(weights.values()))
         for path in files:
@@ -106,11 +89,11 @@ def analyze(
                 continue
             video_seconds += analysis.duration_s
             written = []
-            json_path = _target(json_out, path, ".json", many)
+            json_path = output_path(json_out, path, ".json", many)
             if json_path is not None:
                 json_path.write_text(json.dumps(analysis_document(analysis), indent=1) + "\n", encoding="utf-8")
                 written.append(json_path)
-            sheet_path = _target(contact_sheet, path, ".png", many)
+            sheet_path = output_path(contact_sheet, path, ".png", many)
             if sheet_path is not None:
                 title = f"{path.name}  {analysis.duration_s:.1f} s  {len(analysis.shots)} shots"
                 written.append(sheets.write(analysis, sheet_path, title))
