@@ -63,15 +63,16 @@ def clip_path(test_set: list, codec: str, index: int = 0) -> Path:
 
 # A clip whose sharpest keyframe is a title card the policy blocks (the text route's
 # stand-in blocks "crypto"): the thumbnail choice must skip it for the safe shots. Its
-# last shot repeats the first (the same frames): a near-duplicate.
+# last shot repeats the third (the same panned still): a near-duplicate. (ffmpeg's
+# `gradients` source does not repeat itself across runs, so it cannot be the repeat.)
 SAFETY_PLAN = ClipPlan(
     "safety",
     (
-        Shot("gradients=speed=0.01:seed=3", 40),
+        Shot("gradients=speed=0.01", 40),
         Shot("caption:BUY CRYPTO NOW", 40),
         Shot("still:5", 40),
         Shot("smptehdbars", 40),
-        Shot("gradients=speed=0.01:seed=3", 40),
+        Shot("still:5", 40),
     ),
     (Join("cut"), Join("cut"), Join("cut"), Join("cut")),
     width=640,

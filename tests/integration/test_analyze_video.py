@@ -112,7 +112,7 @@ def test_keyframes_are_tagged_and_embedded_and_a_repeated_shot_is_a_near_duplica
         assert shot.keyframe.embedding.shape == (1280,)
         assert abs(float(np.linalg.norm(shot.keyframe.embedding)) - 1.0) < 1e-3
         assert all(0.1 <= p <= 1.0 for _, p in shot.keyframe.tags)  # the floor, top 3 at most
-    assert [s.near_duplicate_of for s in analysis.shots] == [None, None, None, None, 0]
+    assert [s.near_duplicate_of for s in analysis.shots] == [None, None, None, None, 2]
 
 
 def test_served_tagger_matches_the_pytorch_definition(video_triton, safety_clip):
