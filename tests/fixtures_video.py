@@ -31,6 +31,19 @@ def video_test_set(tmp_path_factory) -> list:
     return make_test_set(tmp_path_factory.mktemp("video-clips"))
 
 
+# Every kind of bad input the route must refuse with its own error (keys of `bad_videos`).
+BAD_INPUTS = (
+    "empty",
+    "not_a_video",
+    "truncated_mp4",
+    "truncated_webm",
+    "audio_only",
+    "unsupported_codec",
+    "huge_resolution",
+    "too_long",
+)
+
+
 @pytest.fixture(scope="session")
 def bad_videos(tmp_path_factory, video_test_set) -> dict[str, tuple[bytes, str]]:
     """name -> (file bytes, a phrase its error message must contain)."""

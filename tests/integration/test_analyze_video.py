@@ -14,7 +14,7 @@ from marquee.errors import InputValidationError
 from marquee.routes.analyze_video import shots as shots_module
 from marquee.specs.vision import TRANSNETV2_FP32, TRANSNETV2_INT8
 from perf import shot_eval
-from tests.fixtures_video import JUDGED_VIDEO_ROUTE, NO_OCR_VIDEO_ROUTE, clip_path
+from tests.fixtures_video import BAD_INPUTS, JUDGED_VIDEO_ROUTE, NO_OCR_VIDEO_ROUTE, clip_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FFMPEG_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -133,18 +133,6 @@ def test_served_tagger_matches_the_pytorch_definition(video_triton, safety_clip)
     result = grpcclient.InferenceServerClient(video_triton.grpc_url).infer(EFFICIENTNET_FP32.name, [pixels])
     assert np.abs(result.as_numpy("probabilities") - probabilities).max() <= EFFICIENTNET_FP32.tolerance.atol
     assert (result.as_numpy("embedding") * embedding).sum(1).min() > 0.9999
-
-
-BAD_INPUTS = (
-    "empty",
-    "not_a_video",
-    "truncated_mp4",
-    "truncated_webm",
-    "audio_only",
-    "unsupported_codec",
-    "huge_resolution",
-    "too_long",
-)
 
 
 @pytest.mark.parametrize("name", BAD_INPUTS)

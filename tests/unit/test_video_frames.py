@@ -7,7 +7,7 @@ import pytest
 
 from marquee.routes.analyze_video import frames
 from marquee.routes.analyze_video.frames import Sampling, VideoLimits, VideoRejected
-from tests.fixtures_video import clip_path
+from tests.fixtures_video import BAD_INPUTS, clip_path
 
 LIMITS = VideoLimits()
 DEFAULT_SAMPLING = Sampling()
@@ -62,19 +62,7 @@ def test_decoder_choice_follows_the_codec_and_device():
     assert frames.choose_decoder("mpeg2video", "gpu") == "pyav"  # NVDEC through DALI does not take it
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "empty",
-        "not_a_video",
-        "truncated_mp4",
-        "truncated_webm",
-        "audio_only",
-        "unsupported_codec",
-        "huge_resolution",
-        "too_long",
-    ],
-)
+@pytest.mark.parametrize("name", BAD_INPUTS)
 def test_bad_input_is_refused_with_a_message_that_says_why(bad_videos, name):
     data, phrase = bad_videos[name]
     with pytest.raises(VideoRejected, match=phrase):
