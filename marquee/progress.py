@@ -16,3 +16,15 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+def media_progress(unit: str) -> Progress:
+    """Files of audio or video: the bar advances by each file's duration in seconds."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s of " + unit),
+        TimeElapsedColumn(),
+        console=console,
+    )

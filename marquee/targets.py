@@ -132,6 +132,8 @@ NGC_GPU = Target(
         "recommend": {"retrieve_model": "retrieve"},
         # Dynamic INT8 is a CPU format; on the GPU the FP32 classifier runs at TensorRT FP16.
         "moderate_text": {"default_precision": "fp32"},
+        # NVDEC decodes through DALI's mixed backend; boundaries at TransNetV2 FP32 (TensorRT FP16).
+        "analyze_video": {"decode_device": "gpu", "boundary_model": "transnetv2_fp32"},
     },
 )
 TARGETS: dict[str, Target] = {t.name: t for t in (EMBEDDED_CPU, NGC_CPU, NGC_GPU)}

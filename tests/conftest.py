@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures_moderation_queue",
     "tests.fixtures_whisper",
     "tests.fixtures_audio",
+    "tests.fixtures_video",
 ]
 
 # Small enough to train in seconds, large enough to learn the planted preferences.

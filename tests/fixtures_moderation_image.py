@@ -73,17 +73,22 @@ NO_OCR_ROUTE = route_variant("moderate_image_no_ocr", ocr_enabled="false")
 
 @pytest.fixture(scope="session")
 def image_moderation_repository(tmp_path_factory, cache_root) -> Path:
+    repository = tmp_path_factory.mktemp("image_moderation_repository")
+    install_image_moderation(repository)
+    render.write_variant(repository, MODERATE_IMAGE, NO_OCR_ROUTE.name, **NO_OCR_ROUTE.parameters)
+    return repository
+
+
+def install_image_moderation(repository: Path) -> None:
+    """The image route exported, the text stand-in, and the route judged by it."""
     from export.moderation_image import export_image_moderation
 
-    repository = tmp_path_factory.mktemp("image_moderation_repository")
     render.write([*IMAGE_MODERATION_MODELS, TEXT_STANDIN], repository)
     export_image_moderation(repository)
     (repository / TEXT_STANDIN.name / "1").mkdir(parents=True)
     standin = _TEXT_STANDIN_CODE.replace("{max_texts}", MODERATE_TEXT.parameters["max_texts"])
     (repository / TEXT_STANDIN.name / "1" / "model.py").write_text(standin)
-    for variant in (JUDGED_ROUTE, NO_OCR_ROUTE):
-        render.write_variant(repository, MODERATE_IMAGE, variant.name, **variant.parameters)
-    return repository
+    render.write_variant(repository, MODERATE_IMAGE, JUDGED_ROUTE.name, **JUDGED_ROUTE.parameters)
 
 
 @pytest.fixture(scope="session")

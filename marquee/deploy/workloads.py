@@ -66,9 +66,16 @@ WORKLOADS: tuple[Workload, ...] = (
     ),
     Workload(
         name="moderation",
-        families=("moderation_text", "moderation_image"),
-        description="the text cascade and the image route (NudeNet, PP-OCR), called by the queue worker",
-        resources=PodResources(cpu="4", memory="8Gi", shared_memory="1Gi"),
+        # Video analysis lives here because its thumbnails are judged by the image route, and
+        # BLS calls reach only models of the same server.
+        families=("moderation_text", "moderation_image", "vision"),
+        description=(
+            "the text cascade and the image route (NudeNet, PP-OCR), called by the queue worker; "
+            "video analysis (TransNetV2), whose keyframes the image route judges"
+        ),
+        # Video decoding keeps a file's proxy frames in memory (30 minutes at 2 fps, 360p:
+        # about 1.2 GB) and passes windows through shared memory.
+        resources=PodResources(cpu="4", memory="12Gi", shared_memory="2Gi"),
         min_replicas=1,
         max_replicas=6,
         # The worker waits up to 30 s per request; 20 ms of queueing means the backlog grows.

@@ -86,6 +86,17 @@ TRANSCRIBE = RouteManifest(
         SURFACES,
     ),
 )
+ANALYZE_VIDEO = RouteManifest(
+    "routes/analyze_video/model.py",
+    (
+        "routes/analyze_video/frames.py",
+        "routes/analyze_video/shots.py",
+        "routes/analyze_video/thumbnails.py",
+        "routes/analyze_video/tags.py",
+        RUNTIME,
+        SURFACES,
+    ),
+)
 
 # Served model name -> manifest. Every Python model of the catalogue has one (a unit test
 # checks this), so no route can be installed by hand-written copy loops.
@@ -96,4 +107,5 @@ MANIFESTS: dict[str, RouteManifest] = {
     "moderate_image": MODERATE_IMAGE,
     "transcribe": TRANSCRIBE,
     "transcribe_int8": TRANSCRIBE,
+    "analyze_video": ANALYZE_VIDEO,
 }

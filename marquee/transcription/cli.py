@@ -49,7 +49,9 @@ def probe_duration(path: Path) -> float | None:
     return None
 
 
-def _target(option: Path | None, source: Path, suffix: str, many: bool) -> Path | None:
+def output_path(option: Path | None, source: Path, suffix: str, many: bool) -> Path | None:
+    """Where a per-file output goes: the option itself for one file, `<option>/<stem><suffix>`
+    for a folder of inputs (the folder is created)."""
     if option is None:
         return None
     if many:
@@ -125,10 +127,10 @@ def transcribe(
 ) -> None:
     """Transcribe audio into SRT / WebVTT / JSON through the `transcribe` route."""
     from rich.markup import escape
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from clients.transcription import TranscriptionClient
     from marquee.errors import InferenceError
+    from marquee.progress import media_progress
     from marquee.transcription.wer import WerResult, word_error_rate
 
     files = audio_files(source)
@@ -140,14 +142,7 @@ def transcribe(
     totals = [0, 0, 0, 0]  # substitutions, deletions, insertions, reference words
     audio_seconds = 0.0
     started = time.perf_counter()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s of audio"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = media_progress("audio")
     with TranscriptionClient(url, model=model, timeout_s=timeout) as client, progress:
         task = progress.add_task(f"{len(files)} file(s)", total=sum(weights.values()))
         for start in range(0, len(files), clips_per_request):
@@ -169,9 +164,9 @@ def transcribe(
                 wer = word_error_rate(reference_text, transcript.text) if reference_text is not None else None
                 written = write_outputs(
                     transcript,
-                    _target(srt, path, ".srt", many),
-                    _target(vtt, path, ".vtt", many),
-                    _target(json_out, path, ".json", many),
+                    output_path(srt, path, ".srt", many),
+                    output_path(vtt, path, ".vtt", many),
+                    output_path(json_out, path, ".json", many),
                     wer,
                 )
                 line = f"[green]✓[/] {escape(str(path))}: {transcript.duration_s:.1f} s, "

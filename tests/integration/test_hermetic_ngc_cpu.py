@@ -60,6 +60,7 @@ from marquee.specs.whisper import INT8_MAX_WER_DELTA
 from marquee.targets import NGC_CPU
 from marquee.transcription.wer import word_error_rate
 from tests.fixtures_moderation_text import moderate
+from tests.fixtures_video import clip_path
 from tests.fixtures_whisper import transcribe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -163,9 +164,17 @@ def _exported_version(spec: ModelSpec, sources: list[Path]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exports(route_repository, text_moderation_repository, image_moderation_repository, whisper_repository):
+def exports(
+    route_repository, text_moderation_repository, image_moderation_repository, whisper_repository, video_repository
+):
     """The session fixtures' repositories, where the catalogue's models were exported."""
-    return [route_repository, text_moderation_repository, image_moderation_repository, whisper_repository]
+    return [
+        route_repository,
+        text_moderation_repository,
+        image_moderation_repository,
+        whisper_repository,
+        video_repository,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +297,18 @@ def _moderate_image(server) -> dict:
     }
 
 
+def _analyze_video(server, clip: Path) -> dict:
+    """The route (TransNetV2 INT8, the tagger, the real image and text routes) on a
+    generated H.264 clip, and TransNetV2 FP32 (which the CPU route does not call) directly."""
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        tensor = grpcclient.InferInput("video", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([clip.read_bytes()], dtype=np.object_))
+        result = json.loads(client.infer("analyze_video", [tensor], client_timeout=600).as_numpy("result")[0])
+        windows = np.zeros((1, 100, 27, 48, 3), np.uint8)
+        fp32 = _infer(client, "transnetv2_fp32", {"frames": windows}, ["single_frame"])["single_frame"]
+    return {"result": result, "fp32_shape": list(fp32.shape)}
+
+
 def _transcribe(server, clip: bytes) -> dict:
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         return {route: transcribe(client, [clip], model=route)[0] for route in ("transcribe", "transcribe_int8")}
@@ -339,7 +360,7 @@ def _probe(server) -> dict:
 
 
 @pytest.fixture(scope="module")
-def answers(hermetic_triton, ngc_cpu_roots, espeak_clips) -> dict:
+def answers(hermetic_triton, ngc_cpu_roots, espeak_clips, video_test_set) -> dict:
     """Every route's answer (or the exception it raised), sent once for the module."""
     clip = espeak_clips.get(SPOKEN).wav
     calls = {
@@ -350,6 +371,7 @@ def answers(hermetic_triton, ngc_cpu_roots, espeak_clips) -> dict:
         "moderate_image": lambda: _moderate_image(hermetic_triton),
         "transcribe": lambda: _transcribe(hermetic_triton, clip),
         "whisper_decoders": lambda: _whisper_decoders(hermetic_triton, clip, ngc_cpu_roots),
+        "analyze_video": lambda: _analyze_video(hermetic_triton, clip_path(video_test_set, "h264")),
         "probe": lambda: _probe(hermetic_triton),
     }
     results = {}
@@ -483,6 +505,16 @@ def test_moderate_image_reads_the_caption_and_the_real_text_route_judges_it(answ
     assert caption["ocr"]["text_judged"] is True and caption["ocr"]["text_audits"]
     assert set(result["decisions"]) <= {"allow", "review", "block"}, result
     assert {"image_preprocess", "nudenet_320n", "ocr_det_ppocrv4", "ocr_rec_ppocrv4"} <= set(blobs["models"])
+
+
+def test_analyze_video_answers_with_shots_tags_and_judged_keyframes(answers):
+    answer = _answer(answers, "analyze_video")
+    result = answer["result"]
+    assert "error" not in result, result
+    assert result["video"]["decoder"] == "pyav" and len(result["shots"]) >= 5
+    assert all(shot["keyframe"]["moderation"] in ("allow", "review", "block") for shot in result["shots"])
+    assert all(shot["keyframe"]["tags"] is not None for shot in result["shots"])
+    assert answer["fp32_shape"] == [1, 100]
 
 
 def test_transcribe_routes_answer_with_the_spoken_words(answers):

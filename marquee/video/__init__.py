@@ -1,0 +1,1 @@
+"""Video: the `marquee video` commands and the contact sheet."""
