@@ -95,7 +95,9 @@ class TritonPythonModel:
                 self.model_versions = json.load(f)
         self.downstream = Downstream()
         self.dependencies = Dependencies(self.name, params.composed_models())
-        self.observer = RouteObserver(self.name, load_surfaces(params.file("surfaces")), STAGES)
+        self.observer = RouteObserver(
+            self.name, load_surfaces(params.file("surfaces")), STAGES, instances=params.instance_count()
+        )
 
     async def execute(self, requests: list) -> list:
         return await answer_each(requests, self._answer, self.name, self.observer)
