@@ -174,6 +174,19 @@ def input_array(request, name: str, description: str) -> np.ndarray:
     return tensor.as_numpy()
 
 
+def byte_items(request, name: str, unit: str, limit: int, limit_name: str) -> list[bytes]:
+    """A BYTES [n] input (files, images) as a list of bytes, 1 to `limit` of them; anything
+    else is the caller's mistake, named with the route parameter that sets the limit."""
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    items = tensor.as_numpy() if tensor is not None else None
+    if items is None or items.dtype != np.object_ or items.ndim != 1:
+        shape = None if items is None else list(items.shape)
+        raise RouteInputError(f"input `{name}` must be BYTES [{unit}], got shape {shape}")
+    if not 1 <= len(items) <= limit:
+        raise RouteInputError(f"input `{name}` has {len(items)} {unit}; allowed 1 to {limit} ({limit_name})")
+    return [bytes(item) for item in items]
+
+
 # -- responses --------------------------------------------------------------------
 
 

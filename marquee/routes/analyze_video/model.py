@@ -43,11 +43,11 @@ from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
     RouteCall,
-    RouteInputError,
     RouteObserver,
     RouteParameters,
     StageFailed,
     answer_each,
+    byte_items,
     gather_bounded,
 )
 from surfaces import load_surfaces  # noqa: E402
@@ -103,18 +103,12 @@ class TritonPythonModel:
         return await answer_each(requests, self._answer, self.name, self.observer)
 
     async def _answer(self, request, call: RouteCall):
-        tensor = pb_utils.get_input_tensor_by_name(request, "video")
-        items = tensor.as_numpy() if tensor is not None else None
-        if items is None or items.dtype != np.object_ or items.ndim != 1:
-            shape = None if items is None else list(items.shape)
-            raise RouteInputError(f"input `video` must be BYTES [files], got shape {shape}")
-        if not 1 <= len(items) <= self.max_files:
-            raise RouteInputError(f"input `video` has {len(items)} files; allowed 1 to {self.max_files} (max_files)")
+        items = byte_items(request, "video", "files", self.max_files, "max_files")
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
         results = []
         for index, item in enumerate(items):
-            results.append(json.dumps(await self._analyze(index, bytes(item), call)))
+            results.append(json.dumps(await self._analyze(index, item, call)))
         output = np.array([r.encode("utf-8") for r in results], dtype=np.object_)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("result", output)])
 

@@ -39,12 +39,12 @@ from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
     RouteCall,
-    RouteInputError,
     RouteObserver,
     RouteParameters,
     StageClock,
     StageFailed,
     answer_each,
+    byte_items,
     gather_bounded,
     moderation_decisions_counter,
 )
@@ -113,16 +113,10 @@ class TritonPythonModel:
     # -- one request --------------------------------------------------------------
 
     async def _answer(self, request, call: RouteCall):
-        tensor = pb_utils.get_input_tensor_by_name(request, "image")
-        items = tensor.as_numpy() if tensor is not None else None
-        if items is None or items.dtype != np.object_ or items.ndim != 1:
-            shape = None if items is None else list(items.shape)
-            raise RouteInputError(f"input `image` must be BYTES [items], got shape {shape}")
-        if not 1 <= len(items) <= self.max_items:
-            raise RouteInputError(f"input `image` has {len(items)} items; allowed 1 to {self.max_items} (max_items)")
+        items = byte_items(request, "image", "items", self.max_items, "max_items")
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
-        decisions, audits = await self._moderate([bytes(item) for item in items], call.clock)
+        decisions, audits = await self._moderate(items, call.clock)
         for decision, audit in zip(decisions, audits, strict=True):
             category = decision_category(decision, json.loads(audit), self.categories)
             self.decisions.add(1, surface=call.surface, category=category, decision=decision)
