@@ -172,6 +172,22 @@ def render(
         console.print("[green]✓ perf/budgets.yaml matches the specs")
     else:
         console.print(f"wrote {budgets.write_budgets(specs)}")
+    _render_observability(check)
+
+
+def _render_observability(check: bool) -> None:
+    """The Prometheus rules and Grafana dashboards hold the specs' budgets and routes too."""
+    from marquee.errors import ConfigDriftError
+    from marquee.observability import dashboards, rules
+
+    for name, module in (("Prometheus rules", rules), ("Grafana dashboards", dashboards)):
+        if check:
+            drifted = module.stale()
+            if drifted:
+                raise ConfigDriftError(f"{name} are stale: {', '.join(map(str, drifted))}; run `marquee render`")
+            console.print(f"[green]✓ {name} match the specs")
+        else:
+            console.print(f"wrote {len(module.write())} {name} files")
 
 
 @export_app.callback()

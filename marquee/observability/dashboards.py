@@ -658,6 +658,10 @@ def stale() -> list[Path]:
     return rendered_files.stale(rendered())
 
 
+def write() -> list[Path]:
+    return rendered_files.write(rendered())
+
+
 def main(argv: list[str] | None = None) -> int:
     return rendered_files.main(argv, __doc__.splitlines()[0], "marquee.observability.dashboards", rendered)
 
