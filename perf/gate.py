@@ -283,7 +283,7 @@ def run_gate(
     budgets: dict,
     baseline: dict | None,
     served_names: dict[str, str] | None = None,
-    attempts: int = 3,
+    attempts: int = 5,
     host: dict | None = None,
 ) -> GateResult:
     """Measure every budgeted model. `served_names` maps a budget entry to the model name
