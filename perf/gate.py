@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from marquee.errors import PerfAnalyzerFailedError
 from perf.machine import cpu_only
 from perf.perf_analyzer import PerfAnalyzer
 from perf.results import PerfRow
@@ -178,18 +179,27 @@ ZERO_DATA = ("--input-data", "zero")
 def measure_served(
     analyzer: PerfAnalyzer, grpc_url: str, model: str, batch: int, concurrency: int, extra: tuple[str, ...] = ZERO_DATA
 ) -> PerfRow:
-    (row,) = analyzer.measure(
-        model,
-        grpc_url,
-        batch_size=batch,
-        concurrency=str(concurrency),
-        interval_ms=1500,
-        stability_percent=30,
-        max_trials=8,
-        extra=extra,
-        timeout_s=300,
-    )
-    return row
+    # A busy host can keep windows 30% apart for all 8 trials; then measure once more with
+    # looser stability. The gate's own repeated attempts still judge the noise.
+    settings = ((30, 8), (60, 12))
+    for number, (stability, trials) in enumerate(settings, start=1):
+        try:
+            (row,) = analyzer.measure(
+                model,
+                grpc_url,
+                batch_size=batch,
+                concurrency=str(concurrency),
+                interval_ms=1500,
+                stability_percent=stability,
+                max_trials=trials,
+                extra=extra,
+                timeout_s=300,
+            )
+            return row
+        except PerfAnalyzerFailedError as error:
+            if number == len(settings) or "stable measurement" not in str(error):
+                raise
+    raise AssertionError("unreachable")
 
 
 # How a breach shows the measured value, under a `max` and under a `min` bound.

@@ -104,7 +104,9 @@ def test_bad_ranker_degrades_to_retrieval_order_within_budget(triton, tables, ki
     assert np.median(rank_ms) <= BUDGETS.rank + 5.0, rank_ms
     assert max(rank_ms) <= BUDGETS.rank + 15.0, rank_ms
     assert max(total_ms) <= BUDGETS.total, total_ms
-    assert np.median(client_ms) <= BUDGETS.total, client_ms
+    # Client side adds gRPC and the client's own time to the route's 25 ms: the product
+    # SLO leaves 5 ms for them (recommend's 30 ms p99 budget).
+    assert np.median(client_ms) <= BUDGETS.total + 5.0, client_ms
 
 
 def test_healthy_ranker_route_is_not_degraded(triton):
