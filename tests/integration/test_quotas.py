@@ -28,13 +28,14 @@ from marquee.deploy.gateway import GatewayAddresses, render_nginx
 from marquee.errors import QuotaExceededError
 from marquee.routes.route_runtime import QUOTA_BURST_S
 from marquee.server import free_ports
+from marquee.specs.recommend import RECOMMEND
 from marquee.surfaces import SURFACE_HEADER, load_surfaces
 from tests.integration.test_route_metrics import scrape, value
 
 pytestmark = pytest.mark.integration
 SURFACES = load_surfaces()
 FLOOD = "batch"  # the smallest quota of policies/surfaces.yaml
-ROUTE_INSTANCES = 4  # recommend's instance count (model_repository/recommend/config.pbtxt)
+ROUTE_INSTANCES = RECOMMEND.instance_groups[0].count  # each instance enforces its share
 
 
 @dataclass
@@ -119,8 +120,8 @@ def test_a_surface_over_its_quota_is_refused_by_the_route_and_counted_by_triton(
 
 @pytest.fixture(scope="module")
 def gateway(triton, tmp_path_factory):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not shutil.which(nginx):
+    nginx = shutil.which("nginx")
+    if nginx is None:
         pytest.fail("nginx is missing: ./bootstrap.sh --test installs it (Debian package nginx)")
     ports = free_ports()
     addresses = GatewayAddresses(
