@@ -3,6 +3,7 @@ into its version folder; `model.py` goes last, with the export stamp."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -13,14 +14,24 @@ from marquee.routes.manifest import SURFACES_FILE, RouteManifest
 from marquee.surfaces import PROJECT_SURFACES
 
 DataFile = Path | str | bytes
+log = logging.getLogger(__name__)
 
 
 def install_route(
-    manifest: RouteManifest, version_dir: Path, stamp: dict, data: dict[str, DataFile] | None = None
+    manifest: RouteManifest,
+    version_dir: Path,
+    stamp: dict,
+    data: dict[str, DataFile] | None = None,
+    operator_owned: dict[str, str] | None = None,
 ) -> Path:
     """Install modules and data first and `model.py` last, so that a crash half-way
     leaves no stamp and the next export redoes it. `data` maps a file name in the version
-    folder to a source file (Path), text (str) or bytes."""
+    folder to a source file (Path), text (str) or bytes.
+
+    `operator_owned` maps a data file to the history file an operator command keeps next
+    to it (`marquee moderation policy` keeps policy.history.jsonl): once that history
+    exists, the file is the operator's and a re-export leaves it as it is, so a promoted
+    policy is not silently replaced by the project's default."""
     version_dir = Path(version_dir)
     version_dir.mkdir(parents=True, exist_ok=True)
     for name, source in manifest.module_files().items():
@@ -28,6 +39,10 @@ def install_route(
     data = dict(data or {})
     if manifest.uses_surfaces:
         data.setdefault(SURFACES_FILE, PROJECT_SURFACES)
+    for name, history in (operator_owned or {}).items():
+        if name in data and (version_dir / history).is_file():
+            log.info("%s: keeping %s (operators change it; see %s)", version_dir, name, version_dir / history)
+            del data[name]
     for name, content in data.items():
         target = version_dir / name
         if isinstance(content, Path):

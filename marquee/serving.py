@@ -11,7 +11,7 @@ import tritonclient.http as httpclient
 from rich.table import Table
 from tritonclient.utils import InferenceServerException
 
-from marquee.errors import ServerError
+from marquee.errors import MarqueeError, ServerError
 from marquee.paths import admin_key_file, cache_dir
 from marquee.render import parse
 from marquee.server.process import ServerPorts, TritonServer, http_ready
@@ -62,8 +62,29 @@ def start_embedded(
         raise ServerError(f"no exported models in {repository}; run `marquee export ranker` first")
     server = TritonServer(
         repository, ports, log_path=log_path, models=ready, address=address, admin_key=admin_key, grpc_tls=grpc_tls
-    )
-    return server.start()
+    ).start()
+    restore_rollouts(server)
+    return server
+
+
+def restore_rollouts(server: TritonServer) -> None:
+    """Rankers load the version their config names; a promoted or running experiment names
+    others (marquee/rollout). Load those now, so a restart does not undo a rollout. A
+    failure is logged, not raised: the rest of the repository serves, and the route
+    answers pages for a version that is not loaded from its fallback (degraded)."""
+    from marquee.rollout.commands import restore
+    from marquee.rollout.control import ModelControl
+    from marquee.rollout.files import deployed_routes
+
+    control = ModelControl(server.http_url, server.admin_key)
+    for files in deployed_routes(server.repository):
+        try:
+            loaded = restore(files, control)
+        except (MarqueeError, InferenceServerException) as error:
+            log.error("%s: could not load the ranker versions %s names: %s", files.route, files.experiments, error)
+            continue
+        if loaded:
+            log.info("%s: loaded ranker versions %s, as %s names", files.route, loaded, files.experiments)
 
 
 def _repository_index(client: httpclient.InferenceServerClient, http_url: str, admin_key: AdminKey | None) -> list:

@@ -24,6 +24,7 @@ from export.route_install import install_route
 from export.validate import ValidationReport
 from marquee import render
 from marquee.moderation import policy as policy_module
+from marquee.moderation.policy_rollout import HISTORY as POLICY_HISTORY
 from marquee.routes import manifest
 from marquee.specs.moderation_text import (
     MODERATE_TEXT,
@@ -135,4 +136,6 @@ def _install_route(repository: Path, policy_path: Path, stamp: dict) -> None:
         MODERATE_TEXT.parameters["policy"]: policy_path,
         MODERATE_TEXT.parameters["tokenizer"]: text_classifier.tokenizer_path(),
     }
-    install_route(manifest.MODERATE_TEXT, _version_dir(repository, MODERATE_TEXT), stamp, data)
+    version_dir = _version_dir(repository, MODERATE_TEXT)
+    owned = {MODERATE_TEXT.parameters["policy"]: POLICY_HISTORY}
+    install_route(manifest.MODERATE_TEXT, version_dir, stamp, data, operator_owned=owned)

@@ -24,6 +24,7 @@ from export.moderation_image import synthetic
 from export.route_install import install_route
 from export.validate import ValidationReport
 from marquee.moderation.policy import default_policy_path
+from marquee.moderation.policy_rollout import HISTORY as POLICY_HISTORY
 from marquee.preprocess import image as preprocess_module
 from marquee.routes import manifest
 from marquee.specs.moderation_image import (
@@ -141,7 +142,8 @@ def _install_route(repository: Path, stamp: dict, labels, charset: str, versions
         params["ocr_keys"]: charset,
         "models.json": json.dumps(versions, indent=1, sort_keys=True) + "\n",
     }
-    install_route(manifest.MODERATE_IMAGE, _version_dir(repository, MODERATE_IMAGE), stamp, data)
+    owned = {params["policy"]: POLICY_HISTORY}
+    install_route(manifest.MODERATE_IMAGE, _version_dir(repository, MODERATE_IMAGE), stamp, data, operator_owned=owned)
 
 
 def _validate(cpu_pipeline: Path, labels: list[str]) -> ValidationReport:

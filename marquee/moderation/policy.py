@@ -163,11 +163,16 @@ def shadow_verdict(scores: dict[str, float], candidate: Policy | None, threshold
     if candidate is None:
         return None
     verdict = decide(scores, thresholds_of(candidate))
+    return shadow_record(candidate, verdict.decision, list(verdict.reasons))
+
+
+def shadow_record(candidate: Policy, decision: str, reasons: list[str]) -> dict:
+    """The audit's `shadow` entry: what `candidate` decided, marked as not enforced."""
     return {
         "policy_version": candidate.version,
         "policy_sha256": candidate.sha256,
-        "decision": verdict.decision,
-        "reasons": list(verdict.reasons),
+        "decision": decision,
+        "reasons": reasons,
         "enforced": False,
     }
 

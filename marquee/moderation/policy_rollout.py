@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marquee.errors import MarqueeError
-from marquee.moderation.policy import DECISIONS, ERROR, Policy, decide, load_policy
+from marquee.moderation.policy import DECISIONS, ERROR, Policy, decide, load_policy, most_severe
 
 ACTIVE, SHADOW, PREVIOUS = "policy.yaml", "policy_shadow.yaml", "policy_previous.yaml"
 HISTORY = "policy.history.jsonl"
@@ -109,8 +109,14 @@ def rollback(files: PolicyFiles) -> Policy:
 # -- diff ----------------------------------------------------------------------------------
 
 
-def text_decision(scores: dict[str, float], policy: Policy) -> str:
-    return decide(scores, policy.text.categories).decision
+def audit_decision(audit: dict, policy: Policy) -> str:
+    """What `policy` decides on an audit's recorded scores. An image audit (moderate_image)
+    is judged on its label scores, then combined with the verdict its OCR text got from the
+    text route; a text audit on its category scores."""
+    if "image" in audit:
+        image = decide(audit["scores"], policy.image.labels).decision
+        return most_severe([image, audit.get("ocr", {}).get("text_decision", "allow")])
+    return decide(audit["scores"], policy.text.categories).decision
 
 
 def policy_diff(audits: list[dict], active: Policy, candidate: Policy, labels: list[str] | None = None) -> dict:
@@ -124,10 +130,10 @@ def policy_diff(audits: list[dict], active: Policy, candidate: Policy, labels: l
     changed, agree = [], {"active": 0, "candidate": 0}
     judged = 0
     for index, audit in enumerate(audits):
-        if audit.get("decision") == ERROR or not audit.get("scores"):
+        if audit.get("decision") == ERROR or not isinstance(audit.get("scores"), dict):
             continue
         judged += 1
-        before, after = text_decision(audit["scores"], active), text_decision(audit["scores"], candidate)
+        before, after = audit_decision(audit, active), audit_decision(audit, candidate)
         transitions[f"{before}->{after}"] += 1
         if before != after and len(changed) < 20:
             changed.append({"index": index, "from": before, "to": after, "scores": audit["scores"]})

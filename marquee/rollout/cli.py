@@ -132,3 +132,26 @@ def rollout_rollback(
     files, control = _context(repository, route, url, admin_key_file)
     experiment = rollback(files, control, reason, settle_s)
     console.print(f"[green]✓[/] {route}: rolled back, everyone on ranker v{experiment.control}")
+
+
+@rollout_app.command("restore")
+def rollout_restore(
+    url: UrlOption = "localhost:8000",
+    repository: RepositoryOption = None,
+    admin_key_file: KeyOption = None,
+) -> None:
+    """After a server restart: load the ranker versions each route's experiment file names.
+
+    `marquee serve` and `marquee up` do this themselves; run it after starting tritonserver
+    another way (the NGC container) on a repository where a rollout was promoted."""
+    from marquee.rollout.commands import restore
+    from marquee.rollout.files import deployed_routes
+
+    any_route, control = _context(repository, "recommend", url, admin_key_file)
+    routes = deployed_routes(any_route.repository)
+    for files in routes:
+        loaded = restore(files, control)
+        state = f"loaded ranker versions {loaded}" if loaded else "already serving the versions it names"
+        console.print(f"[green]✓[/] {files.route}: {state}")
+    if not routes:
+        console.print("no recommend route with an experiment file in the repository; nothing to restore")

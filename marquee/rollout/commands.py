@@ -5,7 +5,10 @@ Order matters for zero failed requests:
   is sent to a version that is not serving yet;
 - promote / rollback: write the experiment file first, wait `settle_s` while every route
   instance re-reads it (each checks at most every 0.25 s) and the pages in flight finish,
-  then unload the versions no longer named.
+  then unload the versions no longer named;
+- restore: after a server (re)starts, its ranker loads the version its config.pbtxt names
+  (the spec's); load the versions the experiment file names, so that a promote or an
+  experiment in progress survives the restart.
 """
 
 from __future__ import annotations
@@ -71,9 +74,8 @@ def start(
     if shadow_log_share is not None:
         fields["shadow_log_share"] = shadow_log_share
     parse_experiment(_probe(fields), "rollout start")  # refuse bad values before loading anything
-    ranker = files.ranker_model()
-    wanted = {current.control} | {v for v in (treatment, shadow) if v is not None}
-    control.serve_versions(ranker, sorted(wanted))
+    proposed = dataclasses.replace(current, control=current.control, treatment=treatment, shadow=shadow)
+    control.serve_versions(files.ranker_model(), serving_versions(proposed))
     return files.write(fields, "start", f"treatment={treatment} share={share} shadow={shadow}")
 
 
@@ -93,6 +95,24 @@ def rollback(
     fields = experiment_fields(current)
     fields.update(treatment=None, treatment_share=0.0, shadow=None, name=f"ranker v{current.control}")
     return _switch(files, control, fields, "rollback", reason, settle_s)
+
+
+def serving_versions(experiment: Experiment) -> list[int]:
+    """Every ranker version the experiment sends pages to: control, treatment, shadow."""
+    return sorted({experiment.control} | {v for v in (experiment.treatment, experiment.shadow) if v is not None})
+
+
+def restore(files: RouteFiles, control: ModelControl) -> list[int] | None:
+    """Load the ranker versions the route's experiment file names, if the server serves
+    others; returns the versions loaded, or None when nothing had to change."""
+    experiment = files.read()
+    if experiment is None:
+        return None
+    ranker, wanted = files.ranker_model(), serving_versions(experiment)
+    if control.ready_versions(ranker) == wanted:
+        return None
+    control.serve_versions(ranker, wanted)
+    return wanted
 
 
 def _switch(files: RouteFiles, control: ModelControl, fields: dict, action: str, reason: str, settle_s: float):

@@ -91,6 +91,16 @@ class RouteFiles:
         return [json.loads(line) for line in lines if line.strip()]
 
 
+def deployed_routes(repository: Path) -> list[RouteFiles]:
+    """The recommend routes (and variants) deployed in `repository` that have an experiment file."""
+    found = []
+    for config in sorted(Path(repository).glob("*/config.pbtxt")):
+        files = RouteFiles(Path(repository), config.parent.name)
+        if files.experiments.is_file() and "ranker_model" in parse(config.read_text()).parameters:
+            found.append(files)
+    return found
+
+
 def experiment_fields(experiment: Experiment) -> dict:
     """The file's `ranker` mapping for an experiment (what `write` takes)."""
     return {

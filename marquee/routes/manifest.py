@@ -15,6 +15,7 @@ from pathlib import Path
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the `marquee` package
 RUNTIME = "routes/route_runtime.py"
 POLICY = "moderation/policy.py"
+LIVE_POLICY = "routes/live_policy.py"  # the policy in force and its shadow, re-read while serving
 SURFACES = "surfaces.py"  # the surfaces loader; the installer adds policies/surfaces.yaml with it
 SURFACES_FILE = "surfaces.yaml"
 
@@ -61,7 +62,14 @@ RECOMMEND = RouteManifest(
 CANDIDATES_IVF = RouteManifest("routes/recommend/candidates_ivf.py", (RUNTIME,))
 MODERATE_TEXT = RouteManifest(
     "routes/moderate_text/model.py",
-    ("routes/moderate_text/cascade.py", "routes/moderate_text/text_tokens.py", POLICY, RUNTIME, SURFACES),
+    (
+        "routes/moderate_text/cascade.py",
+        "routes/moderate_text/text_tokens.py",
+        POLICY,
+        LIVE_POLICY,
+        RUNTIME,
+        SURFACES,
+    ),
 )
 MODERATE_IMAGE = RouteManifest(
     "routes/moderate_image/model.py",
@@ -71,6 +79,7 @@ MODERATE_IMAGE = RouteManifest(
         "routes/moderate_image/image_checks.py",
         "routes/moderate_image/judgement.py",
         POLICY,
+        LIVE_POLICY,
         RUNTIME,
         SURFACES,
     ),

@@ -371,3 +371,28 @@ def test_rollout_cli_start_status_rollback(server, files, control, baseline, mon
     assert rolled.exit_code == 0, rolled.output
     assert control.ready_versions(RANKER) == [1]
     assert files.recent_history()[-1]["reason"] == "cli test"
+
+
+def test_a_promote_survives_a_server_restart(server, files, control, baseline, experiment_repository, tmp_path):
+    """The ranker's config on disk names version 1 (the spec's); after a promote to 2, a
+    restarted server must serve 2, as the experiment file says, not fall back to 1."""
+    from marquee import serving
+
+    commands.start(files, control, treatment=2, share=0.5, salt="restart-test", guardrails=LENIENT)
+    commands.promote(files, control, settle_s=SETTLE_S)
+    assert control.ready_versions(RANKER) == [2]
+    assert render.parse(
+        (experiment_repository / RANKER / "config.pbtxt").read_text()
+    ).version_policy.specific.versions == [1]
+
+    restarted = serving.start_embedded(
+        experiment_repository, free_ports(), tmp_path / "restarted.log", admin_key=server.admin_key
+    )
+    try:
+        assert ModelControl(restarted.http_url, restarted.admin_key).ready_versions(RANKER) == [2]
+        pages = _drive(restarted, range(40))
+        assert not _errors(pages)
+        degraded = [page.degraded_reason for page in pages if page.degraded]
+        assert not degraded, f"pages degraded after the restart: {degraded[:3]}"
+    finally:
+        restarted.stop()

@@ -7,7 +7,6 @@ silently allowed: the image goes to review at least.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 try:  # in the route's version directory, policy.py sits next to this module
@@ -56,17 +55,15 @@ def thresholds_json(policy: Policy) -> dict:
     return {name: {"review": t.review, "block": t.block} for name, t in policy.image.labels.items()}
 
 
-def error_audit(message: str, policy: Policy, kind: str) -> str:
+def error_audit(message: str, policy: Policy, kind: str) -> dict:
     """The audit of an image that could not be judged; `kind` is "input" (the image itself
     is unusable: quarantine it) or "model" (a model failed, ran late or is missing: retry)."""
     if kind not in ERROR_KINDS:
         raise ValueError(f"error kind {kind!r}; allowed: {', '.join(ERROR_KINDS)}")
-    return json.dumps(
-        {
-            "decision": ERROR,
-            "error": message,
-            "error_kind": kind,
-            "policy_version": policy.version,
-            "policy_sha256": policy.sha256,
-        }
-    )
+    return {
+        "decision": ERROR,
+        "error": message,
+        "error_kind": kind,
+        "policy_version": policy.version,
+        "policy_sha256": policy.sha256,
+    }

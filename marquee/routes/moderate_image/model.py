@@ -34,7 +34,8 @@ from judgement import (  # noqa: E402
     judge_text,
     thresholds_json,
 )
-from policy import ERROR, INPUT_ERROR, MODEL_ERROR, decision_category, load_policy, metric_categories  # noqa: E402
+from live_policy import LivePolicies  # noqa: E402
+from policy import ERROR, INPUT_ERROR, MODEL_ERROR, Policy, decision_category, shadow_record  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
@@ -63,7 +64,8 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = RouteParameters.from_args(args)
         self.name = params.route
-        self.policy = load_policy(params.file("policy"))
+        # The policy in force and a shadow candidate, both re-read while serving (live_policy.py).
+        self.policies = LivePolicies(params)
         with open(params.file("labels"), encoding="utf-8") as f:
             self.labels = json.load(f)
         self.charset = ocr.load_charset(params.file("ocr_keys"))
@@ -103,7 +105,6 @@ class TritonPythonModel:
         self.observer = RouteObserver(
             self.name, load_surfaces(params.file("surfaces")), stages, instances=params.instance_count()
         )
-        self.categories = metric_categories(self.policy)
         self.decisions = moderation_decisions_counter(self.name)
         self.logger = pb_utils.Logger
 
@@ -113,13 +114,18 @@ class TritonPythonModel:
     # -- one request --------------------------------------------------------------
 
     async def _answer(self, request, call: RouteCall):
+        self.policies.refresh()
+        policy = self.policies.active  # one policy for the whole request, even if a promote lands mid-way
         items = byte_items(request, "image", "items", self.max_items, "max_items")
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
-        decisions, audits = await self._moderate(items, call.clock)
-        for decision, audit in zip(decisions, audits, strict=True):
-            category = decision_category(decision, json.loads(audit), self.categories)
+        decisions, records = await self._moderate(items, call.clock, policy)
+        audits = []
+        for decision, audit in zip(decisions, records, strict=True):
+            category = decision_category(decision, audit, self.policies.categories)
             self.decisions.add(1, surface=call.surface, category=category, decision=decision)
+            self.policies.record_shadow(audit, decision, self._shadow(audit), call.surface)
+            audits.append(json.dumps(audit))
         return pb_utils.InferenceResponse(
             output_tensors=[
                 pb_utils.Tensor("decision", np.array([d.encode() for d in decisions], dtype=np.object_)),
@@ -127,14 +133,14 @@ class TritonPythonModel:
             ]
         )
 
-    async def _moderate(self, items: list[bytes], clock: StageClock) -> tuple[list[str], list[str]]:
+    async def _moderate(self, items: list[bytes], clock: StageClock, policy: Policy) -> tuple[list[str], list[dict]]:
         decisions: list[str | None] = [None] * len(items)
-        audits: list[str | None] = [None] * len(items)
+        audits: list[dict | None] = [None] * len(items)
 
         def reject(indices, message: str, kind: str = MODEL_ERROR) -> None:
             for index in indices:
                 decisions[index] = ERROR
-                audits[index] = error_audit(f"image[{index}]: {message}", self.policy, kind)
+                audits[index] = error_audit(f"image[{index}]: {message}", policy, kind)
 
         with clock.stage("preprocess"):
             headers = {}
@@ -168,12 +174,12 @@ class TritonPythonModel:
             reject(order, f"not judged: {failure}")
             return decisions, audits
         with clock.stage("text"):
-            lines_by_item = self._split_lines(order, found, recognised)
+            lines_by_item = self._split_lines(order, found, recognised, policy)
             judgements = await self._judge_text(lines_by_item)
         stage_ms = clock.rounded()
         for index in order:
             decisions[index], audits[index] = self._decide(
-                index, headers[index], found[index], lines_by_item[index], judgements.get(index), stage_ms
+                headers[index], found[index], lines_by_item[index], judgements.get(index), stage_ms, policy
             )
         return decisions, audits
 
@@ -233,7 +239,7 @@ class TritonPythonModel:
         results = await gather_bounded(calls, CHUNKS_IN_FLIGHT)
         return [line for result in results for line in ocr.ctc_greedy(result["softmax_11.tmp_0"], self.charset)]
 
-    def _split_lines(self, order: list[int], found: dict, recognised: list) -> dict[int, list[dict]]:
+    def _split_lines(self, order: list[int], found: dict, recognised: list, policy: Policy) -> dict[int, list[dict]]:
         """Recognised lines per item, with boxes in original pixels and the confidence filter applied."""
         by_item, position = {}, 0
         for index in order:
@@ -247,7 +253,7 @@ class TritonPythonModel:
                         "text": text,
                         "confidence": round(confidence, 4),
                         "box": (box.points * scale).round(1).tolist(),
-                        "judged": bool(text.strip()) and confidence >= self.policy.image.ocr_min_confidence,
+                        "judged": bool(text.strip()) and confidence >= policy.image.ocr_min_confidence,
                     }
                 )
         return by_item
@@ -283,32 +289,44 @@ class TritonPythonModel:
             return f"{self.text_route} answered {len(outputs['decision'])} of {len(texts)} lines"
         return [(_text(d), json.loads(_text(a))) for d, a in zip(outputs["decision"], outputs["audit"], strict=True)]
 
-    def _decide(self, index, header, found, lines, judgement, stage_ms) -> tuple[str, str]:
+    def _decide(self, header, found, lines, judgement, stage_ms, policy: Policy) -> tuple[str, dict]:
         scores = detections_module.label_scores(found["detections"], self.labels)
         judged_lines = [line["text"] for line in lines if line["judged"]]
         text_verdict = judge_text(judged_lines, judgement)
-        decision, reasons = final_decision(judge_image(scores, self.policy), text_verdict)
+        decision, reasons = final_decision(judge_image(scores, policy), text_verdict)
         audit = {
             "decision": decision,
             "reasons": reasons,
             "image": {"format": header.format, "height": found["size"][0], "width": found["size"][1]},
             "scores": {k: round(v, 4) for k, v in scores.items()},
-            "thresholds": thresholds_json(self.policy),
+            "thresholds": thresholds_json(policy),
             "detections": [d.as_json() for d in found["detections"]],
             "ocr": {
                 "enabled": self.ocr_enabled,
                 "lines": lines,
                 "text_decision": text_verdict[0],
+                "text_reasons": text_verdict[1],
                 "text_judged": bool(judged_lines) and judgement is not None and not judgement.unjudged_reason,
                 "text_route": self.text_route,
                 "text_audits": judgement.audits if judgement else [],
             },
             "models": self.model_versions,
-            "policy_version": self.policy.version,
-            "policy_sha256": self.policy.sha256,
+            "policy_version": policy.version,
+            "policy_sha256": policy.sha256,
             "ms": stage_ms,
         }
-        return decision, json.dumps(audit)
+        return decision, audit
+
+    def _shadow(self, audit: dict) -> dict | None:
+        """The shadow policy's decision on this image: its label thresholds on the same
+        detector scores, combined with the recognised text's verdict as the text route gave
+        it (that route shadows its own policy in each line's audit)."""
+        candidate = self.policies.shadow
+        if candidate is None or audit["decision"] == ERROR:
+            return None
+        text_verdict = (audit["ocr"]["text_decision"], audit["ocr"]["text_reasons"])
+        decision, reasons = final_decision(judge_image(audit["scores"], candidate), text_verdict)
+        return shadow_record(candidate, decision, reasons)
 
 
 def _text(value) -> str:

@@ -34,14 +34,12 @@ from cascade import (  # noqa: E402 - needs the path above
     judge,
     read_batch,
 )
-from policy import decide, decision_category, metric_categories, parse_policy, shadow_verdict  # noqa: E402
+from live_policy import LivePolicies  # noqa: E402
+from policy import decide, decision_category, shadow_verdict  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
-    LabelledCounter,
-    ReloadingFile,
     RouteCall,
-    RouteConfigError,
     RouteInputError,
     RouteObserver,
     RouteParameters,
@@ -61,19 +59,8 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = RouteParameters.from_args(args)
         self.name = params.route
-        # Both policy files are re-read while serving: `marquee moderation policy promote`
-        # and `rollback` switch versions with no reload. The shadow policy (a candidate)
-        # is decided on the same scores and recorded in the audit, never enforced.
-        self.policy_file = ReloadingFile(params.file("policy"), parse_policy, "moderation policy")
-        self.policy = self.policy_file.current()
-        if self.policy is None:
-            raise RouteConfigError(
-                f"{self.name}: {self.policy_file.last_error or self.policy_file.path + ' is missing'}"
-            )
-        self.shadow_file = ReloadingFile(
-            params.file("policy_shadow", "policy_shadow.yaml"), parse_policy, "shadow moderation policy"
-        )
-        self._logged_policy_errors: set[str] = set()
+        # The policy in force and a shadow candidate, both re-read while serving (live_policy.py).
+        self.policies = LivePolicies(params)
         self.tokenizer = load_tokenizer(params.file("tokenizer"), params.integer("max_tokens"))
         self.lexical_model = params.text("lexical_model")
         self.lexical_version = params.integer("lexical_version")
@@ -89,46 +76,23 @@ class TritonPythonModel:
         self.observer = RouteObserver(
             self.name, load_surfaces(params.file("surfaces")), ("moderate",), instances=params.instance_count()
         )
-        self.categories = metric_categories(self.policy)
         self.decisions = moderation_decisions_counter(self.name)
-        self.shadow_decisions = LabelledCounter(
-            "marquee_moderation_shadow_decisions_total",
-            "decisions in force against the shadow policy's decisions on the same items (never enforced)",
-            self.name,
-            ("surface", "decision", "shadow_decision"),
-        )
 
     async def execute(self, requests: list) -> list:
         return await answer_each(requests, self._answer, self.name, self.observer)
 
-    def _refresh_policies(self):
-        """The policy in force (re-read if changed) and the shadow candidate, if any."""
-        active, shadow = self.policy_file.current(), self.shadow_file.current()
-        for error in (self.policy_file.last_error, self.shadow_file.last_error):
-            if error and error not in self._logged_policy_errors:
-                self._logged_policy_errors.add(error)
-                self._warn(error)
-        if active is not None and active is not self.policy:
-            self.policy = active
-            self.categories = metric_categories(active)
-        return shadow
-
     async def _answer(self, request, call: RouteCall):
-        shadow_policy = self._refresh_policies()
+        self.policies.refresh()
         items, precision = self._read_request(request)
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
         with call.clock.stage("moderate"):
-            results = await self._moderate(items, precision)
+            results = await self._moderate(items, precision, self.policies.active)
         for decision, audit in results:
-            category = decision_category(decision, audit, self.categories)
+            category = decision_category(decision, audit, self.policies.categories)
             self.decisions.add(1, surface=call.surface, category=category, decision=decision)
-            shadow = shadow_verdict(audit["scores"], shadow_policy, lambda p: p.text.categories)
-            if shadow is not None and decision != "error":
-                audit["shadow"] = shadow
-                self.shadow_decisions.add(
-                    1, surface=call.surface, decision=decision, shadow_decision=shadow["decision"]
-                )
+            shadow = shadow_verdict(audit.get("scores", {}), self.policies.shadow, lambda p: p.text.categories)
+            self.policies.record_shadow(audit, decision, shadow, call.surface)
         decisions, audits = encode_outputs(results)
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor("decision", decisions), pb_utils.Tensor("audit", audits)]
@@ -147,11 +111,12 @@ class TritonPythonModel:
             )
         return items, precision
 
-    async def _moderate(self, items: np.ndarray, precision: str) -> list[tuple[str, dict]]:
+    async def _moderate(self, items: np.ndarray, precision: str, policy) -> list[tuple[str, dict]]:
+        """(decision, audit) per text under `policy` (one policy for the whole request)."""
         batch = read_batch(list(items), self.max_chars)
         results: list = [None] * batch.size
         for index, message in batch.errors.items():
-            results[index] = ("error", error_audit(message, self.policy, INPUT_ERROR))
+            results[index] = ("error", error_audit(message, policy, INPUT_ERROR))
         indices = batch.valid_indices
         if not indices:
             return results
@@ -161,10 +126,10 @@ class TritonPythonModel:
         except StageFailed as failure:
             self._warn(str(failure))
             for index in indices:
-                results[index] = ("error", error_audit(str(failure), self.policy, MODEL_ERROR))
+                results[index] = ("error", error_audit(str(failure), policy, MODEL_ERROR))
             return results
 
-        selected = [int(k) for k in np.flatnonzero(ambiguous(profanity, self.policy.text.ambiguous_band))]
+        selected = [int(k) for k in np.flatnonzero(ambiguous(profanity, policy.text.ambiguous_band))]
         probabilities: dict[int, dict[str, float]] = {}
         classifier, classifier_error = None, None
         if selected:
@@ -179,10 +144,10 @@ class TritonPythonModel:
         for k, index in enumerate(indices):
             if classifier_error and k in sent_to_stage2:
                 # Stage 1 alone must not decide a text the policy says it cannot judge.
-                results[index] = ("error", error_audit(classifier_error, self.policy, MODEL_ERROR))
+                results[index] = ("error", error_audit(classifier_error, policy, MODEL_ERROR))
                 continue
             scored = probabilities.get(k)
-            results[index] = judge(profanity[k], scored, lexical, classifier if scored else None, self.policy, decide)
+            results[index] = judge(profanity[k], scored, lexical, classifier if scored else None, policy, decide)
         return results
 
     # -- downstream models ------------------------------------------------------
