@@ -33,6 +33,7 @@ class ValidationReport:
         atol: float,
         rtol: float = 0.0,
         mean_atol: float | None = None,
+        p999_atol: float | None = None,
     ) -> None:
         if reference.shape != candidate.shape:
             self.checks.append(Check(name, False, f"shape {candidate.shape} != reference {reference.shape}"))
@@ -48,6 +49,8 @@ class ValidationReport:
         self.checks.append(Check(name, bool((diff <= allowed).all()), f"max |diff| {worst:.3g} ({limit})"))
         if mean_atol is not None:
             self.at_most(f"{name}_mean_abs_diff", float(diff.mean()), mean_atol)
+        if p999_atol is not None and diff.size:
+            self.at_most(f"{name}_p999_abs_diff", float(np.quantile(diff, 0.999)), p999_atol)
 
     def at_most(self, name: str, value: float, limit: float, unit: str = "") -> None:
         self.figures[name] = value

@@ -194,7 +194,15 @@ def validate_ranker(
     report = ValidationReport(spec.name)
     tolerance = spec.tolerance
     candidate = run_onnx(onnx_path, holdout, spec.max_batch_size)
-    report.close_to("probability[holdout]", reference, candidate, tolerance.atol, tolerance.rtol, tolerance.mean_atol)
+    report.close_to(
+        "probability[holdout]",
+        reference,
+        candidate,
+        tolerance.atol,
+        tolerance.rtol,
+        tolerance.mean_atol,
+        tolerance.p999_atol,
+    )
     edges = _edge_cases()
     report.close_to(
         "probability[batch 1, OOV ids]", predict(model, edges), run_onnx(onnx_path, edges, 1), tolerance.atol

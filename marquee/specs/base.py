@@ -151,6 +151,9 @@ class Tolerance:
     atol: float  # on the largest absolute difference
     rtol: float = 0.0
     mean_atol: float | None = None  # on the mean absolute difference
+    # On the 99.9th percentile of the absolute difference: a quantized model's tail, without
+    # one row out of tens of thousands deciding (that row is held to `atol`).
+    p999_atol: float | None = None
     max_auc_drop: float | None = None
     min_recall: float | None = None  # approximate search: recall@K against exact search
 

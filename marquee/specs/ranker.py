@@ -107,11 +107,14 @@ def _ranker_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
 
 
 RANKER_FP32 = _ranker_spec(Precision.FP32, Tolerance(atol=1e-4))
-# Static INT8 quantisation moves probabilities by ~3e-3 on average and by up to ~0.035 on
-# the worst of 50k holdout rows (measured); ranking quality is what matters, so the AUC
-# drop is bounded as well as the mean and the worst absolute difference.
+# Static INT8 quantisation moves probabilities by ~3e-3 on average (measured). Ranking
+# quality is what matters, so the gate bounds the AUC drop, the mean and the 99.9th
+# percentile of the absolute difference, and holds single rows only to a loose cap: across
+# five checkpoints (4k-100k training rows, five seeds; 2026-12-03) the worst of 20k holdout
+# rows ranged 0.023-0.065, the 99.9th percentile 0.014-0.030 (the TensorRT QDQ twin the
+# highest), the mean <= 0.0053 and the AUC drop <= 3e-4: one row must not reject a good export.
 RANKER_INT8 = dataclasses.replace(
-    _ranker_spec(Precision.INT8, Tolerance(atol=0.06, mean_atol=0.008, max_auc_drop=0.01)),
+    _ranker_spec(Precision.INT8, Tolerance(atol=0.10, mean_atol=0.008, p999_atol=0.04, max_auc_drop=0.01)),
     # GPU targets load a QDQ twin with TensorRT INT8 (export/quantize.py says why two files).
     gpu_artifact="model.qdq.onnx",
 )
