@@ -45,6 +45,7 @@ from perf.machine import machine_info
 
 console = Console()
 REPORTS = Path(__file__).resolve().parent / "reports"
+PLOT = REPORTS / "experiments.png"
 N_ITEMS = 20_000
 CONCURRENCY = 4
 ARCH = RankerArchitecture(embedding_dim=8, cross_layers=2, deep_layers=(64, 32))
@@ -167,14 +168,21 @@ def ab_readout(server, files, control, users: int, seed: int) -> dict:
     return {"experiment": {"name": experiment.name, "control": 1, "treatment": 2, "share": 0.5}, **report}
 
 
-def plot(report: dict, path: Path) -> Path | None:
-    from perf.plots import _caption, _pyplot
+def plot(report: dict, readout_report: dict, path: Path) -> Path | None:
+    """Left: shadow scoring's latency cost. Right: the A/B readout, each cohort's CTR with
+    its interval and the measured lift's interval against the true lift."""
+    from perf.plots import _caption, pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     if plt is None:
         return None
-    cost = report["shadow_cost"]["conditions"]
-    figure, axis = plt.subplots(figsize=(6.5, 4))
+    figure, (cost_axis, ctr_axis, lift_axis) = plt.subplots(1, 3, figsize=(14, 4.2))
+    _plot_shadow_cost(cost_axis, report["shadow_cost"]["conditions"])
+    _plot_readout(ctr_axis, lift_axis, readout_report)
+    return save(figure, path, f"ranker experiments: {_caption(report)}")
+
+
+def _plot_shadow_cost(axis, cost: dict) -> None:
     labels = ["p50", "p99"]
     x = np.arange(len(labels))
     colours = {"off": "#4c72b0", "on": "#dd8452", "sampled_10pct": "#55a868"}
@@ -187,11 +195,28 @@ def plot(report: dict, path: Path) -> Path | None:
     axis.set_xticks(x, labels)
     axis.set(ylabel="client latency (ms)", title=f"recommend at concurrency {CONCURRENCY}: shadow scoring's cost")
     axis.legend(fontsize=8)
-    figure.suptitle(_caption(report), fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+
+
+def _plot_readout(ctr_axis, lift_axis, readout_report: dict) -> None:
+    cohorts, lift = readout_report["cohorts"], readout_report["lift"]
+    rows = [(name, c["ctr"], c["ctr_ci95"], c["true_ctr"]) for name, c in cohorts.items()]
+    _intervals(ctr_axis, rows, "CTR per cohort")
+    lift_row = ("treatment - control", lift["measured"], [lift["ci95_low"], lift["ci95_high"]], lift["true"])
+    _intervals(lift_axis, [lift_row], f"lift: {readout_report['users']} users, seed {readout_report['seed']}")
+    lift_axis.axvline(0.0, color="grey", linewidth=0.6)
+    lift_axis.legend(fontsize=8, loc="upper left")
+
+
+def _intervals(axis, rows: list, title: str) -> None:
+    """One row each: the measured value with its 95% interval, and the true value."""
+    for y, (_, measured, (low, high), true) in enumerate(rows):
+        axis.errorbar(measured, y, xerr=[[measured - low], [high - measured]], fmt="o", color="#4c72b0", capsize=4)
+        axis.plot(true, y, "x", color="#c44e52", markersize=9)
+    axis.set_yticks(range(len(rows)), [row[0] for row in rows])
+    axis.set_ylim(-0.6, len(rows) - 0.4)
+    axis.plot([], [], "o", color="#4c72b0", label="measured, 95% interval")
+    axis.plot([], [], "x", color="#c44e52", label="true (known click probabilities)")
+    axis.set(title=title)
 
 
 def main() -> None:
@@ -200,7 +225,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--users", type=int, default=2000, help="simulated users in the A/B readout")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from the saved reports")
     args = parser.parse_args()
+    if args.plot_only:
+        saved = json.loads((REPORTS / "experiments.json").read_text())
+        console.print(f"wrote {plot(saved, json.loads((REPORTS / 'ab_readout.json').read_text()), PLOT)}")
+        return
     repository = prepare_repository()
     with TritonServer(repository, free_ports(), models=[ROUTE, "retrieve_ivf", RANKER.name]) as server:
         warm_up_recommend(server.grpc_url, pages=40)
@@ -218,10 +248,9 @@ def main() -> None:
     report = {"machine": machine, "setup": setup, "shadow_cost": cost}
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "experiments.json").write_text(json.dumps(report, indent=2) + "\n")
-    plotted = plot(report, REPORTS / "experiments.png")
-    (REPORTS / "ab_readout.json").write_text(
-        json.dumps({"machine": machine, "setup": setup, **readout_report}, indent=2) + "\n"
-    )
+    readout_report = {"machine": machine, "setup": setup, **readout_report}
+    (REPORTS / "ab_readout.json").write_text(json.dumps(readout_report, indent=2) + "\n")
+    plotted = plot(report, readout_report, PLOT)
     console.print_json(json.dumps({"shadow_cost": cost, "lift": readout_report["lift"]}))
     console.print(
         f"wrote {REPORTS / 'experiments.json'}, {REPORTS / 'ab_readout.json'}" + (f", {plotted}" if plotted else "")
