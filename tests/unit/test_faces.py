@@ -34,9 +34,7 @@ def test_area_resize_of_a_window_is_the_resize_of_the_cropped_image():
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes_and_every_separate_one():
-    boxes = np.array(
-        [[0, 0, 10, 10, 0.8], [1, 1, 11, 11, 0.9], [50, 50, 60, 60, 0.7], [0, 0, 10, 4, 0.95]], np.float32
-    )
+    boxes = np.array([[0, 0, 10, 10, 0.8], [1, 1, 11, 11, 0.9], [50, 50, 60, 60, 0.7], [0, 0, 10, 4, 0.95]], np.float32)
     assert faces.nms(boxes, 0.5).tolist() == [3, 1, 2]  # box 0 overlaps box 1 by IoU 0.68
     # Over the smaller box, the thin box 3 lies inside box 0 and 73% inside box 1: both merge into it.
     assert faces.nms(boxes, 0.7, smaller=True).tolist() == [3, 2]
