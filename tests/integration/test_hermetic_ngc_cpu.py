@@ -298,14 +298,17 @@ def _moderate_image(server) -> dict:
 
 
 def _analyze_video(server, clip: Path) -> dict:
-    """The route (TransNetV2 INT8, the tagger, the real image and text routes) on a
-    generated H.264 clip, and TransNetV2 FP32 (which the CPU route does not call) directly."""
+    """The route (TransNetV2 INT8, the tagger, MTCNN, the real image and text routes) on a
+    generated H.264 clip; TransNetV2 FP32 (which the CPU route does not call) directly, and
+    MTCNN's R- and O-Net, which the route reaches only when a test pattern looks like a face."""
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         tensor = grpcclient.InferInput("video", [1], "BYTES")
         tensor.set_data_from_numpy(np.array([clip.read_bytes()], dtype=np.object_))
         result = json.loads(client.infer("analyze_video", [tensor], client_timeout=600).as_numpy("result")[0])
         windows = np.zeros((1, 100, 27, 48, 3), np.uint8)
         fp32 = _infer(client, "transnetv2_fp32", {"frames": windows}, ["single_frame"])["single_frame"]
+        for model, side in (("mtcnn_rnet_fp32", 24), ("mtcnn_onet_fp32", 48)):
+            _infer(client, model, {"pixels": np.full((1, side, side, 3), 128.0, np.float32)}, ["probability"])
     return {"result": result, "fp32_shape": list(fp32.shape)}
 
 

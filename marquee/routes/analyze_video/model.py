@@ -9,6 +9,8 @@ One request carries a list of encoded video files. For each file, in turn:
 3. each shot's keyframe is its best-quality candidate (thumbnails.py);
    EfficientNet-Lite0 (`tagger_model`, through BLS) tags it with ImageNet classes and
    embeds it; shots whose keyframes embed alike are marked near-duplicates (tags.py);
+   MTCNN finds its faces: the cascade runs here (faces.py), its three networks
+   (`face_*_model`) through BLS;
 4. every keyframe goes to the `image_route` (moderate_image: NudeNet, OCR, the text
    route) for a safety decision and its burned-in text; the top thumbnails are the best
    safe keyframes, never an unsafe or unjudged one.
@@ -35,7 +37,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import frames as frames_module  # noqa: E402 - needs the path above
+import faces as faces_module  # noqa: E402 - needs the path above
+import frames as frames_module  # noqa: E402
 import shots as shots_module  # noqa: E402
 import tags as tags_module  # noqa: E402
 import thumbnails as thumbnails_module  # noqa: E402
@@ -57,8 +60,11 @@ IMAGES_PER_CALL = 16  # keyframes per image-route request (it accepts up to 64)
 CALLS_IN_FLIGHT = 2
 KEYFRAME_JPEG_WIDTH = 320
 TAGGER_BATCH = 16  # the tagger's max_batch_size
+FACE_IMAGES_PER_CALL = 8  # keyframes per P-Net call: its max_batch_size
+FACE_CROPS_PER_CALL = 256  # crops per R-Net / O-Net call: their max_batch_size
 EMBEDDING_DECIMALS = 4
-STAGES = ("decode", "boundaries", "keyframes", "tags", "moderation")
+STAGES = ("decode", "boundaries", "keyframes", "tags", "faces", "moderation")
+FACE_DECIMALS = 1  # box coordinates, in source pixels
 
 
 class TritonPythonModel:
@@ -72,6 +78,12 @@ class TritonPythonModel:
         self.max_tags = params.integer("max_tags", minimum=0)
         self.min_tag_probability = params.number("min_tag_probability", minimum=0.0)
         self.image_route = params.text("image_route")
+        self.face_models = {
+            faces_module.PROPOSAL: params.text("face_proposal_model"),
+            faces_module.REFINE: params.text("face_refine_model"),
+            faces_module.OUTPUT: params.text("face_output_model"),
+        }
+        self.face_settings = faces_module.Settings(min_face_px=params.integer("min_face_px", minimum=12))
         self.device = params.text("decode_device")
         if self.device not in ("cpu", "gpu"):
             raise ValueError(f"{self.name}: decode_device={self.device!r}; allowed: cpu, gpu")
@@ -87,7 +99,7 @@ class TritonPythonModel:
         self.boundary_threshold = params.number("boundary_threshold", minimum=0.0)
         self.transition_threshold = params.number("transition_threshold", minimum=0.0)
         self.top_thumbnails = params.integer("top_thumbnails", minimum=0)
-        self.budget_s = {stage: params.budget_s(stage) for stage in ("boundaries", "tags", "thumbnails")}
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("boundaries", "tags", "faces", "thumbnails")}
         models_file = os.path.join(params.folder, "models.json")
         self.model_versions = {}
         if os.path.isfile(models_file):
@@ -141,6 +153,10 @@ class TritonPythonModel:
             untagged = await self._tag(unique, pixels)
         if untagged:
             call.degrade("tags", untagged)
+        with clock.stage("faces"):
+            unsearched = await self._faces(unique, pixels)
+        if unsearched:
+            call.degrade("faces", unsearched)
         with clock.stage("moderation"):
             unjudged = await self._moderate([k for k in keyframes if k is not None], pixels)
         if unjudged:
@@ -155,11 +171,12 @@ class TritonPythonModel:
             }
         )
         fps = decoded.fps
+        to_source = _proxy_to_source(info, decoded)
         return {
             "video": {**info.as_json(), "decoder": decoded.decoder, "frames": decoded.count},
             "transitions": [t.as_json(fps) for t in transitions],
             "shots": [
-                {**_shot_json(s, k, pixels, fps), "near_duplicate_of": duplicates.get(s.index)}
+                {**_shot_json(s, k, pixels, fps, to_source), "near_duplicate_of": duplicates.get(s.index)}
                 for s, k in zip(shots, keyframes, strict=True)
             ],
             "thumbnails": [
@@ -173,6 +190,7 @@ class TritonPythonModel:
             ],
             "thumbnails_unjudged": unjudged or None,
             "untagged": untagged or None,
+            "faces_unsearched": unsearched or None,
             "models": self.model_versions,
             "ms": clock.rounded(),
         }
@@ -218,6 +236,35 @@ class TritonPythonModel:
             keyframe.embedding = embedding
         return ""
 
+    async def _faces(self, unique: list, pixels: dict[int, np.ndarray]) -> str:
+        """MTCNN faces of every keyframe; '' or why they were not searched."""
+        if not unique:
+            return ""
+
+        async def run(stage: str, batch: np.ndarray) -> dict[str, np.ndarray]:
+            model = self.face_models[stage]
+            per_call = FACE_IMAGES_PER_CALL if stage == faces_module.PROPOSAL else FACE_CROPS_PER_CALL
+            names = list(faces_module.OUTPUTS[stage])
+            calls = [
+                self.downstream.call(
+                    model,
+                    [pb_utils.Tensor("pixels", np.ascontiguousarray(batch[s : s + per_call]))],
+                    names,
+                    self.budget_s["faces"],
+                )
+                for s in range(0, len(batch), per_call)
+            ]
+            results = await gather_bounded(calls, CALLS_IN_FLIGHT)
+            return {name: np.concatenate([r[name] for r in results]) for name in names}
+
+        try:
+            found = await faces_module.detect([pixels[k.frame] for k in unique], run, self.face_settings)
+        except StageFailed as failure:
+            return str(failure)
+        for keyframe, frame_faces in zip(unique, found, strict=True):
+            keyframe.faces = frame_faces
+        return ""
+
     async def _moderate(self, keyframes: list, pixels: dict[int, np.ndarray]) -> str:
         """Judge every keyframe through the image route; '' or why some were not judged."""
         unique = list({k.frame: k for k in keyframes}.values())
@@ -227,6 +274,7 @@ class TritonPythonModel:
         for keyframe in keyframes:  # the same frame may be two short shots' keyframe
             judged = next(u for u in unique if u.frame == keyframe.frame)
             keyframe.decision, keyframe.text, keyframe.labels = judged.decision, judged.text, judged.labels
+            keyframe.faces = judged.faces
         return "; ".join(problems)
 
     async def _moderate_chunk(self, chunk: list, pixels: dict[int, np.ndarray]) -> str:
@@ -259,7 +307,7 @@ def _thumbnail_json(candidate, shot: int, fps: float) -> dict:
     }
 
 
-def _shot_json(shot, keyframe, pixels: dict[int, np.ndarray], fps: float) -> dict:
+def _shot_json(shot, keyframe, pixels: dict[int, np.ndarray], fps: float, to_source: tuple[float, float]) -> dict:
     start_s, end_s = shot.times(fps)
     document = {
         "index": shot.index,
@@ -283,12 +331,28 @@ def _shot_json(shot, keyframe, pixels: dict[int, np.ndarray], fps: float) -> dic
             "labels": {k: round(float(v), 4) for k, v in keyframe.labels.items()},
             "text": keyframe.text,
             "tags": keyframe.tags,
+            "face_count": None if keyframe.faces is None else len(keyframe.faces),
+            "faces": None if keyframe.faces is None else [_face_json(f, to_source) for f in keyframe.faces],
             "embedding": None
             if keyframe.embedding is None
             else np.round(keyframe.embedding, EMBEDDING_DECIMALS).tolist(),
             "jpeg_base64": _jpeg_base64(pixels[keyframe.frame]),
         }
     return document
+
+
+def _proxy_to_source(info, decoded) -> tuple[float, float]:
+    """(x, y) factors from the proxy frames' pixels to the source video's."""
+    if not decoded.samples:
+        return 1.0, 1.0
+    height, width = decoded.samples[0][1].shape[:2]
+    return info.width / width, info.height / height
+
+
+def _face_json(face, to_source: tuple[float, float]) -> dict:
+    """A face's box (x1, y1, x2, y2) in the source video's pixels, and its probability."""
+    box = face.scaled(*to_source).box
+    return {"box": [round(float(v), FACE_DECIMALS) for v in box], "probability": round(face.probability, 4)}
 
 
 def _jpeg_base64(rgb: np.ndarray) -> str:
