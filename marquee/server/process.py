@@ -30,6 +30,14 @@ from marquee.surfaces import SURFACE_HEADER
 log = logging.getLogger(__name__)
 
 
+# What tritonserver prints when the Python backend's shared-memory lock race aborts it.
+_LOAD_RACE_SIGNATURE = "boost::interprocess::lock_exception"
+
+
+class _LoadRaceCrash(ServerError):
+    """tritonserver aborted on the Python backend's load race before becoming ready."""
+
+
 @dataclass(frozen=True)
 class ServerPorts:
     http: int = 8000
@@ -162,6 +170,24 @@ class TritonServer:
         return command + list(self.extra_args)
 
     def start(self, timeout: float = 120.0) -> TritonServer:
+        try:
+            self._launch(timeout)
+        except _LoadRaceCrash:
+            # A known Python-backend race (triton-inference-server/server#8882, open in
+            # 2.51 through 2.69): when many Python-backend models load at once, tritonserver
+            # can abort with `boost::interprocess::lock_exception` before it is ready. It
+            # does not repeat on a second start, so start once more and keep the first log.
+            crashed_log = self.log_path.with_suffix(".crashed.log")
+            self.log_path.replace(crashed_log)
+            log.warning(
+                "tritonserver aborted while loading models (Python backend race, "
+                "triton-inference-server/server#8882); starting it once more. First log: %s",
+                crashed_log,
+            )
+            self._launch(timeout)
+        return self
+
+    def _launch(self, timeout: float) -> None:
         backend_dir = build_backend_directory(self._workdir / "backends")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("w")
@@ -185,13 +211,13 @@ class TritonServer:
         )
         log_file.close()
         self._wait_ready(timeout)
-        return self
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(
+                crash = _LoadRaceCrash if _LOAD_RACE_SIGNATURE in log_tail(self.log_path) else ServerError
+                raise crash(
                     f"tritonserver exited with code {self.process.returncode} before becoming ready; "
                     f"log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
