@@ -147,9 +147,14 @@ class TritonPythonModel:
             self._run_batched(group, responses)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises plain exceptions
             if len(group) == 1:
-                invalid = _is_invalid_argument(error)
+                empty = _empty_inputs(group[0][1])
+                invalid = _is_invalid_argument(error) or bool(empty)
                 kind = "input rejected" if invalid else "inference failed"
-                responses[group[0][0]] = _error_response(f"{self.model_name}: {kind}: {error}", invalid_input=invalid)
+                # An empty axis the graph cannot run on (a 0-token sequence) fails inside
+                # ONNX Runtime as a plain FAIL, yet the request is what is wrong.
+                why = f"{', '.join(empty)} empty; the graph cannot run on it: " if empty else ""
+                message = f"{self.model_name}: {kind}: {why}{error}"
+                responses[group[0][0]] = _error_response(message, invalid_input=invalid)
                 return
             # One request poisoned the batch (e.g. a value the graph rejects); retry
             # one by one so that only the culprit gets the error.
@@ -183,6 +188,11 @@ class TritonPythonModel:
 def _is_invalid_argument(error: Exception) -> bool:
     """ONNX Runtime raises `InvalidArgument` when the input's values are what is wrong."""
     return type(error).__name__ in ("InvalidArgument", "InvalidProtobuf") or "INVALID_ARGUMENT" in str(error)
+
+
+def _empty_inputs(arrays: dict[str, np.ndarray]) -> list[str]:
+    """Inputs with a zero-length axis, as "input `name` shape [1, 0]"."""
+    return [f"input `{name}` shape {list(array.shape)}" for name, array in arrays.items() if 0 in array.shape]
 
 
 def _error_response(message: str, invalid_input: bool = False):
