@@ -22,11 +22,11 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from marquee.server.process import http_ready
+from marquee.server.stub_watchdog import stub_processes
 from marquee.specs import ModelSpec
 from perf.fuzz.cases import Case
 
 REFUSED = {"grpc": "StatusCode.INVALID_ARGUMENT", "http": "400"}
-STUB_COMMAND = "triton_python_"  # /proc/<pid>/comm is cut at 15 characters
 
 
 @dataclass
@@ -84,32 +84,9 @@ class ServerProcesses:
     def __init__(self, pid: int):
         self.pid = pid
 
-    def children(self) -> list[int]:
-        parents: dict[int, int] = {}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-        found, frontier = [], [self.pid]
-        while frontier:
-            parent = frontier.pop()
-            kids = [pid for pid, ppid in parents.items() if ppid == parent]
-            found += kids
-            frontier += kids
-        return found
-
     def stubs(self) -> set[int]:
-        stubs = set()
-        for pid in self.children():
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().startswith(STUB_COMMAND):
-                    stubs.add(pid)
-            except OSError:
-                continue
-        return stubs
+        """PIDs of the live stubs (a dead one stays a zombie: Triton 2.51 never reaps it)."""
+        return {pid for pid, stub in stub_processes(self.pid).items() if stub.alive}
 
     def rss_bytes(self) -> int:
         total = 0
