@@ -1,6 +1,6 @@
 """Benchmark: `recommend` at three times its capacity, behind Triton's queue policy.
 
-    .venv/bin/python -m perf.bench_overload [--seconds 30] [--overload 3.0] [--queue 8] [--timeout-ms 150]
+    .venv/bin/python -m perf.bench_overload [--seconds 30] [--overload 3.0] [--queue 2] [--timeout-ms 10]
 
 1. Capacity: a closed loop (`--clients` callers, each sending the next page as soon as the
    last one answered) on the route as deployed; pages per second answered.
@@ -189,8 +189,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=4, help="closed-loop callers for the capacity run")
     parser.add_argument("--overload", type=float, default=3.0)
-    parser.add_argument("--queue", type=int, default=8, help="max_queue_size")
-    parser.add_argument("--timeout-ms", type=float, default=150.0, help="default_timeout_microseconds, in ms")
+    parser.add_argument("--queue", type=int, default=2, help="max_queue_size")
+    parser.add_argument("--timeout-ms", type=float, default=10.0, help="default_timeout_microseconds, in ms")
     parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args()
     budget_ms = RECOMMEND.budget.cpu_p99_us / 1000

@@ -168,3 +168,22 @@ def test_an_empty_token_sequence_is_the_callers_mistake_not_a_server_fault(text_
         assert client.infer("text_classifier_fp32", tokens(5)).as_numpy("probabilities").shape[0] == 1
     finally:
         client.close()
+
+
+def test_inputs_that_disagree_on_a_shared_axis_are_the_callers_mistake(text_triton):
+    """Found by the fuzzer: input_ids [4, 64] with attention_mask [4, 7] failed inside ONNX
+    Runtime's broadcast (a plain FAIL, answered 500). Both inputs carry the graph's named
+    axis `sequence`; the backend now checks they agree before running the graph."""
+    client = httpclient.InferenceServerClient(text_triton.http_url)
+    inputs = []
+    for name, length in (("input_ids", 64), ("attention_mask", 7)):
+        tensor = httpclient.InferInput(name, [4, length], "INT64")
+        tensor.set_data_from_numpy(np.ones((4, length), np.int64))
+        inputs.append(tensor)
+    try:
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("text_classifier_fp32", inputs)
+    finally:
+        client.close()
+    assert str(refused.value.status()) == "400"
+    assert "inputs disagree on axis `sequence` (`input_ids` 64, `attention_mask` 7)" in refused.value.message()
