@@ -1,6 +1,6 @@
 """Benchmark: `recommend` at three times its capacity, behind Triton's queue policy.
 
-    .venv/bin/python -m perf.bench_overload [--seconds 30] [--overload 3.0] [--queue 2] [--timeout-ms 10]
+    .venv/bin/python -m perf.bench_overload [--seconds 30] [--overload 3.0] [--queue 4] [--timeout-ms 25]
 
 1. Capacity: a closed loop (`--clients` callers, each sending the next page as soon as the
    last one answered) on the route as deployed; pages per second answered.
@@ -167,11 +167,11 @@ def plot(report: dict, path: Path) -> None:
     for name, style in (("queue_policy", "-"), ("no_policy", "--")):
         series = report["runs"][name]["per_second"]
         seconds = range(len(series["ok"]))
-        rate_axis.plot(seconds, series["ok"], style, label=f"{name}: admitted/s")
-        rate_axis.plot(seconds, series["rejected"], style, label=f"{name}: refused/s")
+        rate_axis.plot(seconds, series["ok"], style, label=f"{name}: answered/s")
+        rate_axis.plot(seconds, series["rejected"], style, label=f"{name}: refused or timed out/s")
         latency_axis.plot(seconds, series["p99_ms"], style, label=f"{name}: admitted p99")
     rate_axis.axhline(report["capacity_pages_per_s"], color="grey", lw=0.8, label="capacity")
-    rate_axis.set_xlabel("second")
+    rate_axis.set_xlabel("second the request was sent")
     rate_axis.set_ylabel("requests / s")
     rate_axis.legend(fontsize=7)
     latency_axis.axhline(2 * report["route_budget_ms"], color="red", lw=0.8, label="2 x route budget")
@@ -189,8 +189,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--clients", type=int, default=4, help="closed-loop callers for the capacity run")
     parser.add_argument("--overload", type=float, default=3.0)
-    parser.add_argument("--queue", type=int, default=2, help="max_queue_size")
-    parser.add_argument("--timeout-ms", type=float, default=10.0, help="default_timeout_microseconds, in ms")
+    parser.add_argument("--queue", type=int, default=4, help="max_queue_size")
+    parser.add_argument("--timeout-ms", type=float, default=25.0, help="default_timeout_microseconds, in ms")
     parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args()
     budget_ms = RECOMMEND.budget.cpu_p99_us / 1000

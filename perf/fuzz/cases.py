@@ -292,7 +292,7 @@ def _reshaped(draw, tensor: WireTensor) -> WireTensor:
     if choice == "add_axis":
         array = array[..., None]
     elif choice == "drop_axis" and array.ndim > 1:
-        array = array.reshape(array.shape[0], -1)[:, : max(array.shape[-1], 1)] if array.ndim > 2 else array[:, 0]
+        array = array[..., 0] if array.shape[-1] else np.zeros(array.shape[:-1], array.dtype)
     elif choice == "grow_last" and array.ndim:
         array = np.concatenate([array, array[..., :1] if array.shape[-1] else array], axis=-1)
     elif choice == "empty":
