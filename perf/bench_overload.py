@@ -27,7 +27,6 @@ import json
 import os
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from marquee.serving import warm_up_recommend
 from marquee.specs import DynamicBatching, QueuePolicy
 from marquee.specs.recommend import RECOMMEND
 from perf.bench_surge import ROUTE_MODELS, variant_repository
-from perf.machine import machine_info
+from perf.machine import report_header
 
 REPORT = Path(__file__).resolve().parent / "reports" / "overload.json"
 RETRYABLE = "StatusCode.UNAVAILABLE"
@@ -216,11 +215,7 @@ def main() -> None:
         finally:
             server.stop()
     report = {
-        "benchmark": "recommend overload behind Triton's queue policy",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("recommend overload behind Triton's queue policy", load_before),
         "seconds_per_run": args.seconds,
         "capacity_clients": args.clients,
         "capacity_pages_per_s": capacity,

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from marquee.paths import model_repository
@@ -34,7 +33,7 @@ from marquee.rollout.control import ModelControl
 from marquee.server import TritonServer, free_ports
 from marquee.serving import warm_up_recommend
 from perf.bench_surge import ROUTE_MODELS, variant_repository
-from perf.machine import machine_info
+from perf.machine import report_header
 
 REPORT = Path(__file__).resolve().parent / "reports" / "reload.json"
 RANKER = "ranker_int8"
@@ -145,11 +144,7 @@ def main() -> None:
         finally:
             server.stop()
     report = {
-        "benchmark": "ranker version swap under locust load",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("ranker version swap under locust load", load_before),
         "seconds": args.seconds,
         "viewers": args.viewers,
         "steps": steps,

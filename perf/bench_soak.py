@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ import tritonclient.grpc.aio as grpcaio
 from marquee.paths import model_repository
 from marquee.server.stub_watchdog import stub_processes
 from perf.bench_overload import Call, _one, closed_loop, serve, summarise
-from perf.machine import machine_info
+from perf.machine import report_header
 
 REPORT = Path(__file__).resolve().parent / "reports" / "soak.json"
 
@@ -157,11 +156,7 @@ def main() -> None:
     finally:
         server.stop()
     report = {
-        "benchmark": "recommend soak",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("recommend soak", load_before),
         "minutes_asked": args.minutes,
         "minutes_run": round((time.monotonic() - started - args.capacity_s) / 60, 2),
         "capacity_pages_per_s": capacity["admitted_per_s"],

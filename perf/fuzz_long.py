@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -29,7 +28,7 @@ from marquee.serving import exported_models
 from marquee.specs import CATALOGUE
 from perf.fuzz.cases import requests_for
 from perf.fuzz.probe import Fuzzer, InvariantBroken
-from perf.machine import machine_info
+from perf.machine import report_header
 
 REPORT = Path(__file__).resolve().parent / "reports" / "fuzz.json"
 
@@ -84,11 +83,7 @@ def main() -> None:
         server.stop()
     print(fuzzer.tally.table())
     report = {
-        "benchmark": "fuzz (long profile)",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("fuzz (long profile)", load_before),
         "seconds": round(time.monotonic() - started, 1),
         "examples_per_model": args.examples,
         "seed": args.seed,

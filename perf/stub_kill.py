@@ -20,7 +20,6 @@ import statistics
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,7 @@ def main() -> None:
     import tempfile
 
     from marquee.server import TritonServer, free_ports
-    from perf.machine import machine_info
+    from perf.machine import report_header
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10)
@@ -159,11 +158,7 @@ def main() -> None:
     recovery = [t.recovery_s for t in trials]
     failed_after = [t.in_flight_failed_after_s for t in trials]
     report = {
-        "benchmark": "SIGKILL a Python stub mid-request",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        **report_header("SIGKILL a Python stub mid-request", load_before),
         "trials": [asdict(t) for t in trials],
         "in_flight_statuses": sorted({t.in_flight_status for t in trials}),
         "in_flight_failed_after_s": {"median": statistics.median(failed_after), "max": max(failed_after)},

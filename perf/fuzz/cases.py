@@ -95,11 +95,16 @@ def _scalar(dtype: DataType, spec: TensorSpec):
     if dtype is DataType.BOOL:
         return st.booleans()
     info = np.iinfo(dtype.numpy)
-    anywhere = st.integers(int(info.min), int(info.max))
+    lowest, highest = int(info.min), int(info.max)
+    anywhere = st.integers(lowest, highest)
+
+    def near(low: int, high: int):  # clamped to the dtype: an out-of-range value cannot be put on the wire
+        return st.integers(max(low, lowest), min(high, highest))
+
     if spec.value_range is None:
-        return st.one_of(st.integers(-3, 1000), anywhere)
+        return st.one_of(near(-3, 1000), anywhere)
     low, high = (int(v) for v in spec.value_range)
-    return st.one_of(st.integers(low, high), st.integers(low - 3, high + 3), anywhere)
+    return st.one_of(near(low, high), near(low - 3, high + 3), anywhere)
 
 
 # -- hostile contents -------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from marquee.moderation.queue import ErrorKind, QueueError, RetryPolicy, Status, open_queue
-from tests.fixtures_moderation_queue import SWITCHES, expected_decision, redis_server_binary, worker_command
+from tests.fixtures_moderation_queue import expected_decision, redis_server_binary, worker_command
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +52,8 @@ def _texts(count: int = N_ITEMS, hold_at: int | None = None) -> list[str]:
 
 
 @pytest.fixture
-def route(stand_in_route):
-    for flag in SWITCHES:
-        stand_in_route.switch(flag, False)
-    yield stand_in_route
-    for flag in SWITCHES:
-        stand_in_route.switch(flag, False)
+def route(stand_in_all_switches_off):
+    return stand_in_all_switches_off
 
 
 @pytest.fixture(params=["sqlite", "redis"])

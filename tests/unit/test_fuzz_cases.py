@@ -12,7 +12,7 @@ from perf.fuzz.cases import KINDS, WireTensor, requests_for
 
 
 def draw_cases(spec, kinds: Counter) -> None:
-    @settings(max_examples=25, deadline=None, database=None, derandomize=True, phases=(Phase.generate,),
+    @settings(max_examples=10, deadline=None, database=None, derandomize=True, phases=(Phase.generate,),
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(case=requests_for(spec))
     def draw(case):
