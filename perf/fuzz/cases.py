@@ -302,8 +302,8 @@ def _reshaped(draw, tensor: WireTensor) -> WireTensor:
         array = np.concatenate([array, array[..., :1] if array.shape[-1] else array], axis=-1)
     elif choice == "empty":
         array = array.reshape(-1)[:0].reshape((0,) + array.shape[1:]) if array.ndim else array.reshape(0)
-    else:
-        array = array.reshape(-1)[:1].reshape(())
+    else:  # a scalar: one value, or a zero of the dtype when there is none
+        array = array.reshape(-1)[:1].reshape(()) if array.size else np.zeros((), array.dtype)
     return WireTensor(tensor.name, tensor.datatype, np.ascontiguousarray(array))
 
 

@@ -40,8 +40,8 @@ class InvariantBroken(AssertionError):
     pass
 
 
-# Triton 2.51 never answers a request to a batched model whose declared shape has batch 0
-# and no bytes ([0, 0]): it does not reach the model's execute() at all, so no backend can
+# Triton 2.51 never answers a request to a batched model whose shape has batch 0 and no
+# bytes ([0, 0]): it does not reach the model's execute() at all, so no backend can
 # refuse it (found by this fuzzer; the typed clients never send a batch of 0). Such a case
 # gets a short deadline and is counted as UNANSWERED_BATCH_0, not as a broken invariant.
 UNANSWERED_BATCH_0 = "unanswered (Triton 2.51: batch 0)"
@@ -49,7 +49,8 @@ BATCH_0_DEADLINE_S = 3.0
 
 
 def declares_empty_batch(case: Case) -> bool:
-    return any(t.declared_shape and t.declared_shape[0] == 0 and t.array.size == 0 for t in case.tensors)
+    """A tensor of batch 0 with no bytes: shape [0, 0], sent as such or declared over an empty array."""
+    return any(t.shape and t.shape[0] == 0 and t.array.size == 0 for t in case.tensors)
 
 
 def send(case: Case, grpc_url: str, http_url: str, timeout_s: float = 120.0) -> Outcome:

@@ -25,7 +25,7 @@ from tritonclient.utils import InferenceServerException
 from marquee.specs import CATALOGUE
 from perf.fuzz import payloads
 from perf.fuzz.cases import requests_for
-from perf.fuzz.probe import Fuzzer, FuzzTally, ServerProcesses
+from perf.fuzz.probe import Fuzzer, ServerProcesses
 
 pytestmark = pytest.mark.integration
 
@@ -39,17 +39,6 @@ HEAVY = {"transcribe", "transcribe_int8", "analyze_video", "moderate_image", "wh
 # allocator arenas); a bomb that got through would cost gigabytes.
 RSS_GROWTH_LIMIT = 768 * 1024 * 1024
 SERVERS = ["triton", "text_triton", "image_triton", "audio_triton", "transcribe_triton", "video_triton"]
-
-
-@pytest.fixture(scope="module")
-def tallies(request):
-    collected: dict[str, FuzzTally] = {}
-    yield collected
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    total = sum(sum(t.cases.values()) for t in collected.values())
-    reporter.write_line(f"\nfuzz (fast profile): {total} cases")
-    for server, tally in collected.items():
-        reporter.write_line(f"-- {server} (peak RSS {tally.peak_rss / 2**20:.0f} MiB)\n{tally.table()}")
 
 
 def served_models(server) -> list[str]:
@@ -73,15 +62,18 @@ def fuzz(fuzzer: Fuzzer, model: str) -> None:
 
 
 @pytest.mark.parametrize("server_fixture", SERVERS)
-def test_hostile_requests_get_answers_or_named_refusals_and_break_nothing(server_fixture, request, tallies):
+def test_hostile_requests_get_answers_or_named_refusals_and_break_nothing(server_fixture, request, fuzz_tallies):
     server = request.getfixturevalue(server_fixture)
     models = served_models(server)
     assert models, f"{server_fixture} serves no model with a spec"
     fuzzer = Fuzzer(server.grpc_url, server.http_url, server.process.pid, server.log_path)
-    tallies[server_fixture] = fuzzer.tally
     assert fuzzer.stubs, "no Python stub found under the server: the stub check would check nothing"
-    for model in models:
-        fuzz(fuzzer, model)
+    started = time.monotonic()
+    try:
+        for model in models:
+            fuzz(fuzzer, model)
+    finally:
+        fuzz_tallies[server_fixture] = (fuzzer.tally, time.monotonic() - started)
     assert set(fuzzer.tally.cases) == set(models)
     assert sum(n for (_, status), n in fuzzer.tally.outcomes.items() if status == "refused") > 0
     growth = fuzzer.rss_growth()
