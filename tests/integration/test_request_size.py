@@ -54,11 +54,10 @@ def _post_raw(url: str, size: int) -> tuple[int, str]:
 
 
 def test_a_body_over_the_limit_is_refused_at_the_gateway_over_http(gateway):  # noqa: F811
-    addresses, log_path = gateway
+    addresses, _ = gateway
     url = f"127.0.0.1:{addresses.http_port}"
     status, body = _post_raw(url, (MAX_REQUEST_MIB + 1) * 2**20)
     assert status == 413 and f"request body over {MAX_REQUEST_MIB} MiB" in body, (status, body)
-    assert '"status":413' in log_path.read_text()
     under = _send("http", url, MAX_REQUEST_MIB - 2)  # reaches Triton, which refuses the request itself
     assert str(under.status()) == "400" and f"model '{MODEL}'" in under.message(), under
 
