@@ -61,7 +61,14 @@ def start_embedded(
     if not ready:
         raise ServerError(f"no exported models in {repository}; run `marquee export ranker` first")
     server = TritonServer(
-        repository, ports, log_path=log_path, models=ready, address=address, admin_key=admin_key, grpc_tls=grpc_tls
+        repository,
+        ports,
+        log_path=log_path,
+        models=ready,
+        address=address,
+        admin_key=admin_key,
+        grpc_tls=grpc_tls,
+        restart_dead_stubs=True,
     ).start()
     restore_rollouts(server)
     return server

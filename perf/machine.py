@@ -124,3 +124,17 @@ def machine_info() -> dict:
         # load moves every figure, so a report says what it was measured beside.
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def report_header(benchmark: str, load_before: tuple[float, ...]) -> dict:
+    """The fields every report opens with: what, when, on what machine, under what load
+    (the 1/5/15-minute load averages before the run, and now)."""
+    from datetime import UTC, datetime
+
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+    }

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures_whisper",
     "tests.fixtures_audio",
     "tests.fixtures_video",
+    "tests.fixtures_fuzz",
 ]
 
 # Small enough to train in seconds, large enough to learn the planted preferences.

@@ -173,6 +173,16 @@ def stand_in_route(tmp_path_factory):
     route.server.stop()
 
 
+@pytest.fixture
+def stand_in_all_switches_off(stand_in_route):
+    """The session's stand-in with every failure switch off before and after the test."""
+    for flag in SWITCHES:
+        stand_in_route.switch(flag, False)
+    yield stand_in_route
+    for flag in SWITCHES:
+        stand_in_route.switch(flag, False)
+
+
 def worker_command(store: Path | str, grpc_url: str, name: str, *extra: str) -> list[str]:
     """A worker as its own process, through the moderation CLI (no dependency on marquee/cli.py)."""
     return [

@@ -34,6 +34,12 @@ HEADER_VARIABLE = "$http_" + SURFACE_HEADER.replace("-", "_")
 BURST_S = 1.0
 RETRY_AFTER_S = 1
 GRPC_RESOURCE_EXHAUSTED = 8  # google.rpc.Code
+# The largest request body the gateway passes on, over both protocols. Triton 2.51 has no
+# limit of its own (no --http-max-input-size yet; its gRPC server takes up to 2 GiB) and
+# holds a whole request in memory before it looks at it: measured here, 300 MB requests
+# were read in full over HTTP and gRPC, +450 MiB resident, only to be refused for their
+# shape. Room for a batch of images; long audio goes through the queue, not one request.
+MAX_REQUEST_MIB = 64
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ def _limit_lines(surfaces: Surfaces, indent: str) -> list[str]:
 
 def render_nginx(surfaces: Surfaces, addresses: GatewayAddresses = GatewayAddresses()) -> str:
     refusal = f"surface over its quota (policies/surfaces.yaml {surfaces.version}); retry after {RETRY_AFTER_S} s"
+    too_large = f"request body over {MAX_REQUEST_MIB} MiB (client_max_body_size of the gateway); send less per request"
     limits = _limit_lines(surfaces, "            ")
     return "\n".join(
         [
@@ -106,8 +113,8 @@ def render_nginx(surfaces: Surfaces, addresses: GatewayAddresses = GatewayAddres
             "    fastcgi_temp_path tmp/fastcgi;",
             "    uwsgi_temp_path tmp/uwsgi;",
             "    scgi_temp_path tmp/scgi;",
-            "    # Room for a batch of images; a larger request is refused here with 413.",
-            "    client_max_body_size 64m;",
+            "    # Triton 2.51 sets no request size limit: this is the one (marquee/deploy/gateway.py).",
+            f"    client_max_body_size {MAX_REQUEST_MIB}m;",
             "    log_format marquee_gateway escape=json",
             '        \'{"time":"$time_iso8601","surface":"' + HEADER_VARIABLE + '","status":$status,\'',
             '        \'"request_time":$request_time,"uri":"$uri","remote":"$remote_addr"}\';',
@@ -128,6 +135,7 @@ def render_nginx(surfaces: Surfaces, addresses: GatewayAddresses = GatewayAddres
             "        location / {",
             *limits,
             "            error_page 429 = @over_quota;",
+            "            error_page 413 = @too_large;",
             "            proxy_pass http://triton_http;",
             "            proxy_http_version 1.1;",
             '            proxy_set_header Connection "";',
@@ -138,12 +146,17 @@ def render_nginx(surfaces: Surfaces, addresses: GatewayAddresses = GatewayAddres
             "            default_type application/json;",
             f'            return 429 \'{{"error":"{refusal}"}}\';',
             "        }",
+            "        location @too_large {",
+            "            default_type application/json;",
+            f'            return 413 \'{{"error":"{too_large}"}}\';',
+            "        }",
             "    }",
             "    server {  # KServe v2 over gRPC",
             f"        listen {addresses.listen_host}:{addresses.grpc_port} http2;",
             "        location / {",
             *limits,
             "            error_page 429 = @over_quota;",
+            "            error_page 413 = @too_large;",
             "            grpc_pass grpc://triton_grpc;",
             "            grpc_read_timeout 300s;",
             "        }",
@@ -152,6 +165,12 @@ def render_nginx(surfaces: Surfaces, addresses: GatewayAddresses = GatewayAddres
             "            default_type application/grpc;",
             f"            add_header grpc-status {GRPC_RESOURCE_EXHAUSTED} always;",
             f'            add_header grpc-message "{refusal}" always;',
+            "            return 204;",
+            "        }",
+            "        location @too_large {",
+            "            default_type application/grpc;",
+            f"            add_header grpc-status {GRPC_RESOURCE_EXHAUSTED} always;",
+            f'            add_header grpc-message "{too_large}" always;',
             "            return 204;",
             "        }",
             "    }",

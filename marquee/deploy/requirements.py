@@ -134,9 +134,14 @@ def route_distributions() -> dict[str, set[str]]:
 
 
 def backend_distributions() -> set[str]:
+    """What each Python-based backend's files import; its helper modules travel with its
+    model.py (marquee/server/embedded.py copies the folder's .py files), so they are local."""
     needed = set()
-    for path in BACKEND_MODELS:
-        needed |= distributions(third_party(imported_roots(path), set()))
+    for model in BACKEND_MODELS:
+        files = sorted(model.parent.glob("*.py"))
+        local = {path.stem for path in files}
+        for path in files:
+            needed |= distributions(third_party(imported_roots(path), local))
     return needed
 
 

@@ -20,6 +20,7 @@ scripts, so this targets a single Redis (or Valkey) server, not a cluster.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,7 @@ from marquee.moderation.queue import (
     QuarantineEntry,
     QueueError,
     QueueSnapshot,
+    QueueStoreError,
     RetryPolicy,
     Status,
     Verdict,
@@ -242,6 +244,25 @@ return {redis.call('HGETALL', p .. ':counts'), oldest_text, flat_kinds, decision
 """
 
 
+def _store_call(method):
+    """Redis unreachable, restarting or still loading its append-only file becomes
+    QueueStoreError, which the worker waits out. Each script is atomic, so a call cut short
+    leaves at most entries read but not leased, which XAUTOCLAIM hands out again when their
+    lease time has passed."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        try:
+            return method(self, *args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            raise QueueStoreError(f"{self!r}: {type(error).__name__}: {error}; retry later") from error
+
+    return call
+
+
 class RedisQueue:
     """`ModerationQueue` on Redis Streams (Redis >= 6.2 or Valkey: XAUTOCLAIM)."""
 
@@ -302,6 +323,7 @@ class RedisQueue:
 
     # -- producers -------------------------------------------------------------------
 
+    @_store_call
     def enqueue(self, kind: str, payloads: Sequence[str | bytes], ids: Sequence[str] | None = None) -> list[str]:
         rows = encode_payloads(kind, payloads, ids)
         now = self._clock()
@@ -315,6 +337,7 @@ class RedisQueue:
 
     # -- workers ---------------------------------------------------------------------
 
+    @_store_call
     def claim(self, worker: str, limit: int, lease_s: float) -> list[Item]:
         if limit < 1 or lease_s <= 0:
             raise QueueError(f"claim(limit={limit}, lease_s={lease_s}); allowed: limit >= 1, lease_s > 0")
@@ -353,6 +376,7 @@ class RedisQueue:
                 break
         return entries
 
+    @_store_call
     def renew(self, item_ids: Sequence[str], worker: str, lease_s: float) -> int:
         held = 0
         for item_id in item_ids:
@@ -363,6 +387,7 @@ class RedisQueue:
             held += len(self._redis.xclaim(self._key("stream"), GROUP, worker, 0, [entry], justid=True))
         return held
 
+    @_store_call
     def decide(self, verdicts: Sequence[Verdict], worker: str) -> list[str]:
         check_verdicts(verdicts)
         if not verdicts:
@@ -374,6 +399,7 @@ class RedisQueue:
             args += [verdict.item_id, verdict.decision, json.dumps(record)]
         return [_text(item_id) for item_id in self._run("decide", *args)]
 
+    @_store_call
     def fail(self, item_id: str, worker: str, reason: str, error_kind: str = ErrorKind.MODEL) -> FailOutcome:
         kind = check_fail_kind(error_kind)
         attempts = int(self._redis.hget(self._key(f"item:{item_id}"), "attempts") or 0)
@@ -392,6 +418,7 @@ class RedisQueue:
 
     # -- operators -------------------------------------------------------------------
 
+    @_store_call
     def quarantined(self, limit: int | None = None) -> list[QuarantineEntry]:
         entries = []
         for item_id, record in self._redis.hgetall(self._key("quarantine")).items():
@@ -410,12 +437,14 @@ class RedisQueue:
         entries.sort(key=lambda entry: entry.quarantined_at)
         return entries if limit is None else entries[:limit]
 
+    @_store_call
     def replay(self, item_ids: Sequence[str] | None = None) -> list[str]:
         ids = [] if item_ids is None else list(dict.fromkeys(item_ids))
         if item_ids is not None and not ids:
             return []
         return [_text(item_id) for item_id in self._run("replay", *ids)]
 
+    @_store_call
     def decision(self, item_id: str) -> Decision | None:
         record = self._redis.hget(self._key("decisions"), item_id)
         if record is None:
@@ -423,6 +452,7 @@ class RedisQueue:
         data = json.loads(record)
         return Decision(item_id, data["decision"], data["audit"], data["decided_at"], data["worker"])
 
+    @_store_call
     def decisions(self) -> list[Decision]:
         out = []
         for item_id, record in self._redis.hgetall(self._key("decisions")).items():
@@ -430,18 +460,21 @@ class RedisQueue:
             out.append(Decision(_text(item_id), data["decision"], data["audit"], data["decided_at"], data["worker"]))
         return sorted(out, key=lambda d: d.decided_at)
 
+    @_store_call
     def status(self, item_id: str) -> Status:
         status = self._redis.hget(self._key(f"item:{item_id}"), "status")
         if status is None:
             raise QueueError(f"no item with id {item_id!r} in {self!r}")
         return Status(_text(status))
 
+    @_store_call
     def item(self, item_id: str) -> Item:
         kind, payload, attempts = self._redis.hmget(self._key(f"item:{item_id}"), "kind", "payload", "attempts")
         if kind is None:
             raise QueueError(f"no item with id {item_id!r} in {self!r}")
         return Item(item_id, _text(kind), bytes(payload), int(attempts))
 
+    @_store_call
     def leased(self) -> dict[str, str]:
         stream, owners = self._key("stream"), {}
         for pending in self._redis.xpending_range(stream, GROUP, "-", "+", count=100_000):
@@ -452,12 +485,14 @@ class RedisQueue:
                     owners[item_id] = _text(pending["consumer"])
         return owners
 
+    @_store_call
     def counts(self) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)
         for status, n in self._redis.hgetall(self._key("counts")).items():
             counts[Status(_text(status))] = int(n)
         return counts
 
+    @_store_call
     def snapshot(self) -> QueueSnapshot:
         now = self._clock()
         counts, oldest, kinds, decisions = self._run("snapshot", SNAPSHOT_SCAN_LIMIT)

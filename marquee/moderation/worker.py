@@ -22,6 +22,10 @@ Failure handling, per kind of failure (the `ErrorKind` recorded with the quarant
 Retried items are quarantined after `RetryPolicy.max_attempts` attempts (default 3,
 counting claims; a worker killed mid-batch also costs its items one attempt).
 
+The store failing (Redis down or restarting, the SQLite disk full: QueueStoreError) makes
+the worker wait and claim again, with the same doubling backoff; the batch in hand stays
+leased and is claimed again when its lease runs out, so nothing is lost or decided twice.
+
 SIGTERM or SIGINT stops the worker after the batch in hand: its decisions are written
 and nothing is left leased. A worker killed outright (SIGKILL, OOM, power) leaves its
 batch leased; another worker claims it again when the lease expires.
@@ -40,7 +44,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from marquee.errors import InferenceError, InputValidationError, ModelNotReadyError, ServerUnavailableError
-from marquee.moderation.queue import DECISIONS, ErrorKind, FailOutcome, Item, ModerationQueue, Status, Verdict
+from marquee.moderation.queue import (
+    DECISIONS,
+    ErrorKind,
+    FailOutcome,
+    Item,
+    ModerationQueue,
+    QueueStoreError,
+    Status,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +110,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stopping = threading.Event()
         self._unavailable_streak = 0
+        self._store_streak = 0
 
     @property
     def name(self) -> str:
@@ -112,13 +126,19 @@ class Worker:
         last_progress = time.monotonic()
         try:
             while not self._stopping.is_set():
-                items = self.queue.claim(self.name, self.settings.batch_size, self.settings.lease_s)
-                if items:
-                    self.process(items)
-                elif self.settings.exit_when_empty and self._drained():
-                    break
-                else:
-                    self._stopping.wait(self.settings.idle_poll_s)
+                try:
+                    items = self.queue.claim(self.name, self.settings.batch_size, self.settings.lease_s)
+                    if items:
+                        self.process(items)
+                    elif self.settings.exit_when_empty and self._drained():
+                        break
+                    else:
+                        self._stopping.wait(self.settings.idle_poll_s)
+                except QueueStoreError as error:
+                    # The batch in hand stays leased and is claimed again when its lease runs out.
+                    self._back_off(f"queue unavailable: {error}")
+                    continue
+                self._store_streak = 0
                 if time.monotonic() - last_progress >= self.settings.progress_every_s:
                     log.info("worker %s: %s", self.name, self.stats.line())
                     last_progress = time.monotonic()
@@ -221,4 +241,11 @@ class Worker:
         delay = min(30.0, self.settings.unavailable_backoff_s * 2**self._unavailable_streak)
         self._unavailable_streak += 1
         log.warning("worker %s: route unavailable; waiting %.1fs before claiming again", self.name, delay)
+        self._stopping.wait(delay)
+
+    def _back_off(self, reason: str) -> None:
+        """The store failed (Redis down, disk full): wait, doubling up to 30 s, then claim again."""
+        delay = min(30.0, self.settings.unavailable_backoff_s * 2**self._store_streak)
+        self._store_streak += 1
+        log.warning("worker %s: %s; waiting %.1fs before claiming again", self.name, reason, delay)
         self._stopping.wait(delay)

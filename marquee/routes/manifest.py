@@ -91,6 +91,7 @@ TRANSCRIBE = RouteManifest(
         "routes/transcribe/windows.py",
         "routes/transcribe/segments.py",
         "routes/transcribe/lockstep.py",
+        "backends/dali/audio_header.py",
         RUNTIME,
         SURFACES,
     ),

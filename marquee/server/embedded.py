@@ -65,7 +65,8 @@ def build_backend_directory(target: Path) -> Path:
     for backend in sorted(PYTHON_BASED_BACKENDS.iterdir()):
         if (backend / "model.py").is_file():
             (target / backend.name).mkdir(exist_ok=True)
-            shutil.copy2(backend / "model.py", target / backend.name / "model.py")
+            for source in sorted(backend.glob("*.py")):  # model.py and the helpers it imports
+                shutil.copy2(source, target / backend.name / source.name)
     return target
 
 

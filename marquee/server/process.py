@@ -25,6 +25,7 @@ from marquee.server.security import (
     is_loopback,
     resolve_admin_key,
 )
+from marquee.server.stub_watchdog import StubWatchdog
 from marquee.surfaces import SURFACE_HEADER
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class TritonServer:
     in instead of this one (see `server_environment`); default: this environment. With
     one, tritonserver also runs in its own work directory: the stub puts its working
     directory on sys.path, where the project's packages would otherwise be importable.
+
+    `restart_dead_stubs`: watch the Python stubs and reload a model whose stub died, which
+    Triton 2.51 does not do by itself (see stub_watchdog.py). Needs explicit model control.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class TritonServer:
         admin_key: AdminKey | None = None,
         grpc_tls: GrpcTls | None = None,
         python_env: Path | None = None,
+        restart_dead_stubs: bool = False,
     ):
         self.repository = Path(repository).resolve()
         self.ports = ports or ServerPorts()
@@ -126,6 +131,11 @@ class TritonServer:
         self._workdir = Path(tempfile.mkdtemp(prefix="marquee-triton-"))
         self.log_path = Path(log_path) if log_path else self._workdir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
+        if restart_dead_stubs and models is None:
+            raise ValueError("restart_dead_stubs reloads models through the repository API: it needs `models` "
+                             "(explicit model control)")  # fmt: skip
+        self.restart_dead_stubs = restart_dead_stubs
+        self.watchdog: StubWatchdog | None = None
 
     @property
     def loopback_only(self) -> bool:
@@ -185,6 +195,8 @@ class TritonServer:
                 crashed_log,
             )
             self._launch(timeout)
+        if self.restart_dead_stubs:
+            self.watchdog = StubWatchdog(self.process.pid, self.http_url, self.admin_key).start()
         return self
 
     def _launch(self, timeout: float) -> None:
@@ -234,6 +246,9 @@ class TritonServer:
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM lets Triton drain in-flight requests and unload models; kill after `grace`."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
+            self.watchdog = None
         if not self.alive():
             return
         self.process.send_signal(signal.SIGTERM)

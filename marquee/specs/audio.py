@@ -26,6 +26,9 @@ class AudioLimits:
     # 2 hours of 16 kHz 16-bit mono WAV is 230 MB; FLAC/OGG hours are far smaller. A file
     # above this is refused before decoding (the pipeline holds the whole clip's STFT).
     max_input_bytes: int = 512 * 1024 * 1024
+    # The longest clip a header may state; checked before decoding, since the decoder
+    # allocates what the header promises (marquee/backends/dali/audio_header.py).
+    max_duration_s: float = 2 * 60 * 60
 
 
 LIMITS = AudioLimits()
@@ -57,7 +60,12 @@ AUDIO_FEATURES = ModelSpec(
     max_batch_size=MAX_BATCH,
     dynamic_batching=None,
     # AUTO: a GPU instance under the native DALI backend on GPU hosts, a CPU one here.
-    parameters={"num_threads": "1", "max_input_bytes": str(LIMITS.max_input_bytes), "media": "audio"},
+    parameters={
+        "num_threads": "1",
+        "max_input_bytes": str(LIMITS.max_input_bytes),
+        "max_duration_s": str(LIMITS.max_duration_s),
+        "media": "audio",
+    },
     tolerance=MEL_TOLERANCE,
     budget=LatencyBudget(perf_latency_p99_us=500_000),
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from marquee.specs.audio import LIMITS as AUDIO_LIMITS
 from marquee.specs.base import (
     DataType,
     DynamicBatching,
@@ -56,7 +57,7 @@ TINY_EN = WhisperDims()
 class TranscribeLimits:
     # Longest clip a request may carry. A 2-hour clip is 240 windows; the route decodes
     # it in one request (minutes of CPU), so clients should set a long timeout.
-    max_duration_s: float = 2 * 60 * 60
+    max_duration_s: float = AUDIO_LIMITS.max_duration_s
     max_clips: int = 64  # clips per request
     encoder_batch: int = 8  # windows per encoder call (also the encoder's max_batch_size)
 

@@ -52,9 +52,18 @@ RESTRICTED_HTTP = [
     ("GET", "/v2/systemsharedmemory/status"),
     ("GET", "/v2/cudasharedmemory/status"),
     ("GET", "/v2/trace/setting"),
+    # Writes: refused without the key before Triton reads the body (issue 18 filled these in).
+    ("POST", "/v2/logging"),
+    ("POST", "/v2/trace/setting"),
+    ("GET", "/v2/models/{m}/trace/setting"),
+    ("POST", "/v2/models/{m}/trace/setting"),
+    ("POST", "/v2/systemsharedmemory/region/probe/register"),
+    ("POST", "/v2/systemsharedmemory/unregister"),
+    ("POST", "/v2/cudasharedmemory/region/probe/register"),
+    ("POST", "/v2/cudasharedmemory/unregister"),
 ]
 # Read-only restricted calls that succeed with the key (load/unload have their own test).
-RESTRICTED_HTTP_READS = [call for call in RESTRICTED_HTTP if "/load" not in call[1] and "/unload" not in call[1]]
+RESTRICTED_HTTP_READS = [call for call in RESTRICTED_HTTP if call[0] == "GET" or call[1] == "/v2/repository/index"]
 OPEN_HTTP = [
     "/v2/health/live",
     "/v2/health/ready",
@@ -70,8 +79,18 @@ RESTRICTED_GRPC = {
     "log settings": lambda c, h: c.get_log_settings(headers=h),
     "system shared memory": lambda c, h: c.get_system_shared_memory_status(headers=h),
     "trace settings": lambda c, h: c.get_trace_settings(headers=h),
+    "update log settings": lambda c, h: c.update_log_settings({"log_verbose_level": 1}, headers=h),
+    "update trace settings": lambda c, h: c.update_trace_settings(settings={"trace_rate": "1"}, headers=h),
+    "register system shared memory": lambda c, h: c.register_system_shared_memory("probe", "/probe", 8, headers=h),
+    "unregister system shared memory": lambda c, h: c.unregister_system_shared_memory(headers=h),
+    "cuda shared memory": lambda c, h: c.get_cuda_shared_memory_status(headers=h),
+    "unregister cuda shared memory": lambda c, h: c.unregister_cuda_shared_memory(headers=h),
 }
-RESTRICTED_GRPC_READS = {k: v for k, v in RESTRICTED_GRPC.items() if k not in ("load", "unload")}
+RESTRICTED_GRPC_READS = {
+    k: v
+    for k, v in RESTRICTED_GRPC.items()
+    if k in ("repository index", "log settings", "system shared memory", "trace settings")  # fmt: skip
+}
 
 
 def _start(repository: Path, log_dir: Path, **options) -> TritonServer:
@@ -204,6 +223,20 @@ def test_restricted_http_api_refuses_without_the_key(secure_server, method, path
         assert status == 403, (key, status, body)
         assert f"expecting header '{ADMIN_KEY_HEADER}'" in body
     _wait_model_ready(secure_server, ready=True)  # the refused unload took nothing down
+
+
+def test_a_refused_settings_write_changes_nothing(secure_server):
+    key = secure_server.admin_key.value
+    before = json.loads(_http(secure_server, "GET", "/v2/logging", key)[1])
+    for wrong in (None, "the-wrong-key-0123456789"):
+        request = urllib.request.Request(f"http://{secure_server.http_url}/v2/logging", method="POST")
+        if wrong:
+            request.add_header(ADMIN_KEY_HEADER, wrong)
+        body = json.dumps({"log_verbose_level": before["log_verbose_level"] + 3, "log_info": False}).encode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, data=body, timeout=10)
+        assert refused.value.code == 403
+    assert json.loads(_http(secure_server, "GET", "/v2/logging", key)[1]) == before
 
 
 @pytest.mark.parametrize(("method", "path"), RESTRICTED_HTTP_READS, ids=[p for _, p in RESTRICTED_HTTP_READS])

@@ -19,22 +19,33 @@ Error codes: an item that is missing, empty, too large or cannot be decoded is t
 caller's mistake, INVALID_ARG (HTTP 400): the bytes are not an image (or audio) this
 pipeline reads. Anything else that fails is INTERNAL.
 
+Audio (`media` "audio"): every item's header is read before decoding (audio_header.py,
+next to this file): a sample rate, channel count or duration the header states outside
+the limits is refused as the caller's mistake, so a tiny file cannot make the resampler
+allocate gigabytes.
+
 Parameters (optional): `num_threads` (DALI CPU threads, default 1),
 `max_image_bytes` (items above it are refused before decoding, default 20 MiB; a
 pipeline for other media names the same limit `max_input_bytes`) and `media` (the word
-error messages use for an item, default "image": "cannot decode audio: ...").
+error messages use for an item, default "image": "cannot decode audio: ..."),
+`max_duration_s` (audio: the longest clip a header may state, default 2 hours).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # audio_header.py travels with this file
+from audio_header import AudioRejected, check_audio  # noqa: E402
+
 CPU_SERIALIZATION = "model.cpu.dali"
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+DEFAULT_MAX_DURATION_S = 2 * 60 * 60.0
 
 
 class ItemError(Exception):
@@ -61,6 +72,7 @@ class TritonPythonModel:
         self.limit_parameter = "max_input_bytes" if "max_input_bytes" in parameters else "max_image_bytes"
         self.max_image_bytes = int(parameters.get(self.limit_parameter, DEFAULT_MAX_IMAGE_BYTES))
         self.media = parameters.get("media", "image")
+        self.max_duration_s = float(parameters.get("max_duration_s", DEFAULT_MAX_DURATION_S))
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         default = os.path.join(version_dir, config.get("default_model_filename") or "model.dali")
         cpu = os.path.join(version_dir, CPU_SERIALIZATION)
@@ -139,6 +151,12 @@ class TritonPythonModel:
                     f"input `{self.input_name}` item {position} has {row.size} bytes; "
                     f"the limit (parameter {self.limit_parameter}) is {self.max_image_bytes}"
                 )
+            if self.media == "audio":
+                try:
+                    check_audio(row.tobytes(), self.max_duration_s)
+                except AudioRejected as rejected:
+                    where = f"input `{self.input_name}` item {position}"
+                    raise ItemError(f"cannot decode audio: {where}: {rejected}") from None
         return list(array)
 
     def _run_chunk(self, chunk: list, results: dict, failed: dict) -> None:

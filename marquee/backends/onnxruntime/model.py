@@ -68,6 +68,7 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(f"{self.model_name}: model file not found: {path}")
         self.session = ort.InferenceSession(path, _session_options(parameters), providers=["CPUExecutionProvider"])
         self._check_config_matches_model()
+        self.shared_axes = _shared_named_axes(self.session)
 
     def _check_config_matches_model(self) -> None:
         model_inputs = {i.name for i in self.session.get_inputs()}
@@ -103,7 +104,18 @@ class TritonPythonModel:
                     continue
                 raise RequestError(f"{self.model_name}: missing input `{spec.name}`")
             arrays[spec.name] = self._validated(spec, tensor.as_numpy())
+        self._check_shared_axes(arrays)
         return arrays
+
+    def _check_shared_axes(self, arrays: dict[str, np.ndarray]) -> None:
+        """Inputs that share a named axis in the ONNX graph (input_ids and attention_mask
+        share `sequence`) must agree on its length; otherwise ONNX Runtime fails deep inside
+        the graph with a broadcast error that reads like a server fault."""
+        for axis, places in self.shared_axes.items():
+            sizes = {name: arrays[name].shape[index] for name, index in places if name in arrays}
+            if len(set(sizes.values())) > 1:
+                shown = ", ".join(f"`{name}` {size}" for name, size in sizes.items())
+                raise RequestError(f"{self.model_name}: inputs disagree on axis `{axis}` ({shown}); it must be equal")
 
     def _validated(self, spec: TensorConfig, array: np.ndarray) -> np.ndarray:
         if array.dtype != spec.numpy_dtype:
@@ -147,9 +159,14 @@ class TritonPythonModel:
             self._run_batched(group, responses)
         except Exception as error:  # noqa: BLE001 - ONNX Runtime raises plain exceptions
             if len(group) == 1:
-                invalid = _is_invalid_argument(error)
+                empty = _empty_inputs(group[0][1])
+                invalid = _is_invalid_argument(error) or bool(empty)
                 kind = "input rejected" if invalid else "inference failed"
-                responses[group[0][0]] = _error_response(f"{self.model_name}: {kind}: {error}", invalid_input=invalid)
+                # An empty axis the graph cannot run on (a 0-token sequence) fails inside
+                # ONNX Runtime as a plain FAIL, yet the request is what is wrong.
+                why = f"{', '.join(empty)} empty; the graph cannot run on it: " if empty else ""
+                message = f"{self.model_name}: {kind}: {why}{error}"
+                responses[group[0][0]] = _error_response(message, invalid_input=invalid)
                 return
             # One request poisoned the batch (e.g. a value the graph rejects); retry
             # one by one so that only the culprit gets the error.
@@ -180,9 +197,24 @@ class TritonPythonModel:
         self.session = None
 
 
+def _shared_named_axes(session) -> dict[str, list[tuple[str, int]]]:
+    """Named (symbolic) axes the graph's inputs share: axis -> [(input, axis index)]."""
+    places: dict[str, list[tuple[str, int]]] = {}
+    for tensor in session.get_inputs():
+        for index, dim in enumerate(tensor.shape):
+            if isinstance(dim, str):
+                places.setdefault(dim, []).append((tensor.name, index))
+    return {axis: where for axis, where in places.items() if len(where) > 1}
+
+
 def _is_invalid_argument(error: Exception) -> bool:
     """ONNX Runtime raises `InvalidArgument` when the input's values are what is wrong."""
     return type(error).__name__ in ("InvalidArgument", "InvalidProtobuf") or "INVALID_ARGUMENT" in str(error)
+
+
+def _empty_inputs(arrays: dict[str, np.ndarray]) -> list[str]:
+    """Inputs with a zero-length axis, as "input `name` shape [1, 0]"."""
+    return [f"input `{name}` shape {list(array.shape)}" for name, array in arrays.items() if 0 in array.shape]
 
 
 def _error_response(message: str, invalid_input: bool = False):

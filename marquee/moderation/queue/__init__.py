@@ -44,6 +44,12 @@ class QueueError(MarqueeError):
     """A queue operation was asked for something the queue cannot do (unknown item, bad kind)."""
 
 
+class QueueStoreError(QueueError):
+    """The store could not carry out the operation: Redis unreachable or restarting, the
+    SQLite file's disk full or locked past the timeout. The operation changed nothing (its
+    transaction or script did not run, or was rolled back); it may succeed when retried later."""
+
+
 class Status(enum.StrEnum):
     PENDING = "pending"
     LEASED = "leased"

@@ -26,6 +26,7 @@ from marquee.moderation.queue import (
     QuarantineEntry,
     QueueError,
     QueueSnapshot,
+    QueueStoreError,
     RetryPolicy,
     Status,
     Verdict,
@@ -113,13 +114,21 @@ class SqliteQueue:
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One write transaction. A store failure (disk full, the lock held past the timeout)
+        rolls it back and becomes QueueStoreError naming the file: the caller learns that
+        nothing was written, instead of a bare sqlite3 error or, worse, a partial write."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")  # with a full disk, COMMIT is where the WAL append fails
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as error:
+            hint = "; free space on that disk, then retry" if "full" in str(error) else "; retry later"
+            raise QueueStoreError(f"{self!r}: {error}: nothing was written{hint}") from error
 
     # -- producers -------------------------------------------------------------------
 

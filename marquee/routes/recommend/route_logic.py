@@ -71,7 +71,7 @@ class FeatureTables:
 
     @classmethod
     def load(cls, path: str) -> FeatureTables:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:  # a feature table is arrays, never objects
             return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
     @property

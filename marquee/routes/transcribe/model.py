@@ -29,7 +29,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from decoding import DecodingRules  # noqa: E402 - needs the path above
+from audio_header import AudioRejected, check_audio  # noqa: E402 - needs the path above
+from decoding import DecodingRules  # noqa: E402
 from lockstep import DecoderSession, decode_windows  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
@@ -143,6 +144,11 @@ class TritonPythonModel:
         clip = Clip(index)
         if not data:
             clip.error = f"clip {index}: `audio` is empty (0 bytes); expected an encoded WAV, FLAC or OGG file"
+            return clip
+        try:  # before decoding: the header sets what the decoder allocates (also ahead of a native DALI backend)
+            check_audio(data, self.max_duration_s)
+        except AudioRejected as rejected:
+            clip.error = f"clip {index}: could not read the audio: {rejected}"
             return clip
         inputs = [pb_utils.Tensor("audio", np.frombuffer(data, np.uint8)[None])]
         try:

@@ -1,0 +1,1 @@
+"""Spec-driven fuzzing of every route and model (hypothesis)."""

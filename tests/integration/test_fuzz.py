@@ -1,0 +1,181 @@
+"""The fast fuzz profile: hostile requests, generated from the specs, to every model each
+test server holds, over gRPC and HTTP (perf/fuzz/cases.py), with the invariants checked
+after every case (perf/fuzz/probe.py): a result or INVALID_ARGUMENT / 400 naming the
+problem, the server live and ready, no Python stub dead, resident memory bounded.
+
+Derandomized, so CI runs the same cases every time; `MARQUEE_FUZZ_EXAMPLES_SCALE` scales the
+counts. The case counts per model are printed at the end of the module. The long profile
+is `python -m perf.fuzz_long` (perf/reports/fuzz.json).
+
+Below: one regression test per bug the fuzzer found.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from hypothesis import HealthCheck, Phase, given, settings
+from tritonclient.utils import InferenceServerException
+
+from marquee.specs import CATALOGUE
+from perf.fuzz import payloads
+from perf.fuzz.cases import requests_for
+from perf.fuzz.probe import Fuzzer, ServerProcesses
+
+pytestmark = pytest.mark.integration
+
+SCALE = float(os.environ.get("MARQUEE_FUZZ_EXAMPLES_SCALE", "1"))
+# Cases per model: cheap models get more; routes that decode media or run Whisper fewer.
+EXAMPLES = {"default": 10, "heavy": 4}
+HEAVY = {"transcribe", "transcribe_int8", "analyze_video", "moderate_image", "whisper_decoder_fp32",
+         "whisper_decoder_int8", "whisper_encoder_fp32", "whisper_encoder_int8", "transnetv2_fp32",
+         "transnetv2_int8", "ocr_det_ppocrv4", "nudenet_320n"}  # fmt: skip
+# Resident memory of a server and its stubs may grow this much over its fuzzing (caches,
+# allocator arenas); a bomb that got through would cost gigabytes.
+RSS_GROWTH_LIMIT = 768 * 1024 * 1024
+SERVERS = ["triton", "text_triton", "image_triton", "audio_triton", "transcribe_triton", "video_triton"]
+
+
+def served_models(server) -> list[str]:
+    """READY models of the server that have a spec (test-only variants have none)."""
+    with httpclient.InferenceServerClient(server.http_url) as client:
+        index = client.get_model_repository_index(headers=server.admin_key.http_headers())
+    return sorted({m["name"] for m in index if m.get("state") == "READY" and m["name"] in CATALOGUE})
+
+
+def fuzz(fuzzer: Fuzzer, model: str) -> None:
+    spec = CATALOGUE[model]
+    examples = max(1, round(EXAMPLES["heavy" if model in HEAVY else "default"] * SCALE))
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              phases=(Phase.explicit, Phase.generate), suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(case=requests_for(spec))
+    def one(case):
+        fuzzer.run(spec, case)
+
+    one()
+
+
+@pytest.mark.parametrize("server_fixture", SERVERS)
+def test_hostile_requests_get_answers_or_named_refusals_and_break_nothing(server_fixture, request, fuzz_tallies):
+    server = request.getfixturevalue(server_fixture)
+    models = served_models(server)
+    assert models, f"{server_fixture} serves no model with a spec"
+    fuzzer = Fuzzer(server.grpc_url, server.http_url, server.process.pid, server.log_path)
+    assert fuzzer.stubs, "no Python stub found under the server: the stub check would check nothing"
+    started = time.monotonic()
+    try:
+        for model in models:
+            fuzz(fuzzer, model)
+    finally:
+        fuzz_tallies[server_fixture] = (fuzzer.tally, time.monotonic() - started)
+    assert set(fuzzer.tally.cases) == set(models)
+    assert sum(n for (_, status), n in fuzzer.tally.outcomes.items() if status == "refused") > 0
+    growth = fuzzer.rss_growth()
+    assert growth < RSS_GROWTH_LIMIT, f"server + stubs grew by {growth / 2**20:.0f} MiB while fuzzing"
+
+
+# -- regressions: bugs the fuzzer found ------------------------------------------------
+
+
+def _send_audio(url: str, protocol: str, model: str, data: bytes, timeout_s: float = 30.0):
+    module = grpcclient if protocol == "grpc" else httpclient
+    if model == "audio_features":
+        tensor = module.InferInput("audio", [1, len(data)], "UINT8")
+        tensor.set_data_from_numpy(np.frombuffer(data, np.uint8)[None])
+    else:
+        tensor = module.InferInput("audio", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([data], dtype=np.object_))
+    client = (
+        module.InferenceServerClient(url)
+        if protocol == "grpc"
+        else module.InferenceServerClient(url, network_timeout=timeout_s)
+    )
+    try:
+        extra = {"client_timeout": timeout_s} if protocol == "grpc" else {}
+        return client.infer(model, [tensor], **extra)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_a_tiny_wav_claiming_1_hz_is_refused_before_decoding(audio_server_alive, protocol):
+    """Found by the fuzzer: a 20 kB WAV whose header says 1 Hz made the resampler produce
+    320 million samples (9 GB resident, over 2 minutes of CPU) before any limit applied."""
+    server = audio_server_alive
+    processes = ServerProcesses(server.process.pid)
+    before = processes.rss_bytes()
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    bomb = payloads.wav(sample_rate=1, channels=1, bits=8, frames=20_000)
+    started = time.monotonic()
+    with pytest.raises(InferenceServerException) as refused:
+        _send_audio(url, protocol, "audio_features", bomb)
+    assert time.monotonic() - started < 5.0
+    assert str(refused.value.status()) == {"grpc": "StatusCode.INVALID_ARGUMENT", "http": "400"}[protocol]
+    assert "wav header says 1 Hz; allowed: 4000 to 384000 Hz" in refused.value.message()
+    assert processes.rss_bytes() - before < 64 * 2**20
+    honest = _send_audio(url, protocol, "audio_features", payloads.honest_wav(0.5))
+    assert int(honest.as_numpy("num_samples").reshape(-1)[0]) == 8_000
+
+
+def test_transcribe_refuses_the_1_hz_wav_as_that_clips_input_error(transcribe_triton):
+    """The route checks the header itself too, so it is safe in front of the NGC
+    container's native DALI backend, which runs no Marquee code."""
+    import json
+
+    bomb = payloads.wav(sample_rate=1, channels=1, bits=8, frames=20_000)
+    started = time.monotonic()
+    result = _send_audio(transcribe_triton.grpc_url, "grpc", "transcribe", bomb)
+    assert time.monotonic() - started < 5.0
+    (clip,) = [json.loads(item) for item in result.as_numpy("result")]
+    assert "clip 0: could not read the audio: wav header says 1 Hz" in clip["error"]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_an_empty_token_sequence_is_the_callers_mistake_not_a_server_fault(text_triton, protocol):
+    """Found by the fuzzer: `text_classifier_fp32` with input_ids of shape [1, 0] failed
+    inside ONNX Runtime's Reshape with a plain FAIL, which the backend answered INTERNAL."""
+    module = grpcclient if protocol == "grpc" else httpclient
+    url = text_triton.grpc_url if protocol == "grpc" else text_triton.http_url
+
+    def tokens(length: int) -> list:
+        inputs = []
+        for name in ("input_ids", "attention_mask"):
+            tensor = module.InferInput(name, [1, length], "INT64")
+            tensor.set_data_from_numpy(np.ones((1, length), np.int64))
+            inputs.append(tensor)
+        return inputs
+
+    client = module.InferenceServerClient(url)
+    try:
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("text_classifier_fp32", tokens(0))
+        assert str(refused.value.status()) == {"grpc": "StatusCode.INVALID_ARGUMENT", "http": "400"}[protocol]
+        assert "input rejected: input `input_ids` shape [1, 0]" in refused.value.message()
+        assert client.infer("text_classifier_fp32", tokens(5)).as_numpy("probabilities").shape[0] == 1
+    finally:
+        client.close()
+
+
+def test_inputs_that_disagree_on_a_shared_axis_are_the_callers_mistake(text_triton):
+    """Found by the fuzzer: input_ids [4, 64] with attention_mask [4, 7] failed inside ONNX
+    Runtime's broadcast (a plain FAIL, answered 500). Both inputs carry the graph's named
+    axis `sequence`; the backend now checks they agree before running the graph."""
+    client = httpclient.InferenceServerClient(text_triton.http_url)
+    inputs = []
+    for name, length in (("input_ids", 64), ("attention_mask", 7)):
+        tensor = httpclient.InferInput(name, [4, length], "INT64")
+        tensor.set_data_from_numpy(np.ones((4, length), np.int64))
+        inputs.append(tensor)
+    try:
+        with pytest.raises(InferenceServerException) as refused:
+            client.infer("text_classifier_fp32", inputs)
+    finally:
+        client.close()
+    assert str(refused.value.status()) == "400"
+    assert "inputs disagree on axis `sequence` (`input_ids` 64, `attention_mask` 7)" in refused.value.message()
