@@ -60,15 +60,18 @@ def long_file(minutes: float):
 
 def prepare_repository() -> Path:
     from export.audio.pipeline import export_audio_features
+    from export.vad import export_silero_vad
     from export.whisper.pipeline import export_whisper
     from marquee import render
     from marquee.paths import cache_dir
     from marquee.specs.audio import AUDIO_MODELS
+    from marquee.specs.vad import VAD_MODELS
     from marquee.specs.whisper import WHISPER_MODELS
 
     repository = cache_dir() / "repositories" / "transcription"
-    render.write([*AUDIO_MODELS, *WHISPER_MODELS], repository)
+    render.write([*AUDIO_MODELS, *VAD_MODELS, *WHISPER_MODELS], repository)
     export_audio_features(repository)
+    export_silero_vad(repository)
     export_whisper(repository)
     return repository
 

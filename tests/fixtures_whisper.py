@@ -57,13 +57,16 @@ def _short_limit_route(repository: Path) -> None:
 @pytest.fixture(scope="session")
 def whisper_repository(cache_root) -> Path:
     from export.audio.pipeline import export_audio_features
+    from export.vad import export_silero_vad
     from export.whisper.pipeline import export_whisper
     from marquee.specs.audio import AUDIO_MODELS
+    from marquee.specs.vad import VAD_MODELS
     from marquee.specs.whisper import WHISPER_MODELS
 
     repository = cache_root / "whisper" / "model_repository"
-    render.write([*AUDIO_MODELS, *WHISPER_MODELS], repository)
+    render.write([*AUDIO_MODELS, *VAD_MODELS, *WHISPER_MODELS], repository)
     export_audio_features(repository)
+    export_silero_vad(repository)
     export_whisper(repository)
     _short_limit_route(repository)
     return repository

@@ -79,6 +79,9 @@ TRANSCRIBE = RouteManifest(
     "routes/transcribe/model.py",
     (
         "routes/transcribe/decoding.py",
+        "routes/transcribe/features.py",
+        "routes/transcribe/media.py",
+        "routes/transcribe/vad.py",
         "routes/transcribe/windows.py",
         "routes/transcribe/segments.py",
         "routes/transcribe/lockstep.py",

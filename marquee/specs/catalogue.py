@@ -9,6 +9,7 @@ from marquee.specs.moderation_image import IMAGE_MODERATION_MODELS
 from marquee.specs.moderation_text import TEXT_MODERATION_MODELS
 from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
 from marquee.specs.recommend import RECOMMEND_MODELS
+from marquee.specs.vad import VAD_MODELS
 from marquee.specs.vision import VISION_MODELS
 from marquee.specs.whisper import WHISPER_MODELS
 
@@ -21,6 +22,7 @@ CATALOGUE: dict[str, ModelSpec] = {
         *TEXT_MODERATION_MODELS,
         *IMAGE_MODERATION_MODELS,
         *AUDIO_MODELS,
+        *VAD_MODELS,
         *WHISPER_MODELS,
         *VISION_MODELS,
     )

@@ -1,7 +1,8 @@
 """Specs of Whisper speech recognition (tiny.en, shipped as CTranslate2 weights).
 
-transcribe / transcribe_int8 (Python BLS: windows, batching, greedy decoding, segments)
-  ├─ audio_features        (DALI, marquee/specs/audio.py) bytes -> whole-clip log-mel
+transcribe / transcribe_int8 (Python BLS: PyAV decoding, log-mel per window or chunk,
+  │                          batching, greedy decoding, segments)
+  ├─ silero_vad            (ONNX, marquee/specs/vad.py) batched mode: speech per 32 ms
   ├─ whisper_encoder_fp32  (ONNX, dynamically batched across clips and requests)
   │  whisper_encoder_int8    30 s log-mel -> cross-attention keys/values of every layer
   └─ whisper_decoder_fp32  (ONNX, run in the route's process, see below)
@@ -59,6 +60,12 @@ class TranscribeLimits:
     max_duration_s: float = 2 * 60 * 60
     max_clips: int = 64  # clips per request
     encoder_batch: int = 8  # windows per encoder call (also the encoder's max_batch_size)
+    decode_batch: int = 16  # batched mode: chunks per lockstep round
+
+
+# "batched" (VAD chunks) or "sequential" (openai-whisper's seek); a request may choose
+# with the parameter `mode`.
+DEFAULT_MODE = "batched"
 
 
 LIMITS = TranscribeLimits()
@@ -161,12 +168,12 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         family=FAMILY,
         precision=encoder.precision,
         description=(
-            f"speech to timed segments: audio_features -> {encoder.name} -> greedy {decoder.name} with "
-            "timestamps, 30 s windows stitched by Whisper's seek rule"
+            f"speech to timed segments: PyAV decode -> silero_vad chunks (batched) or 30 s seek windows "
+            f"(sequential) -> {encoder.name} -> greedy {decoder.name} with timestamps"
         ),
         backend="python",
         artifact="model.py",
-        inputs=(TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded WAV/FLAC/OGG, one per clip"),),
+        inputs=(TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded audio or video file, one per clip"),),
         outputs=(TensorSpec("result", DataType.BYTES, ("clips",), description="one JSON object per clip"),),
         # The clip list is the batch; the route batches its models itself.
         max_batch_size=0,
@@ -174,7 +181,12 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         # Two instances: one request's decoding (route process) overlaps another's encoding.
         instance_groups=(InstanceGroup(count=2),),
         parameters={
-            "audio_features_model": "audio_features",
+            "vad_model": "silero_vad",
+            # Measured (perf/bench_transcription.py): see README "Transcription".
+            "default_mode": DEFAULT_MODE,
+            # Chunks decoded in lockstep per round in batched mode (across the clips of
+            # the request); each costs its cross K/V (18 MB for tiny.en) while decoding.
+            "decode_batch": str(LIMITS.decode_batch),
             "encoder_model": encoder.name,
             # The decoder runs in the route's own process (see above), from a copy of
             # `decoder_model`'s file in the route's version folder: no model reads another's.
@@ -188,11 +200,11 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
             "max_clips": str(LIMITS.max_clips),
             "encoder_batch": str(LIMITS.encoder_batch),
         },
-        # Deadlines of the BLS stages: decoding a 2-hour file's features, and encoding one
-        # chunk of `encoder_batch` windows under load. A late stage fails that clip (or
+        # Deadlines of the BLS stages: scoring one block of 131 s with the VAD, and encoding
+        # one chunk of `encoder_batch` windows under load. A late stage fails that clip (or
         # those clips) with an error; the rest of the request is still transcribed.
-        stage_budgets_ms={"features": 120_000.0, "encoder": 60_000.0},
-        composes=("audio_features_model", "encoder_model"),
+        stage_budgets_ms={"vad": 30_000.0, "encoder": 60_000.0},
+        composes=("vad_model", "encoder_model"),
         tolerance=Tolerance(atol=0.0),
         budget=LatencyBudget(perf_latency_p99_us=30_000_000),
     )

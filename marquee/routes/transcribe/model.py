@@ -1,21 +1,29 @@
 """The `transcribe` route as a Triton Python (BLS) model.
 
-One request carries a list of encoded audio files (clips). For each clip:
-1. `audio_features` (DALI, through BLS) decodes and resamples it and returns the log-mel
-   of the whole clip; all clips' calls run concurrently;
-2. windows: every clip still transcribing contributes its next 30-second window; the
-   windows of all clips go to the encoder together (through BLS, in chunks of
-   `encoder_batch`; the encoder's dynamic batcher also merges concurrent requests);
-3. decoding: all windows of the round are greedy-decoded in lockstep by the decoder step
-   model, run in this process (see marquee/specs/whisper.py for why), one call per step
-   for the whole batch, with Whisper's timestamp rules;
-4. each clip's window becomes segments with absolute times, and its next window starts
-   where Whisper's seek rule says; rounds repeat until every clip is done.
+One request carries a list of encoded media files (clips): any audio or video container
+FFmpeg reads. For each clip:
+1. decoding: PyAV (FFmpeg) decodes the first audio track to 16 kHz mono samples, in a
+   worker thread; all clips decode concurrently (see media.py);
+2. windows, in one of two modes (request parameter `mode`, default from the spec):
+   - `batched`: `silero_vad` (through BLS) scores the clip; it is cut at silence into
+     chunks of at most 30 s (vad.py); the chunks of all clips of the request form one
+     queue, decoded `decode_batch` at a time. A chunk is decoded once and keeps every
+     segment Whisper's timestamp tokens mark (windows.chunk_segments);
+   - `sequential`: openai-whisper's seek: every clip still transcribing contributes its
+     next 30-second window, and the next window starts where the last complete
+     timestamp of this one says (windows.split_window);
+   the log-mel of each window or chunk is computed when it is needed (features.py), so
+   a 2-hour file never has its whole mel in memory;
+3. the round's windows go to the encoder together (through BLS, in chunks of
+   `encoder_batch`; its dynamic batcher also merges concurrent requests), and are
+   greedy-decoded in lockstep by the decoder step model, run in this process (see
+   marquee/specs/whisper.py for why), one call per step for the whole batch.
 
-Per-clip problems (empty or undecodable bytes, too long, a failing or late model call)
-give that clip {"error": ...}; the other clips of the request are still transcribed.
-Only a malformed request (no `audio` tensor, wrong shape, too many clips) is a request
-error, INVALID_ARG. Every BLS call has a deadline from the spec.
+Per-clip problems (empty, corrupt or unsupported media, no audio track, too long, a
+failing or late model call) give that clip {"error": ...}; the other clips of the
+request are still transcribed. Only a malformed request (no `audio` tensor, wrong shape,
+too many clips, an unknown `mode`) is a request error, INVALID_ARG. Every BLS call has a
+deadline from the spec.
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decoding import DecodingRules  # noqa: E402 - needs the path above
+from features import N_MELS, ClipMel, chunk_mel  # noqa: E402
 from lockstep import DecoderSession, decode_windows  # noqa: E402
+from media import ClipTooLong, MediaError, decode_audio  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
     Downstream,
@@ -41,20 +51,32 @@ from route_runtime import (  # noqa: E402
     RouteParameters,
     StageFailed,
     answer_each,
+    request_parameters,
 )
 from segments import clip_error, clip_result, segments_json  # noqa: E402
 from surfaces import load_surfaces  # noqa: E402
-from windows import SAMPLE_RATE, content_frames, silent_window, split_window, window_features  # noqa: E402
+from vad import BLOCK_FRAMES, STATE_SHAPE, Chunk, chunks_from_probs, frame_count, model_input  # noqa: E402
+from windows import (  # noqa: E402
+    N_FRAMES,
+    SAMPLE_RATE,
+    chunk_segments,
+    content_frames,
+    silent_window,
+    split_window,
+)
+
+MODES = ("batched", "sequential")
 
 
 @dataclass
 class Clip:
     index: int
-    mel: np.ndarray | None = None
-    frames: int = 0
-    clip_max: float = 0.0  # loudest normalised log-mel value of the clip's content
+    samples: np.ndarray | None = None
     duration_s: float = 0.0
+    mel: ClipMel | None = None  # sequential mode
+    frames: int = 0  # content frames (sequential mode)
     seek: int = 0
+    chunks: list[Chunk] = field(default_factory=list)  # batched mode
     segments: list = field(default_factory=list)
     error: str | None = None
 
@@ -62,18 +84,26 @@ class Clip:
     def active(self) -> bool:
         return self.error is None and self.seek < self.frames
 
+    def fail(self, message: str) -> None:
+        self.error = f"clip {self.index}: {message}"
+        self.samples, self.mel = None, None  # free the audio at once
+
 
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = RouteParameters.from_args(args)
         self.name = params.route
         self.version = args["model_version"]
-        self.features_model = params.text("audio_features_model")
+        self.vad_model = params.text("vad_model")
+        self.default_mode = params.text("default_mode")
+        if self.default_mode not in MODES:
+            raise pb_utils.TritonModelException(f"{self.name}: default_mode={self.default_mode!r}; allowed: {MODES}")
+        self.decode_batch = params.integer("decode_batch", minimum=1)
         self.encoder_model = params.text("encoder_model")
         self.encoder_batch = params.integer("encoder_batch", minimum=1)
         self.max_duration_s = params.number("max_duration_s", minimum=1.0)
         self.max_clips = params.integer("max_clips", minimum=1)
-        self.budget_s = {stage: params.budget_s(stage) for stage in ("features", "encoder")}
+        self.budget_s = {stage: params.budget_s(stage) for stage in ("vad", "encoder")}
         with open(params.file("rules")) as f:
             self.rules = DecodingRules.from_json(f.read())
         from tokenizers import Tokenizer
@@ -109,14 +139,19 @@ class TritonPythonModel:
 
     async def _answer(self, request, call: RouteCall):
         audio = self._read_audio(request)
+        mode = self._mode(request)
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
         with call.clock.stage("features"):
-            clips = list(await asyncio.gather(*(self._features(i, data) for i, data in enumerate(audio))))
+            clips = list(await asyncio.gather(*(self._decode(i, data) for i, data in enumerate(audio))))
+            if mode == "batched":
+                await asyncio.gather(*(self._speech_chunks(clip) for clip in clips if clip.error is None))
         with call.clock.stage("decode"):
-            while any(clip.active for clip in clips):
-                await self._round([clip for clip in clips if clip.active])
-        results = [self._result(clip) for clip in clips]
+            if mode == "batched":
+                await self._batched(clips)
+            else:
+                await self._sequential(clips)
+        results = [self._result(clip, mode) for clip in clips]
         transcribed = sum(clip.duration_s for clip in clips if clip.error is None)
         self.audio_seconds.add(transcribed, surface=call.surface)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("result", np.array(results, dtype=object))])
@@ -124,7 +159,7 @@ class TritonPythonModel:
     def _read_audio(self, request) -> list[bytes]:
         tensor = pb_utils.get_input_tensor_by_name(request, "audio")
         if tensor is None:
-            raise RouteInputError("missing input `audio` (TYPE_STRING [clips]: encoded audio files)")
+            raise RouteInputError("missing input `audio` (TYPE_STRING [clips]: encoded media files)")
         audio = tensor.as_numpy()
         if audio.ndim != 1:
             raise RouteInputError(f"input `audio` has shape {list(audio.shape)}; expected [clips]")
@@ -132,79 +167,139 @@ class TritonPythonModel:
             raise RouteInputError(f"input `audio` has {len(audio)} clips; at most {self.max_clips} per request")
         return [bytes(item) for item in audio]
 
-    def _result(self, clip: Clip) -> str:
+    def _mode(self, request) -> str:
+        mode = request_parameters(request).get("mode", self.default_mode)
+        if mode not in MODES:
+            raise RouteInputError(f"request parameter `mode` is {mode!r}; allowed: {', '.join(MODES)}")
+        return mode
+
+    def _result(self, clip: Clip, mode: str) -> str:
         if clip.error is not None:
             return clip_error(clip.error)
-        return clip_result(clip.duration_s, clip.segments, self.name, self.version)
+        return clip_result(clip.duration_s, clip.segments, self.name, self.version, mode=mode)
 
-    # -- stage 1: features ----------------------------------------------------------
+    # -- stage 1: decoding and features ---------------------------------------------
 
-    async def _features(self, index: int, data: bytes) -> Clip:
+    async def _decode(self, index: int, data: bytes) -> Clip:
         clip = Clip(index)
-        if not data:
-            clip.error = f"clip {index}: `audio` is empty (0 bytes); expected an encoded WAV, FLAC or OGG file"
-            return clip
-        inputs = [pb_utils.Tensor("audio", np.frombuffer(data, np.uint8)[None])]
+        label = f"clip {index}"
         try:
-            outputs = await self.downstream.call(
-                self.features_model, inputs, ["mel", "num_samples"], self.budget_s["features"]
-            )
-        except StageFailed as failure:
-            reading = "could not read the audio" if failure.invalid_input else f"{self.features_model} failed"
-            clip.error = f"clip {index}: {reading}: {failure}"
-            return clip
-        mel = outputs["mel"]
-        num_samples = int(outputs["num_samples"].reshape(-1)[0])
-        clip.duration_s = num_samples / SAMPLE_RATE
-        if clip.duration_s > self.max_duration_s:
-            clip.error = (
-                f"clip {index}: audio lasts {clip.duration_s:.1f} s; the limit is {self.max_duration_s:.0f} s "
+            clip.samples = await asyncio.to_thread(decode_audio, data, label, self.max_duration_s)
+        except ClipTooLong:
+            clip.fail(
+                f"audio lasts over {self.max_duration_s:.0f} s; the limit is {self.max_duration_s:.0f} s "
                 "per clip (split the file)"
             )
             return clip
-        clip.mel = mel.reshape(mel.shape[-2], mel.shape[-1])
-        clip.frames = content_frames(num_samples, clip.mel.shape[1])
-        clip.clip_max = float(clip.mel[:, : clip.frames].max()) if clip.frames else 0.0
+        except MediaError as error:
+            clip.error = str(error)
+            return clip
+        clip.duration_s = clip.samples.size / SAMPLE_RATE
         return clip
 
-    # -- stages 2-4: one round of windows -----------------------------------------------
+    async def _speech_chunks(self, clip: Clip) -> None:
+        """Batched mode: score the clip with `silero_vad`, block by block, and cut it."""
+        frames = frame_count(clip.samples.size)
+        state = {"h": np.zeros(STATE_SHAPE, np.float32), "c": np.zeros(STATE_SHAPE, np.float32)}
+        probs = []
+        for first in range(0, frames, BLOCK_FRAMES):
+            block = model_input(clip.samples, first, min(BLOCK_FRAMES, frames - first))
+            inputs = [pb_utils.Tensor("input", block), *(pb_utils.Tensor(k, v) for k, v in state.items())]
+            try:
+                out = await self.downstream.call(self.vad_model, inputs, ["speech_probs", "hn", "cn"], self.budget_s["vad"])
+            except StageFailed as failure:
+                clip.fail(f"voice activity detection failed: {failure}")
+                return
+            probs.append(out["speech_probs"].reshape(-1))
+            state = {"h": out["hn"], "c": out["cn"]}
+        clip.chunks = chunks_from_probs(np.concatenate(probs), clip.samples.size)
+
+    # -- stage 2, batched: chunks of every clip, `decode_batch` at a time ----------------
+
+    async def _batched(self, clips: list[Clip]) -> None:
+        queue = [(clip, chunk) for clip in clips if clip.error is None for chunk in clip.chunks]
+        for start in range(0, len(queue), self.decode_batch):
+            batch = [(clip, chunk) for clip, chunk in queue[start : start + self.decode_batch] if clip.error is None]
+            if not batch:
+                continue
+            features = await asyncio.to_thread(
+                lambda: np.stack([chunk_mel(clip.samples[chunk.start : chunk.stop]) for clip, chunk in batch])
+            )
+            decoded = await self._encode_and_decode(features)
+            for (clip, chunk), window in zip(batch, decoded, strict=True):
+                if isinstance(window, str):
+                    clip.fail(window)
+                elif not window.skip_as_silence(self.rules):
+                    raw = chunk_segments(window.tokens, chunk.start_s, chunk.duration_s, self.rules.timestamp_begin)
+                    clip.segments += self._segments(raw, clip.duration_s)
+        for clip in clips:
+            clip.samples = None
+
+    # -- stage 2, sequential: one 30-second window per clip and round ----------------------
+
+    async def _sequential(self, clips: list[Clip]) -> None:
+        ok = [clip for clip in clips if clip.error is None]
+        mels = await asyncio.gather(*(asyncio.to_thread(ClipMel, clip.samples) for clip in ok))
+        for clip, mel in zip(ok, mels, strict=True):
+            clip.mel, clip.frames = mel, content_frames(clip.samples.size, mel.frames)
+        while any(clip.active for clip in clips):
+            await self._round([clip for clip in clips if clip.active])
+        for clip in clips:
+            clip.samples, clip.mel = None, None
+
+    def _window(self, clip: Clip) -> tuple[np.ndarray, int]:
+        size = min(N_FRAMES, clip.frames - clip.seek)
+        window = np.zeros((N_MELS, N_FRAMES), np.float32)
+        window[:, :size] = clip.mel.window(clip.seek, size)
+        return window, size
 
     async def _round(self, clips: list[Clip]) -> None:
+        windows = {}
         # Silent windows are skipped without touching the models (see windows.silent_window).
         for clip in clips:
             while clip.active:
-                window, size = window_features(clip.mel, clip.seek, clip.frames)
-                if not silent_window(window, size, clip.clip_max):
+                window, size = await asyncio.to_thread(self._window, clip)
+                if not silent_window(window, size, clip.mel.clip_max):
+                    windows[clip.index] = (window, size)
                     break
                 clip.seek += size
         clips = [clip for clip in clips if clip.active]
         if not clips:
             return
-        windows = [window_features(clip.mel, clip.seek, clip.frames) for clip in clips]
-        features = np.stack([w for w, _ in windows])
-        chunks = [range(s, min(s + self.encoder_batch, len(clips))) for s in range(0, len(clips), self.encoder_batch)]
+        features = np.stack([windows[clip.index][0] for clip in clips])
+        decoded = await self._encode_and_decode(features)
+        for clip, window in zip(clips, decoded, strict=True):
+            size = windows[clip.index][1]
+            if isinstance(window, str):
+                clip.fail(window)
+            elif window.skip_as_silence(self.rules):
+                clip.seek += size
+            else:
+                raw, clip.seek = split_window(window.tokens, clip.seek, size, self.rules.timestamp_begin)
+                clip.segments += self._segments(raw, clip.duration_s)
+
+    # -- stage 3: encoder (BLS) and lockstep decoding (in process) ------------------------
+
+    async def _encode_and_decode(self, features: np.ndarray) -> list:
+        """One decoded window (or an error message) per row of `features`."""
+        rows = len(features)
+        chunks = [range(s, min(s + self.encoder_batch, rows)) for s in range(0, rows, self.encoder_batch)]
         encoded = await asyncio.gather(*(self._encode(features[c.start : c.stop]) for c in chunks))
+        results: list = [None] * rows
+        good = []
         for chunk, outputs in zip(chunks, encoded, strict=True):
             if isinstance(outputs, str):
                 for k in chunk:
-                    clips[k].error = f"clip {clips[k].index}: {outputs}"
-        ok = [k for k, clip in enumerate(clips) if clip.error is None]
-        if not ok:
-            return
-        cross = {
-            name: np.concatenate([encoded[i][name] for i, c in enumerate(chunks) if not isinstance(encoded[i], str)])
-            if len(chunks) > 1
-            else encoded[0][name]
-            for name in self.cross_names
-        }
+                    results[k] = outputs
+            else:
+                good.append((chunk, outputs))
+        if not good:
+            return results
+        cross = {name: np.concatenate([outputs[name] for _, outputs in good]) for name in self.cross_names}
         decoded = await asyncio.to_thread(decode_windows, self.decoder, cross, self.rules)
-        for k, window in zip(ok, decoded, strict=True):
-            clip, size = clips[k], windows[k][1]
-            if window.skip_as_silence(self.rules):
-                clip.seek += size
-                continue
-            raw, clip.seek = split_window(window.tokens, clip.seek, size, self.rules.timestamp_begin)
-            clip.segments += self._segments(raw, clip.duration_s)
+        for k, window in zip([k for chunk, _ in good for k in chunk], decoded, strict=True):
+            results[k] = window
+        return results
 
     async def _encode(self, features: np.ndarray):
         """Cross-attention K/V per decoder layer for a batch of windows, or an error message."""
