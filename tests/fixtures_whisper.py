@@ -35,15 +35,20 @@ def silence_wav(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def transcribe(
-    client, clips: list[bytes], model: str = "transcribe", timeout: float = 300, surface: str | None = None
+    client,
+    clips: list[bytes],
+    model: str = "transcribe",
+    timeout: float = 300,
+    surface: str | None = None,
+    mode: str | None = None,
 ) -> list[dict]:
-    """The route's parsed JSON, one dict per clip."""
+    """The route's parsed JSON, one dict per clip (`mode`: "batched" or "sequential")."""
     import tritonclient.grpc as grpcclient
 
     items = np.array(clips, dtype=np.object_)
     tensor = grpcclient.InferInput("audio", [len(items)], "BYTES")
     tensor.set_data_from_numpy(items)
-    parameters = {"surface": surface} if surface else None
+    parameters = {key: value for key, value in (("surface", surface), ("mode", mode)) if value} or None
     result = client.infer(model, [tensor], client_timeout=timeout, parameters=parameters)
     return [json.loads(item) for item in result.as_numpy("result")]
 

@@ -66,6 +66,10 @@ class TranscribeLimits:
 # "batched" (VAD chunks) or "sequential" (openai-whisper's seek); a request may choose
 # with the parameter `mode`.
 DEFAULT_MODE = "batched"
+# Batched transcripts may be worse than sequential ones by at most this WER (absolute)
+# on espeak speech: chunks cut at silence lose the previous window's context, and a
+# segment at a chunk's end is kept as decoded instead of re-decoded from its start.
+BATCHED_MAX_WER_DELTA = 0.05
 
 
 LIMITS = TranscribeLimits()

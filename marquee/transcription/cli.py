@@ -22,7 +22,9 @@ import typer
 
 from marquee.console import console
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
+# What a folder of inputs is scanned for: the route decodes any container FFmpeg reads,
+# and takes the audio track of video files.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".mov", ".mkv")
 
 
 def audio_files(source: Path) -> list[Path]:

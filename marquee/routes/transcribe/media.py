@@ -46,7 +46,7 @@ def decode_audio(data: bytes, label: str, max_seconds: float | None = None) -> n
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except av.FFmpegError as error:
-        raise MediaError(f"{label}: not a media file FFmpeg can read ({_reason(error)}); expected {ACCEPTED}") from None
+        raise MediaError(f"{label}: {sniff(data)}, which FFmpeg cannot read ({_reason(error)}); expected {ACCEPTED}") from None
     with container:
         if not container.streams.audio:
             raise MediaError(f"{label}: {describe(container)} has no audio track; expected {ACCEPTED}")
@@ -117,6 +117,27 @@ class _Samples:
         return out
 
 
+# Leading bytes of common containers, to say what a file FFmpeg refuses claims to be.
+_SIGNATURES = (
+    (4, b"ftyp", "an MP4/MOV/M4A file (ISO base media)"),
+    (0, b"\x1aE\xdf\xa3", "a Matroska/WebM file"),
+    (0, b"ID3", "an MP3 file"),
+    (0, b"\xff\xfb", "an MP3 file"),
+    (0, b"RIFF", "a RIFF (WAV/AVI) file"),
+    (0, b"OggS", "an Ogg file"),
+    (0, b"fLaC", "a FLAC file"),
+)
+
+
+def sniff(data: bytes) -> str:
+    """What the first bytes say the file is ("an MP4/MOV/M4A file (ISO base media)")."""
+    for offset, magic, name in _SIGNATURES:
+        if data[offset : offset + len(magic)] == magic:
+            return f"{name} that is corrupt or truncated"
+    return f"not a known media container (starts with {data[:8].hex(' ')})"
+
+
 def _reason(error: Exception) -> str:
-    text = str(error).strip()
-    return text.split(": '<")[0] if text else type(error).__name__
+    """FFmpeg's own words, without PyAV's errno prefix and file name."""
+    text = getattr(error, "strerror", None) or str(error)
+    return text.strip() or type(error).__name__
