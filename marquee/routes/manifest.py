@@ -110,5 +110,7 @@ MANIFESTS: dict[str, RouteManifest] = {
     "moderate_image": MODERATE_IMAGE,
     "transcribe": TRANSCRIBE,
     "transcribe_int8": TRANSCRIBE,
+    "transcribe_base": TRANSCRIBE,
+    "transcribe_base_int8": TRANSCRIBE,
     "analyze_video": ANALYZE_VIDEO,
 }

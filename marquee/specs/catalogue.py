@@ -11,7 +11,7 @@ from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
 from marquee.specs.recommend import RECOMMEND_MODELS
 from marquee.specs.vad import VAD_MODELS
 from marquee.specs.vision import VISION_MODELS
-from marquee.specs.whisper import WHISPER_MODELS
+from marquee.specs.whisper import WHISPER_BASE_MODELS, WHISPER_MODELS
 
 CATALOGUE: dict[str, ModelSpec] = {
     spec.name: spec
@@ -24,6 +24,7 @@ CATALOGUE: dict[str, ModelSpec] = {
         *AUDIO_MODELS,
         *VAD_MODELS,
         *WHISPER_MODELS,
+        *WHISPER_BASE_MODELS,
         *VISION_MODELS,
     )
 }

@@ -51,6 +51,7 @@ class WhisperDims:
 
 
 TINY_EN = WhisperDims()
+BASE = WhisperDims(d_model=512, n_heads=8, n_layers=6, n_vocab=51865)
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,18 @@ def self_kv_tensors(dims: WhisperDims, prefix: str, length_axis: str) -> tuple[T
     )
 
 
-def encoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims = TINY_EN) -> ModelSpec:
+def encoder_spec(
+    precision: Precision,
+    tolerance: Tolerance,
+    dims: WhisperDims = TINY_EN,
+    prefix: str = "whisper",
+    label: str = "tiny.en",
+) -> ModelSpec:
     return ModelSpec(
-        name=f"whisper_encoder_{precision.value}",
+        name=f"{prefix}_encoder_{precision.value}",
         family=FAMILY,
         precision=precision,
-        description=f"Whisper tiny.en encoder + every decoder layer's cross-attention K/V ({precision.value.upper()})",
+        description=f"Whisper {label} encoder + every decoder layer's cross-attention K/V ({precision.value.upper()})",
         inputs=(
             TensorSpec(
                 "input_features", DataType.FP32, (dims.n_mels, dims.n_frames), description="30 s normalised log-mel"
@@ -118,13 +125,19 @@ def encoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims =
     )
 
 
-def decoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims = TINY_EN) -> ModelSpec:
+def decoder_spec(
+    precision: Precision,
+    tolerance: Tolerance,
+    dims: WhisperDims = TINY_EN,
+    prefix: str = "whisper",
+    label: str = "tiny.en",
+) -> ModelSpec:
     return ModelSpec(
-        name=f"whisper_decoder_{precision.value}",
+        name=f"{prefix}_decoder_{precision.value}",
         family=FAMILY,
         precision=precision,
         description=(
-            f"Whisper tiny.en decoder step with self-attention cache ({precision.value.upper()}); "
+            f"Whisper {label} decoder step with self-attention cache ({precision.value.upper()}); "
             "past_length may be 0 (first step)"
         ),
         inputs=(
@@ -177,7 +190,9 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         ),
         backend="python",
         artifact="model.py",
-        inputs=(TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded audio or video file, one per clip"),),
+        inputs=(
+            TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded audio or video file, one per clip"),
+        ),
         outputs=(TensorSpec("result", DataType.BYTES, ("clips",), description="one JSON object per clip"),),
         # The clip list is the batch; the route batches its models itself.
         max_batch_size=0,
@@ -220,7 +235,37 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
 TRANSCRIBE = transcribe_spec("transcribe", WHISPER_ENCODER_FP32, WHISPER_DECODER_FP32, decoder_threads=2)
 TRANSCRIBE_INT8 = transcribe_spec("transcribe_int8", WHISPER_ENCODER_INT8, WHISPER_DECODER_INT8, decoder_threads=1)
 
-WHISPER_MODELS: tuple[ModelSpec, ...] = (
+
+@dataclass(frozen=True)
+class WhisperVariant:
+    """One Whisper checkpoint served as encoder + decoder (FP32, INT8) and two routes."""
+
+    key: str  # `marquee export transcription --model KEY`
+    label: str
+    multilingual: bool
+    encoder_fp32: ModelSpec
+    encoder_int8: ModelSpec
+    decoder_fp32: ModelSpec
+    decoder_int8: ModelSpec
+    route_fp32: ModelSpec
+    route_int8: ModelSpec
+
+    @property
+    def models(self) -> tuple[ModelSpec, ...]:
+        return (
+            self.encoder_fp32,
+            self.encoder_int8,
+            self.decoder_fp32,
+            self.decoder_int8,
+            self.route_fp32,
+            self.route_int8,
+        )
+
+
+TINY_EN_VARIANT = WhisperVariant(
+    "tiny.en",
+    "tiny.en",
+    False,
     WHISPER_ENCODER_FP32,
     WHISPER_ENCODER_INT8,
     WHISPER_DECODER_FP32,
@@ -228,3 +273,32 @@ WHISPER_MODELS: tuple[ModelSpec, ...] = (
     TRANSCRIBE,
     TRANSCRIBE_INT8,
 )
+WHISPER_MODELS: tuple[ModelSpec, ...] = TINY_EN_VARIANT.models
+
+
+def _base_variant() -> WhisperVariant:
+    """Whisper base (multilingual, 74M parameters): language identification, transcription
+    in 99 languages and translation into English. About 3x tiny.en's compute per window,
+    so it is exported on demand (`marquee export transcription --model base`), not by
+    `marquee up`. Tolerances as tiny.en's (same arithmetic, validated the same way)."""
+    named = {"prefix": "whisper_base", "label": "base", "dims": BASE}
+    encoder_fp32 = encoder_spec(Precision.FP32, WHISPER_ENCODER_FP32.tolerance, **named)
+    encoder_int8 = encoder_spec(Precision.INT8, WHISPER_ENCODER_INT8.tolerance, **named)
+    decoder_fp32 = decoder_spec(Precision.FP32, WHISPER_DECODER_FP32.tolerance, **named)
+    decoder_int8 = decoder_spec(Precision.INT8, WHISPER_DECODER_INT8.tolerance, **named)
+    return WhisperVariant(
+        "base",
+        "base",
+        True,
+        encoder_fp32,
+        encoder_int8,
+        decoder_fp32,
+        decoder_int8,
+        transcribe_spec("transcribe_base", encoder_fp32, decoder_fp32, decoder_threads=2),
+        transcribe_spec("transcribe_base_int8", encoder_int8, decoder_int8, decoder_threads=1),
+    )
+
+
+BASE_VARIANT = _base_variant()
+WHISPER_BASE_MODELS = BASE_VARIANT.models
+VARIANTS = {variant.key: variant for variant in (TINY_EN_VARIANT, BASE_VARIANT)}

@@ -46,7 +46,8 @@ def decode_audio(data: bytes, label: str, max_seconds: float | None = None) -> n
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except av.FFmpegError as error:
-        raise MediaError(f"{label}: {sniff(data)}, which FFmpeg cannot read ({_reason(error)}); expected {ACCEPTED}") from None
+        reason = _reason(error)
+        raise MediaError(f"{label}: {sniff(data)}, which FFmpeg cannot read ({reason}); expected {ACCEPTED}") from None
     with container:
         if not container.streams.audio:
             raise MediaError(f"{label}: {describe(container)} has no audio track; expected {ACCEPTED}")

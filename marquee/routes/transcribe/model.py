@@ -39,7 +39,7 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from decoding import DecodingRules  # noqa: E402 - needs the path above
 from features import N_MELS, ClipMel, chunk_mel  # noqa: E402
-from lockstep import DecoderSession, decode_windows  # noqa: E402
+from lockstep import TASKS, DecoderSession, decode_windows  # noqa: E402
 from media import ClipTooLong, MediaError, decode_audio  # noqa: E402
 from route_runtime import (  # noqa: E402
     Dependencies,
@@ -57,6 +57,7 @@ from segments import clip_error, clip_result, segments_json  # noqa: E402
 from surfaces import load_surfaces  # noqa: E402
 from vad import BLOCK_FRAMES, STATE_SHAPE, Chunk, chunks_from_probs, frame_count, model_input  # noqa: E402
 from windows import (  # noqa: E402
+    HOP_LENGTH,
     N_FRAMES,
     SAMPLE_RATE,
     chunk_segments,
@@ -66,6 +67,17 @@ from windows import (  # noqa: E402
 )
 
 MODES = ("batched", "sequential")
+VAD_OUTPUTS = ["speech_probs", "hn", "cn"]
+AUTO = "auto"  # request parameter `language`: identify it (multilingual checkpoints)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a request may choose (request parameters), checked once per request."""
+
+    mode: str
+    language: str | None  # None: identified per window/chunk
+    task: str
 
 
 @dataclass
@@ -77,6 +89,7 @@ class Clip:
     frames: int = 0  # content frames (sequential mode)
     seek: int = 0
     chunks: list[Chunk] = field(default_factory=list)  # batched mode
+    languages: dict = field(default_factory=dict)  # language -> seconds decoded in it
     segments: list = field(default_factory=list)
     error: str | None = None
 
@@ -87,6 +100,11 @@ class Clip:
     def fail(self, message: str) -> None:
         self.error = f"clip {self.index}: {message}"
         self.samples, self.mel = None, None  # free the audio at once
+
+
+def _chunk_features(batch: list) -> np.ndarray:
+    """[chunks, 80, 3000]: each (clip, chunk)'s log-mel, computed now (bounded memory)."""
+    return np.stack([chunk_mel(clip.samples[chunk.start : chunk.stop]) for clip, chunk in batch])
 
 
 class TritonPythonModel:
@@ -139,7 +157,8 @@ class TritonPythonModel:
 
     async def _answer(self, request, call: RouteCall):
         audio = self._read_audio(request)
-        mode = self._mode(request)
+        options = self._options(request)
+        mode = options.mode
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
         with call.clock.stage("features"):
@@ -148,10 +167,10 @@ class TritonPythonModel:
                 await asyncio.gather(*(self._speech_chunks(clip) for clip in clips if clip.error is None))
         with call.clock.stage("decode"):
             if mode == "batched":
-                await self._batched(clips)
+                await self._batched(clips, options)
             else:
-                await self._sequential(clips)
-        results = [self._result(clip, mode) for clip in clips]
+                await self._sequential(clips, options)
+        results = [self._result(clip, options) for clip in clips]
         transcribed = sum(clip.duration_s for clip in clips if clip.error is None)
         self.audio_seconds.add(transcribed, surface=call.surface)
         return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("result", np.array(results, dtype=object))])
@@ -167,16 +186,39 @@ class TritonPythonModel:
             raise RouteInputError(f"input `audio` has {len(audio)} clips; at most {self.max_clips} per request")
         return [bytes(item) for item in audio]
 
-    def _mode(self, request) -> str:
-        mode = request_parameters(request).get("mode", self.default_mode)
+    def _options(self, request) -> Options:
+        parameters = request_parameters(request)
+        mode = parameters.get("mode", self.default_mode)
         if mode not in MODES:
             raise RouteInputError(f"request parameter `mode` is {mode!r}; allowed: {', '.join(MODES)}")
-        return mode
+        task = parameters.get("task", "transcribe")
+        if task not in TASKS:
+            raise RouteInputError(f"request parameter `task` is {task!r}; allowed: {', '.join(TASKS)}")
+        language = parameters.get("language", AUTO)
+        if not self.rules.multilingual:
+            if language not in (AUTO, "en") or task != "transcribe":
+                raise RouteInputError(
+                    f"{self.name} serves an English-only model: `language` may only be en and `task` only "
+                    f"transcribe (got language={language!r}, task={task!r}); use transcribe_base for other "
+                    "languages and translation"
+                )
+            return Options(mode, None, task)
+        if language != AUTO and language not in self.rules.language_codes:
+            raise RouteInputError(
+                f"request parameter `language` is {language!r}; allowed: {AUTO} or one of Whisper's codes "
+                f"({', '.join(self.rules.language_codes[:12])}, ...)"
+            )
+        return Options(mode, None if language == AUTO else language, task)
 
-    def _result(self, clip: Clip, mode: str) -> str:
+    def _result(self, clip: Clip, options: Options) -> str:
         if clip.error is not None:
             return clip_error(clip.error)
-        return clip_result(clip.duration_s, clip.segments, self.name, self.version, mode=mode)
+        extra = {"mode": options.mode}
+        if self.rules.multilingual:
+            # The clip's language: the one most of its decoded audio was in.
+            language = max(clip.languages, key=clip.languages.get) if clip.languages else options.language
+            extra.update(task=options.task, language=language, languages=sorted(clip.languages))
+        return clip_result(clip.duration_s, clip.segments, self.name, self.version, **extra)
 
     # -- stage 1: decoding and features ---------------------------------------------
 
@@ -206,7 +248,7 @@ class TritonPythonModel:
             block = model_input(clip.samples, first, min(BLOCK_FRAMES, frames - first))
             inputs = [pb_utils.Tensor("input", block), *(pb_utils.Tensor(k, v) for k, v in state.items())]
             try:
-                out = await self.downstream.call(self.vad_model, inputs, ["speech_probs", "hn", "cn"], self.budget_s["vad"])
+                out = await self.downstream.call(self.vad_model, inputs, VAD_OUTPUTS, self.budget_s["vad"])
             except StageFailed as failure:
                 clip.fail(f"voice activity detection failed: {failure}")
                 return
@@ -216,34 +258,32 @@ class TritonPythonModel:
 
     # -- stage 2, batched: chunks of every clip, `decode_batch` at a time ----------------
 
-    async def _batched(self, clips: list[Clip]) -> None:
+    async def _batched(self, clips: list[Clip], options: Options) -> None:
         queue = [(clip, chunk) for clip in clips if clip.error is None for chunk in clip.chunks]
         for start in range(0, len(queue), self.decode_batch):
             batch = [(clip, chunk) for clip, chunk in queue[start : start + self.decode_batch] if clip.error is None]
             if not batch:
                 continue
-            features = await asyncio.to_thread(
-                lambda: np.stack([chunk_mel(clip.samples[chunk.start : chunk.stop]) for clip, chunk in batch])
-            )
-            decoded = await self._encode_and_decode(features)
+            features = await asyncio.to_thread(_chunk_features, batch)
+            decoded = await self._encode_and_decode(features, options)
             for (clip, chunk), window in zip(batch, decoded, strict=True):
                 if isinstance(window, str):
                     clip.fail(window)
                 elif not window.skip_as_silence(self.rules):
                     raw = chunk_segments(window.tokens, chunk.start_s, chunk.duration_s, self.rules.timestamp_begin)
-                    clip.segments += self._segments(raw, clip.duration_s)
+                    clip.segments += self._segments(raw, clip, window, chunk.duration_s)
         for clip in clips:
             clip.samples = None
 
     # -- stage 2, sequential: one 30-second window per clip and round ----------------------
 
-    async def _sequential(self, clips: list[Clip]) -> None:
+    async def _sequential(self, clips: list[Clip], options: Options) -> None:
         ok = [clip for clip in clips if clip.error is None]
         mels = await asyncio.gather(*(asyncio.to_thread(ClipMel, clip.samples) for clip in ok))
         for clip, mel in zip(ok, mels, strict=True):
             clip.mel, clip.frames = mel, content_frames(clip.samples.size, mel.frames)
         while any(clip.active for clip in clips):
-            await self._round([clip for clip in clips if clip.active])
+            await self._round([clip for clip in clips if clip.active], options)
         for clip in clips:
             clip.samples, clip.mel = None, None
 
@@ -253,7 +293,7 @@ class TritonPythonModel:
         window[:, :size] = clip.mel.window(clip.seek, size)
         return window, size
 
-    async def _round(self, clips: list[Clip]) -> None:
+    async def _round(self, clips: list[Clip], options: Options) -> None:
         windows = {}
         # Silent windows are skipped without touching the models (see windows.silent_window).
         for clip in clips:
@@ -267,7 +307,7 @@ class TritonPythonModel:
         if not clips:
             return
         features = np.stack([windows[clip.index][0] for clip in clips])
-        decoded = await self._encode_and_decode(features)
+        decoded = await self._encode_and_decode(features, options)
         for clip, window in zip(clips, decoded, strict=True):
             size = windows[clip.index][1]
             if isinstance(window, str):
@@ -275,12 +315,13 @@ class TritonPythonModel:
             elif window.skip_as_silence(self.rules):
                 clip.seek += size
             else:
+                start = clip.seek
                 raw, clip.seek = split_window(window.tokens, clip.seek, size, self.rules.timestamp_begin)
-                clip.segments += self._segments(raw, clip.duration_s)
+                clip.segments += self._segments(raw, clip, window, (clip.seek - start) * HOP_LENGTH / SAMPLE_RATE)
 
     # -- stage 3: encoder (BLS) and lockstep decoding (in process) ------------------------
 
-    async def _encode_and_decode(self, features: np.ndarray) -> list:
+    async def _encode_and_decode(self, features: np.ndarray, options: Options) -> list:
         """One decoded window (or an error message) per row of `features`."""
         rows = len(features)
         chunks = [range(s, min(s + self.encoder_batch, rows)) for s in range(0, rows, self.encoder_batch)]
@@ -296,7 +337,8 @@ class TritonPythonModel:
         if not good:
             return results
         cross = {name: np.concatenate([outputs[name] for _, outputs in good]) for name in self.cross_names}
-        decoded = await asyncio.to_thread(decode_windows, self.decoder, cross, self.rules)
+        languages = [options.language] * len(cross[self.cross_names[0]])
+        decoded = await asyncio.to_thread(decode_windows, self.decoder, cross, self.rules, languages, options.task)
         for k, window in zip([k for chunk, _ in good for k in chunk], decoded, strict=True):
             results[k] = window
         return results
@@ -309,11 +351,16 @@ class TritonPythonModel:
         except StageFailed as failure:
             return str(failure)
 
-    def _segments(self, raw, duration_s: float) -> list[dict]:
+    def _segments(self, raw, clip: Clip, window, seconds: float) -> list[dict]:
+        """The window's segments as JSON; `seconds` of audio were decoded in its language."""
         decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
         out = segments_json(raw, decode, self.rules.timestamp_begin, self.rules.eot)
         for segment in out:
             # A window's last timestamp may point into its zero padding; never past the clip.
-            segment["start"] = min(segment["start"], round(duration_s, 3))
-            segment["end"] = min(segment["end"], round(duration_s, 3))
+            segment["start"] = min(segment["start"], round(clip.duration_s, 3))
+            segment["end"] = min(segment["end"], round(clip.duration_s, 3))
+            if window.language is not None:
+                segment["language"] = window.language
+        if window.language is not None and out:
+            clip.languages[window.language] = clip.languages.get(window.language, 0.0) + seconds
         return out

@@ -94,9 +94,7 @@ def split_window(tokens: list[int], seek: int, segment_size: int, timestamp_begi
     return segments, seek + last_timestamp * INPUT_STRIDE
 
 
-def chunk_segments(
-    tokens: list[int], offset_s: float, duration_s: float, timestamp_begin: int
-) -> list[RawSegment]:
+def chunk_segments(tokens: list[int], offset_s: float, duration_s: float, timestamp_begin: int) -> list[RawSegment]:
     """Batched mode: every segment of one decoded chunk, with absolute times.
 
     A chunk is decoded once (there is no next window to re-decode an unfinished segment
