@@ -1,4 +1,4 @@
-"""Benchmark: Marquee's served `transcribe` (FP32, INT8; batched and sequential modes) vs
+"""Benchmark: Marquee's served `transcribe_int8` (and with --fp32 `transcribe`; batched and sequential modes) vs
 faster-whisper (int8; sequential `WhisperModel.transcribe` and `BatchedInferencePipeline`),
 same weights (Whisper tiny.en), same espeak-ng corpus, same machine, one run; then the
 peak memory of one 2-hour file.
@@ -45,12 +45,15 @@ from pathlib import Path
 import numpy as np
 
 REPORTS = Path(__file__).resolve().parent / "reports"
-# (name in the report, route, mode)
-SERVED = (
-    ("marquee_fp32_batched", "transcribe", "batched"),
-    ("marquee_fp32_sequential", "transcribe", "sequential"),
+# (name in the report, route, mode). INT8 by default: the comparison the targets name
+# (faster-whisper int8, same weights); --fp32 adds the FP32 route.
+SERVED_INT8 = (
     ("marquee_int8_batched", "transcribe_int8", "batched"),
     ("marquee_int8_sequential", "transcribe_int8", "sequential"),
+)
+SERVED_FP32 = (
+    ("marquee_fp32_batched", "transcribe", "batched"),
+    ("marquee_fp32_sequential", "transcribe", "sequential"),
 )
 FASTER_WHISPER = ("faster_whisper_int8_sequential", "faster_whisper_int8_batched")
 BATCH_SIZE = 8
@@ -214,32 +217,34 @@ def _children(pid: int) -> list[int]:
 
 
 def _stub_model(command: list[bytes]) -> str | None:
-    """The Python backend stub's first argument is the model's version path."""
+    """The Python backend stub's first argument is the model file in its version folder
+    (<repository>/<model>/<version>/model.py): "<model>/<version>"."""
     for part in command[1:2]:
         path = Path(part.decode(errors="replace"))
-        return f"{path.parent.name}/{path.name}" if path.name else None
+        return f"{path.parent.parent.name}/{path.parent.name}" if path.name else None
     return None
 
 
-def measure_memory(hours: float, mode: str) -> dict:
-    """A fresh server; one file of `hours` through `transcribe`; peak memory per process."""
+def measure_memory(hours: float, mode: str, route: str = "transcribe_int8") -> dict:
+    """A fresh server; one file of `hours` through `route`; peak memory per process."""
     from marquee.server import TritonServer, free_ports
     from marquee.transcription import speech
 
     clip = long_file(hours * 60)
     flac = speech.transcode(clip.wav, "flac")
     with TritonServer(prepare_repository(), free_ports()) as server:
-        served_call(server.grpc_url, "transcribe", mode, [speech.synthesize("Warm up.").wav])
+        served_call(server.grpc_url, route, mode, [speech.synthesize("Warm up.").wav])
         before = process_peaks_mb(server.process.pid)
         started = time.perf_counter()
-        (answer,) = served_call(server.grpc_url, "transcribe", mode, [flac])
+        (answer,) = served_call(server.grpc_url, route, mode, [flac])
         wall = time.perf_counter() - started
         after = process_peaks_mb(server.process.pid)
     if "error" in answer:
         raise RuntimeError(f"{hours} h file failed: {answer['error']}")
     text = " ".join(s["text"] for s in answer["segments"])
-    route_peak = max(v for k, v in after.items() if k.startswith("transcribe/"))
+    route_peak = max(v for k, v in after.items() if k.startswith(f"{route}/"))
     return {
+        "route": route,
         "mode": mode,
         "audio_s": round(clip.duration_s, 1),
         "flac_mb": round(len(flac) / 1e6, 1),
@@ -283,6 +288,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measurements per system (median reported)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the continuous file")
     parser.add_argument("--memory-hours", type=float, default=2.0, help="file length for peak memory (0: skip)")
+    parser.add_argument("--fp32", action="store_true", help="also measure the FP32 route")
     args = parser.parse_args()
 
     from marquee.server import TritonServer, free_ports
@@ -297,7 +303,7 @@ def main() -> None:
         # host spreads over all of them; each figure is the median round.
         for round_index in range(args.rounds):
             for name, clips in corpora.items():
-                for system, route, mode in SERVED:
+                for system, route, mode in SERVED_INT8 + (SERVED_FP32 if args.fp32 else ()):
                     per_request, concurrency = args.clips_per_request, args.concurrency
                     figures = bench_served(server.grpc_url, route, mode, clips, per_request, concurrency)
                     rounds[name].setdefault(system, []).append(figures)

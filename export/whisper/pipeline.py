@@ -64,16 +64,31 @@ def _version_dir(repository: Path, spec) -> Path:
     return repository / spec.name / str(spec.version)
 
 
-def _input_hash(source: Path, variant: WhisperVariant) -> str:
-    files = [Path(m.__file__) for m in (convert, ct2_reader, onnx_models, reference)] + [Path(__file__)]
-    files += manifest.TRANSCRIBE.sources()
+def _weights_hash(source: Path, variant: WhisperVariant) -> str:
+    """What the encoder/decoder files depend on: weights, converter, toolchain, their specs,
+    and the decoding code their validation runs (not the rest of the route's code)."""
+    from marquee.routes.transcribe import decoding, lockstep, windows
+
+    files = [Path(m.__file__) for m in (convert, ct2_reader, onnx_models, reference, decoding, lockstep, windows)]
     return artifacts.content_hash(
-        repr(variant.models),
+        repr(variant.models[:4]),
         artifacts.toolchain_fingerprint(),
         ",".join(f"{p}={metadata.version(p)}" for p in PACKAGES),
         *_source_files(source),
         *files,
+        Path(__file__),
     )
+
+
+def _route_hash(weights_hash: str, variant: WhisperVariant) -> str:
+    """The routes: their specs and every file they install, on top of the weights. Editing
+    the route's code reinstalls the routes (seconds), not the models (minutes)."""
+    routes = (variant.route_fp32, variant.route_int8)
+    return artifacts.content_hash(weights_hash, repr(routes), *manifest.TRANSCRIBE.sources())
+
+
+def _current(repository: Path, specs, input_hash: str) -> bool:
+    return all(artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact) for spec in specs)
 
 
 def export_whisper(
@@ -82,15 +97,25 @@ def export_whisper(
     """Export encoder/decoder (FP32, INT8) and both transcribe routes of `variant`
     (tiny.en by default); False when current."""
     source = Path(source or default_source(variant))
-    input_hash = _input_hash(source, variant)
-    if not force and all(
-        artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact) for spec in variant.models
-    ):
+    weights_hash = _weights_hash(source, variant)
+    route_hash = _route_hash(weights_hash, variant)
+    weights_current = not force and _current(repository, variant.models[:4], weights_hash)
+    if weights_current and _current(repository, (variant.route_fp32, variant.route_int8), route_hash):
         return False
     model, tokens = load_whisper(source)
     suppress, begin_suppress = suppress_settings(source, model)
     languages = convert.language_tokens(_tokenizer_file(source), tokens)
     rules = reference.decoding_rules(tokens, suppress, begin_suppress, languages)
+    if not weights_current:
+        _export_models(model, rules, source, repository, variant, weights_hash)
+    validation = (artifacts.read_stamp(_version_dir(repository, variant.encoder_fp32)) or {}).get("validation", {})
+    stamp = {"input_hash": route_hash, "source": str(source), "validation": validation}
+    for route, decoder in ((variant.route_fp32, variant.decoder_fp32), (variant.route_int8, variant.decoder_int8)):
+        _install_route(route, decoder, rules, source, repository, stamp)
+    return True
+
+
+def _export_models(model, rules, source: Path, repository: Path, variant: WhisperVariant, weights_hash: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp)
         export_encoder(model, staged / "encoder_fp32.onnx", variant.encoder_fp32)
@@ -100,7 +125,7 @@ def export_whisper(
         report = validate(model, rules, staged, variant)
         log.info("%s", report.summary())
         report.raise_if_failed()
-        stamp = {"input_hash": input_hash, "source": str(source), "validation": report.figures}
+        stamp = {"input_hash": weights_hash, "source": str(source), "validation": report.figures}
         for spec, name in (
             (variant.encoder_fp32, "encoder_fp32"),
             (variant.encoder_int8, "encoder_int8"),
@@ -108,9 +133,6 @@ def export_whisper(
             (variant.decoder_int8, "decoder_int8"),
         ):
             artifacts.install(staged / f"{name}.onnx", _version_dir(repository, spec), spec.artifact, stamp)
-        for route, decoder in ((variant.route_fp32, variant.decoder_fp32), (variant.route_int8, variant.decoder_int8)):
-            _install_route(route, decoder, rules, source, repository, stamp)
-    return True
 
 
 def _install_route(route, decoder_spec, rules: DecodingRules, source: Path, repository: Path, stamp: dict) -> None:

@@ -114,11 +114,20 @@ class ClipMel:
         return normalise(log_mel(self.samples, first, count), self.log_max)
 
 
+# Frames after the content that still see some of its samples (the STFT window reaches
+# 200 samples past its centre); every later frame of the padding is log10(1e-10) exactly.
+TAIL_FRAMES = N_FFT // (2 * HOP) + 1
+
+
 def chunk_mel(samples: np.ndarray) -> np.ndarray:
     """Batched mode: a chunk of at most 30 s as its own clip, as one zero-padded window
-    [80, 3000] normalised by the chunk's own maximum (over the chunk and its padding)."""
+    [80, 3000] normalised by the chunk's own maximum (over the chunk and its padding).
+
+    Only the frames that see audio are computed: the rest of the padding is the floor
+    value, which can only matter to the maximum of an all-silent chunk."""
     content = min(samples.size // HOP, N_FRAMES)
-    values = log_mel(samples, 0, clip_frames(samples.size))
+    values = log_mel(samples, 0, content + TAIL_FRAMES)
+    clip_max = max(float(values.max()), float(np.log10(LOG_FLOOR)))
     window = np.zeros((N_MELS, N_FRAMES), np.float32)
-    window[:, :content] = normalise(values[:, :content], float(values.max()))
+    window[:, :content] = normalise(values[:, :content], clip_max)
     return window
