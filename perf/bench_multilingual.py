@@ -80,14 +80,14 @@ def clips() -> list[dict]:
 
 
 def prepare_repository() -> Path:
-    from export.whisper.pipeline import export_whisper
-    from marquee import render
+    from export.whisper.pipeline import link_from_cache
+    from marquee.paths import cache_dir
     from marquee.specs.whisper import BASE_VARIANT
     from perf.bench_transcription import prepare_repository as tiny_repository
 
     repository = tiny_repository()
-    render.write(list(BASE_VARIANT.models), repository)
-    export_whisper(repository, variant=BASE_VARIANT)
+    cache = cache_dir() / "test-cache" / "whisper-base" / "model_repository"  # shared with the tests
+    link_from_cache(repository, cache, BASE_VARIANT)
     return repository
 
 

@@ -87,13 +87,10 @@ def whisper_repository(cache_root) -> Path:
 
 def _link_whisper_base(repository: Path) -> None:
     """Whisper base's INT8 route and models, exported once into BASE_CACHE, linked in."""
-    from export.whisper.pipeline import export_whisper
+    from export.whisper.pipeline import link_from_cache
     from marquee.specs.whisper import BASE_VARIANT
 
-    render.write(list(BASE_VARIANT.models), BASE_CACHE)
-    export_whisper(BASE_CACHE, variant=BASE_VARIANT)
-    for spec in (BASE_VARIANT.route_int8, BASE_VARIANT.encoder_int8, BASE_VARIANT.decoder_int8):
-        (repository / spec.name).symlink_to(BASE_CACHE / spec.name, target_is_directory=True)
+    link_from_cache(repository, BASE_CACHE, BASE_VARIANT)
 
 
 class SpeechClips:
