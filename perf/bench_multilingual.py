@@ -80,7 +80,7 @@ def clips() -> list[dict]:
 
 
 def prepare_repository() -> Path:
-    from export.whisper.pipeline import link_from_cache
+    from export.whisper.cached import link_from_cache
     from marquee.paths import cache_dir
     from marquee.specs.whisper import BASE_VARIANT
     from perf.bench_transcription import prepare_repository as tiny_repository

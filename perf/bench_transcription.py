@@ -231,6 +231,14 @@ def measure_memory(hours: float, mode: str, route: str = "transcribe_int8") -> d
     from marquee.transcription import speech
 
     clip = long_file(hours * 60)
+    # Cut to just under `hours`: the route refuses clips over its limit (2 h by default).
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(clip.wav)) as reader:
+        frames = reader.readframes(min(reader.getnframes(), int((hours * 3600 - 1) * reader.getframerate())))
+    samples = np.frombuffer(frames, np.int16) / 32768.0
+    clip = speech.Clip(wav=speech.pcm16_wav(samples, 16_000), text=clip.text, sample_rate=16_000)
     flac = speech.transcode(clip.wav, "flac")
     with TritonServer(prepare_repository(), free_ports()) as server:
         served_call(server.grpc_url, route, mode, [speech.synthesize("Warm up.").wav])
@@ -250,6 +258,7 @@ def measure_memory(hours: float, mode: str, route: str = "transcribe_int8") -> d
         "flac_mb": round(len(flac) / 1e6, 1),
         "wall_s": round(wall, 1),
         "wer": round(corpus_wer([clip.text], [text]), 4),
+        "wer_note": "reference is the untrimmed text: the last seconds cut off count as deletions",
         "peak_mb_after_warm_up": before,
         "peak_mb": after,
         "route_peak_mb": route_peak,
@@ -277,6 +286,20 @@ def plot(report: dict, path: Path) -> Path | None:
     machine = report["machine"]
     title = f"Whisper tiny.en on {machine['cpu']} x{machine['cores']}, load {machine['load_average'][0]}"
     return save(figure, path, title)
+
+
+def memory_only() -> None:
+    """`python -c 'from perf.bench_transcription import memory_only; memory_only()' HOURS`:
+    only the peak-memory measurement, written to perf/reports/transcription_memory.json."""
+    import sys
+
+    hours = float(sys.argv[1]) if len(sys.argv) > 1 else 2.0
+    from perf.machine import machine_info
+
+    report = {"machine": machine_info(), "memory": measure_memory(hours, "batched")}
+    path = REPORTS / "transcription_memory.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["memory"], indent=2))
 
 
 def main() -> None:

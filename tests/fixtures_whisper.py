@@ -87,7 +87,7 @@ def whisper_repository(cache_root) -> Path:
 
 def _link_whisper_base(repository: Path) -> None:
     """Whisper base's INT8 route and models, exported once into BASE_CACHE, linked in."""
-    from export.whisper.pipeline import link_from_cache
+    from export.whisper.cached import link_from_cache
     from marquee.specs.whisper import BASE_VARIANT
 
     link_from_cache(repository, BASE_CACHE, BASE_VARIANT)

@@ -135,21 +135,6 @@ def _export_models(model, rules, source: Path, repository: Path, variant: Whispe
             artifacts.install(staged / f"{name}.onnx", _version_dir(repository, spec), spec.artifact, stamp)
 
 
-def link_from_cache(repository: Path, cache: Path, variant: WhisperVariant, specs=None) -> None:
-    """Export `variant` into a long-lived `cache` repository (content-hash checked: only a
-    change re-exports) and symlink its models (default: the INT8 route and its encoder
-    and decoder) into `repository`, for tests and benchmarks whose repositories are
-    temporary. Whisper base takes minutes to export; this pays that once per change."""
-    from marquee import render
-
-    render.write(list(variant.models), cache)
-    export_whisper(cache, variant=variant)
-    for spec in specs or (variant.route_int8, variant.encoder_int8, variant.decoder_int8):
-        link = Path(repository) / spec.name
-        if not link.exists():
-            link.symlink_to(Path(cache) / spec.name, target_is_directory=True)
-
-
 def _install_route(route, decoder_spec, rules: DecodingRules, source: Path, repository: Path, stamp: dict) -> None:
     decoder = _version_dir(repository, decoder_spec) / "model.onnx"
     data = {
