@@ -18,6 +18,13 @@ transcribe; other clips of the same request are still transcribed.
   set (call `.raise_for_error()`), so one bad file does not lose the others.
 Request-level failures (server down, timeout, unknown model) raise Marquee's errors
 (see clients.base).
+
+Options (constructor, sent as request parameters): `mode` ("batched": VAD chunks decoded
+in batches, the route's default; "sequential": Whisper's 30 s seek), and for multilingual
+routes (`transcribe_base`, `transcribe_base_int8`) `language` (a Whisper code such as
+"es", or None to identify it) and `task` ("transcribe" in the spoken language, or
+"translate" into English). Multilingual results carry `Transcript.language` (the clip's)
+and `Segment.language` (the chunk's).
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ __all__ = [
 DEFAULT_MODEL = "transcribe"
 DEFAULT_TIMEOUT_S = 3600.0  # hours of audio on a CPU host take minutes
 DEFAULT_CLIPS_PER_REQUEST = 4
+TASKS = ("transcribe", "translate")
+MODES = ("batched", "sequential")
 
 AudioSource = str | Path | bytes
 
@@ -77,6 +86,7 @@ class Segment:
     end: float
     text: str
     tokens: tuple[int, ...] = ()
+    language: str | None = None  # multilingual routes: the language of the segment's chunk
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,8 @@ class Transcript:
     duration_s: float | None = None
     model: str | None = None
     model_version: str | None = None
+    language: str | None = None  # multilingual routes: the clip's (most of its audio) language
+    task: str | None = None
     error: str | None = None
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -105,7 +117,13 @@ class Transcript:
             return cls(source=source, error=str(parsed["error"]), raw=parsed)
         try:
             segments = tuple(
-                Segment(float(s["start"]), float(s["end"]), str(s["text"]), tuple(int(t) for t in s.get("tokens", ())))
+                Segment(
+                    float(s["start"]),
+                    float(s["end"]),
+                    str(s["text"]),
+                    tuple(int(t) for t in s.get("tokens", ())),
+                    s.get("language"),
+                )
                 for s in parsed["segments"]
             )
             duration = float(parsed["duration_s"])
@@ -120,6 +138,8 @@ class Transcript:
             duration_s=duration,
             model=parsed.get("model"),
             model_version=None if parsed.get("model_version") is None else str(parsed["model_version"]),
+            language=parsed.get("language"),
+            task=parsed.get("task"),
             raw=parsed,
         )
 
@@ -136,6 +156,18 @@ def _as_list(sources: Iterable[AudioSource] | AudioSource) -> list[AudioSource]:
 def _check_clips_per_request(value: int) -> None:
     if value < 1:
         raise InputValidationError(f"clips_per_request={value}; must be >= 1")
+
+
+def request_options(mode: str | None, language: str | None, task: str) -> dict | None:
+    """The route's request parameters, checked here so a typo fails before any upload."""
+    if mode is not None and mode not in MODES:
+        raise InputValidationError(f"mode={mode!r}; allowed: {', '.join(MODES)}")
+    if task not in TASKS:
+        raise InputValidationError(f"task={task!r}; allowed: {', '.join(TASKS)}")
+    if language is not None and not (language.isascii() and language.isalpha() and 2 <= len(language) <= 5):
+        raise InputValidationError(f"language={language!r}; expected a Whisper language code such as 'es', or None")
+    options = {"mode": mode, "language": language, "task": None if task == "transcribe" else task}
+    return {key: value for key, value in options.items() if value is not None} or None
 
 
 class _TranscriptionMixin:
@@ -160,8 +192,12 @@ class TranscriptionClient(_TranscriptionMixin):
         priority: int = 0,
         tls_ca: str | Path | None = None,
         surface: str | None = None,
+        mode: str | None = None,
+        language: str | None = None,
+        task: str = "transcribe",
     ):
         self.model = model
+        self.options = request_options(mode, language, task)
         self._client = ModelClient(
             route_spec(model),
             url=url,
@@ -175,7 +211,7 @@ class TranscriptionClient(_TranscriptionMixin):
 
     def transcript(self, source: AudioSource) -> Transcript:
         name, data = _load(source, 0)
-        (result,) = self._parse([name], self._client.infer(audio=bytes_tensor([data])))
+        (result,) = self._parse([name], self._client.infer(self.options, audio=bytes_tensor([data])))
         return result.raise_for_error()
 
     def transcribe(self, source: AudioSource) -> list[Segment]:
@@ -189,7 +225,7 @@ class TranscriptionClient(_TranscriptionMixin):
         items = _as_list(sources)
         for start in range(0, len(items), clips_per_request):
             loaded = [_load(item, start + i) for i, item in enumerate(items[start : start + clips_per_request])]
-            outputs = self._client.infer(audio=bytes_tensor([data for _, data in loaded]))
+            outputs = self._client.infer(self.options, audio=bytes_tensor([data for _, data in loaded]))
             yield from self._parse([name for name, _ in loaded], outputs)
 
     def transcribe_many(
@@ -222,8 +258,12 @@ class AsyncTranscriptionClient(_TranscriptionMixin):
         priority: int = 0,
         tls_ca: str | Path | None = None,
         surface: str | None = None,
+        mode: str | None = None,
+        language: str | None = None,
+        task: str = "transcribe",
     ):
         self.model = model
+        self.options = request_options(mode, language, task)
         self._client = AsyncModelClient(
             route_spec(model),
             url=url,
@@ -236,7 +276,7 @@ class AsyncTranscriptionClient(_TranscriptionMixin):
         self.url = self._client.url
 
     async def _request(self, loaded: list[tuple[str, bytes]]) -> list[Transcript]:
-        outputs = await self._client.infer(audio=bytes_tensor([data for _, data in loaded]))
+        outputs = await self._client.infer(self.options, audio=bytes_tensor([data for _, data in loaded]))
         return self._parse([name for name, _ in loaded], outputs)
 
     async def transcript(self, source: AudioSource) -> Transcript:

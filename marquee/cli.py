@@ -279,18 +279,34 @@ def export_transcription(
     ] = None,
     force: Annotated[bool, typer.Option(help="Export even when inputs are unchanged.")] = False,
     repository: RepositoryOption = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="tiny.en (English, fast; what `marquee up` serves) or base (multilingual: transcribe_base routes).",
+        ),
+    ] = "tiny.en",
 ) -> None:
-    """DALI log-mel preprocessing and Whisper (encoder, cached decoder; FP32, INT8) with the routes."""
+    """DALI log-mel preprocessing, Silero VAD and Whisper (encoder, cached decoder; FP32, INT8) with the routes."""
     from export.audio.pipeline import export_audio_features
+    from export.vad import export_silero_vad
     from export.whisper.pipeline import export_whisper
+    from marquee.specs.whisper import VARIANTS
 
+    if model not in VARIANTS:
+        raise typer.BadParameter(f"--model {model!r}; allowed: {', '.join(VARIANTS)}")
+    variant = VARIANTS[model]
     repo = _repository(repository)
     with console.status("exporting audio_features (DALI log-mel)"):
         exported = export_audio_features(repo, force=force)
     console.print(f"[green]✓[/] audio_features: {'exported and validated' if exported else 'unchanged, skipped'}")
-    with console.status("exporting Whisper encoder/decoder (FP32, INT8) and the transcribe routes"):
-        exported = export_whisper(repo, source=source, force=force)
-    console.print(f"[green]✓[/] transcribe routes: {'exported and validated' if exported else 'unchanged, skipped'}")
+    with console.status("exporting silero_vad (from faster-whisper)"):
+        exported = export_silero_vad(repo, force=force)
+    console.print(f"[green]✓[/] silero_vad: {'exported and validated' if exported else 'unchanged, skipped'}")
+    routes = f"{variant.route_fp32.name}, {variant.route_int8.name}"
+    with console.status(f"exporting Whisper {variant.label} encoder/decoder (FP32, INT8) and {routes}"):
+        exported = export_whisper(repo, source=source, force=force, variant=variant)
+    console.print(f"[green]✓[/] {routes}: {'exported and validated' if exported else 'unchanged, skipped'}")
 
 
 @export_app.command("vision")

@@ -5,6 +5,10 @@
   test-only route `transcribe_short_limit` whose duration limit is 5 s;
 - `transcribe_triton`: a real tritonserver on it, warmed up;
 - `whisper_torch`: the converted PyTorch model and its decoding rules (the reference);
+- the same repository also serves Whisper base (multilingual) through
+  `transcribe_base_int8`: exported into a cache kept between sessions
+  (.marquee/test-cache/whisper-base; content-hash checked, so only a change re-exports,
+  a few minutes) and linked in;
 - `espeak_clips`: espeak-ng clips made once per session (`espeak_clips.get(text)`, `espeak_clips.long()`).
 """
 
@@ -21,6 +25,8 @@ import pytest
 from marquee import render
 
 SHORT_LIMIT_ROUTE = "transcribe_short_limit"
+BASE_ROUTE = "transcribe_base_int8"
+BASE_CACHE = Path(__file__).resolve().parent.parent / ".marquee" / "test-cache" / "whisper-base" / "model_repository"
 SHORT_LIMIT_S = 5.0
 
 
@@ -35,15 +41,21 @@ def silence_wav(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def transcribe(
-    client, clips: list[bytes], model: str = "transcribe", timeout: float = 300, surface: str | None = None
+    client,
+    clips: list[bytes],
+    model: str = "transcribe",
+    timeout: float = 300,
+    surface: str | None = None,
+    **options: str,
 ) -> list[dict]:
-    """The route's parsed JSON, one dict per clip."""
+    """The route's parsed JSON, one dict per clip; `options`: the route's request
+    parameters (mode, language, task)."""
     import tritonclient.grpc as grpcclient
 
     items = np.array(clips, dtype=np.object_)
     tensor = grpcclient.InferInput("audio", [len(items)], "BYTES")
     tensor.set_data_from_numpy(items)
-    parameters = {"surface": surface} if surface else None
+    parameters = {key: value for key, value in {"surface": surface, **options}.items() if value} or None
     result = client.infer(model, [tensor], client_timeout=timeout, parameters=parameters)
     return [json.loads(item) for item in result.as_numpy("result")]
 
@@ -57,16 +69,28 @@ def _short_limit_route(repository: Path) -> None:
 @pytest.fixture(scope="session")
 def whisper_repository(cache_root) -> Path:
     from export.audio.pipeline import export_audio_features
+    from export.vad import export_silero_vad
     from export.whisper.pipeline import export_whisper
     from marquee.specs.audio import AUDIO_MODELS
+    from marquee.specs.vad import VAD_MODELS
     from marquee.specs.whisper import WHISPER_MODELS
 
     repository = cache_root / "whisper" / "model_repository"
-    render.write([*AUDIO_MODELS, *WHISPER_MODELS], repository)
+    render.write([*AUDIO_MODELS, *VAD_MODELS, *WHISPER_MODELS], repository)
     export_audio_features(repository)
+    export_silero_vad(repository)
     export_whisper(repository)
     _short_limit_route(repository)
+    _link_whisper_base(repository)
     return repository
+
+
+def _link_whisper_base(repository: Path) -> None:
+    """Whisper base's INT8 route and models, exported once into BASE_CACHE, linked in."""
+    from export.whisper.cached import link_from_cache
+    from marquee.specs.whisper import BASE_VARIANT
+
+    link_from_cache(repository, BASE_CACHE, BASE_VARIANT)
 
 
 class SpeechClips:
@@ -75,12 +99,12 @@ class SpeechClips:
     def __init__(self):
         self._clips: dict[str, object] = {}
 
-    def get(self, text: str):
+    def get(self, text: str, voice: str = "en-us"):
         from marquee.transcription import speech
 
-        if text not in self._clips:
-            self._clips[text] = speech.synthesize(text)
-        return self._clips[text]
+        if (text, voice) not in self._clips:
+            self._clips[(text, voice)] = speech.synthesize(text, voice=voice)
+        return self._clips[(text, voice)]
 
     def long(self):
         from marquee.transcription import speech
@@ -122,7 +146,7 @@ def transcribe_triton(whisper_repository, tmp_path_factory, espeak_clips):
     server = TritonServer(whisper_repository, free_ports(), log_path=log_path).start(timeout=300)
     # The first calls pay for ONNX Runtime's and DALI's lazy initialisation.
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
-        for route in ("transcribe", "transcribe_int8"):
+        for route in ("transcribe", "transcribe_int8", BASE_ROUTE):
             transcribe(client, [espeak_clips.get("Warm up the server.").wav], model=route)
     yield server
     server.stop()

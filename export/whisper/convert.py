@@ -77,6 +77,23 @@ def special_tokens(tokenizer_path: Path, vocab_size: int) -> SpecialTokens:
     )
 
 
+def language_tokens(tokenizer_path: Path, tokens: SpecialTokens) -> dict[int, str]:
+    """Token id -> language code ("es") of a multilingual checkpoint; {} for English-only.
+    Whisper's language tokens sit between <|startoftranscript|> and <|translate|>."""
+    if not tokens.multilingual:
+        return {}
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    out = {}
+    for token_id in range(tokens.sot + 1, min(tokens.translate, tokens.transcribe)):
+        name = tokenizer.id_to_token(token_id) or ""
+        if not (name.startswith("<|") and name.endswith("|>")):
+            raise WhisperConversionError(f"{tokenizer_path}: token {token_id} is {name!r}; expected a language token")
+        out[token_id] = name[2:-2]
+    return out
+
+
 def is_ct2_directory(directory: Path) -> bool:
     return (Path(directory) / "model.bin").is_file()
 

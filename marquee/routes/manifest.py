@@ -88,10 +88,12 @@ TRANSCRIBE = RouteManifest(
     "routes/transcribe/model.py",
     (
         "routes/transcribe/decoding.py",
+        "routes/transcribe/features.py",
+        "routes/transcribe/media.py",
+        "routes/transcribe/vad.py",
         "routes/transcribe/windows.py",
         "routes/transcribe/segments.py",
         "routes/transcribe/lockstep.py",
-        "backends/dali/audio_header.py",
         RUNTIME,
         SURFACES,
     ),
@@ -118,5 +120,7 @@ MANIFESTS: dict[str, RouteManifest] = {
     "moderate_image": MODERATE_IMAGE,
     "transcribe": TRANSCRIBE,
     "transcribe_int8": TRANSCRIBE,
+    "transcribe_base": TRANSCRIBE,
+    "transcribe_base_int8": TRANSCRIBE,
     "analyze_video": ANALYZE_VIDEO,
 }

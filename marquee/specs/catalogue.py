@@ -9,8 +9,9 @@ from marquee.specs.moderation_image import IMAGE_MODERATION_MODELS
 from marquee.specs.moderation_text import TEXT_MODERATION_MODELS
 from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
 from marquee.specs.recommend import RECOMMEND_MODELS
+from marquee.specs.vad import VAD_MODELS
 from marquee.specs.vision import VISION_MODELS
-from marquee.specs.whisper import WHISPER_MODELS
+from marquee.specs.whisper import WHISPER_BASE_MODELS, WHISPER_MODELS
 
 CATALOGUE: dict[str, ModelSpec] = {
     spec.name: spec
@@ -21,7 +22,9 @@ CATALOGUE: dict[str, ModelSpec] = {
         *TEXT_MODERATION_MODELS,
         *IMAGE_MODERATION_MODELS,
         *AUDIO_MODELS,
+        *VAD_MODELS,
         *WHISPER_MODELS,
+        *WHISPER_BASE_MODELS,
         *VISION_MODELS,
     )
 }

@@ -1,7 +1,8 @@
 """Specs of Whisper speech recognition (tiny.en, shipped as CTranslate2 weights).
 
-transcribe / transcribe_int8 (Python BLS: windows, batching, greedy decoding, segments)
-  ├─ audio_features        (DALI, marquee/specs/audio.py) bytes -> whole-clip log-mel
+transcribe / transcribe_int8 (Python BLS: PyAV decoding, log-mel per window or chunk,
+  │                          batching, greedy decoding, segments)
+  ├─ silero_vad            (ONNX, marquee/specs/vad.py) batched mode: speech per 32 ms
   ├─ whisper_encoder_fp32  (ONNX, dynamically batched across clips and requests)
   │  whisper_encoder_int8    30 s log-mel -> cross-attention keys/values of every layer
   └─ whisper_decoder_fp32  (ONNX, run in the route's process, see below)
@@ -51,6 +52,7 @@ class WhisperDims:
 
 
 TINY_EN = WhisperDims()
+BASE = WhisperDims(d_model=512, n_heads=8, n_layers=6, n_vocab=51865)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,16 @@ class TranscribeLimits:
     max_duration_s: float = AUDIO_LIMITS.max_duration_s
     max_clips: int = 64  # clips per request
     encoder_batch: int = 8  # windows per encoder call (also the encoder's max_batch_size)
+    decode_batch: int = 16  # batched mode: chunks per lockstep round
+
+
+# "batched" (VAD chunks) or "sequential" (openai-whisper's seek); a request may choose
+# with the parameter `mode`.
+DEFAULT_MODE = "batched"
+# Batched transcripts may be worse than sequential ones by at most this WER (absolute)
+# on espeak speech: chunks cut at silence lose the previous window's context, and a
+# segment at a chunk's end is kept as decoded instead of re-decoded from its start.
+BATCHED_MAX_WER_DELTA = 0.05
 
 
 LIMITS = TranscribeLimits()
@@ -83,12 +95,18 @@ def self_kv_tensors(dims: WhisperDims, prefix: str, length_axis: str) -> tuple[T
     )
 
 
-def encoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims = TINY_EN) -> ModelSpec:
+def encoder_spec(
+    precision: Precision,
+    tolerance: Tolerance,
+    dims: WhisperDims = TINY_EN,
+    prefix: str = "whisper",
+    label: str = "tiny.en",
+) -> ModelSpec:
     return ModelSpec(
-        name=f"whisper_encoder_{precision.value}",
+        name=f"{prefix}_encoder_{precision.value}",
         family=FAMILY,
         precision=precision,
-        description=f"Whisper tiny.en encoder + every decoder layer's cross-attention K/V ({precision.value.upper()})",
+        description=f"Whisper {label} encoder + every decoder layer's cross-attention K/V ({precision.value.upper()})",
         inputs=(
             TensorSpec(
                 "input_features", DataType.FP32, (dims.n_mels, dims.n_frames), description="30 s normalised log-mel"
@@ -108,13 +126,19 @@ def encoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims =
     )
 
 
-def decoder_spec(precision: Precision, tolerance: Tolerance, dims: WhisperDims = TINY_EN) -> ModelSpec:
+def decoder_spec(
+    precision: Precision,
+    tolerance: Tolerance,
+    dims: WhisperDims = TINY_EN,
+    prefix: str = "whisper",
+    label: str = "tiny.en",
+) -> ModelSpec:
     return ModelSpec(
-        name=f"whisper_decoder_{precision.value}",
+        name=f"{prefix}_decoder_{precision.value}",
         family=FAMILY,
         precision=precision,
         description=(
-            f"Whisper tiny.en decoder step with self-attention cache ({precision.value.upper()}); "
+            f"Whisper {label} decoder step with self-attention cache ({precision.value.upper()}); "
             "past_length may be 0 (first step)"
         ),
         inputs=(
@@ -162,12 +186,14 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         family=FAMILY,
         precision=encoder.precision,
         description=(
-            f"speech to timed segments: audio_features -> {encoder.name} -> greedy {decoder.name} with "
-            "timestamps, 30 s windows stitched by Whisper's seek rule"
+            f"speech to timed segments: PyAV decode -> silero_vad chunks (batched) or 30 s seek windows "
+            f"(sequential) -> {encoder.name} -> greedy {decoder.name} with timestamps"
         ),
         backend="python",
         artifact="model.py",
-        inputs=(TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded WAV/FLAC/OGG, one per clip"),),
+        inputs=(
+            TensorSpec("audio", DataType.BYTES, ("clips",), description="encoded audio or video file, one per clip"),
+        ),
         outputs=(TensorSpec("result", DataType.BYTES, ("clips",), description="one JSON object per clip"),),
         # The clip list is the batch; the route batches its models itself.
         max_batch_size=0,
@@ -175,7 +201,12 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
         # Two instances: one request's decoding (route process) overlaps another's encoding.
         instance_groups=(InstanceGroup(count=2),),
         parameters={
-            "audio_features_model": "audio_features",
+            "vad_model": "silero_vad",
+            # Measured (perf/bench_transcription.py): see README "Transcription".
+            "default_mode": DEFAULT_MODE,
+            # Chunks decoded in lockstep per round in batched mode (across the clips of
+            # the request); each costs its cross K/V (18 MB for tiny.en) while decoding.
+            "decode_batch": str(LIMITS.decode_batch),
             "encoder_model": encoder.name,
             # The decoder runs in the route's own process (see above), from a copy of
             # `decoder_model`'s file in the route's version folder: no model reads another's.
@@ -189,11 +220,11 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
             "max_clips": str(LIMITS.max_clips),
             "encoder_batch": str(LIMITS.encoder_batch),
         },
-        # Deadlines of the BLS stages: decoding a 2-hour file's features, and encoding one
-        # chunk of `encoder_batch` windows under load. A late stage fails that clip (or
+        # Deadlines of the BLS stages: scoring one block of 131 s with the VAD, and encoding
+        # one chunk of `encoder_batch` windows under load. A late stage fails that clip (or
         # those clips) with an error; the rest of the request is still transcribed.
-        stage_budgets_ms={"features": 120_000.0, "encoder": 60_000.0},
-        composes=("audio_features_model", "encoder_model"),
+        stage_budgets_ms={"vad": 30_000.0, "encoder": 60_000.0},
+        composes=("vad_model", "encoder_model"),
         tolerance=Tolerance(atol=0.0),
         budget=LatencyBudget(perf_latency_p99_us=30_000_000),
     )
@@ -205,7 +236,37 @@ def transcribe_spec(name: str, encoder: ModelSpec, decoder: ModelSpec, decoder_t
 TRANSCRIBE = transcribe_spec("transcribe", WHISPER_ENCODER_FP32, WHISPER_DECODER_FP32, decoder_threads=2)
 TRANSCRIBE_INT8 = transcribe_spec("transcribe_int8", WHISPER_ENCODER_INT8, WHISPER_DECODER_INT8, decoder_threads=1)
 
-WHISPER_MODELS: tuple[ModelSpec, ...] = (
+
+@dataclass(frozen=True)
+class WhisperVariant:
+    """One Whisper checkpoint served as encoder + decoder (FP32, INT8) and two routes."""
+
+    key: str  # `marquee export transcription --model KEY`
+    label: str
+    multilingual: bool
+    encoder_fp32: ModelSpec
+    encoder_int8: ModelSpec
+    decoder_fp32: ModelSpec
+    decoder_int8: ModelSpec
+    route_fp32: ModelSpec
+    route_int8: ModelSpec
+
+    @property
+    def models(self) -> tuple[ModelSpec, ...]:
+        return (
+            self.encoder_fp32,
+            self.encoder_int8,
+            self.decoder_fp32,
+            self.decoder_int8,
+            self.route_fp32,
+            self.route_int8,
+        )
+
+
+TINY_EN_VARIANT = WhisperVariant(
+    "tiny.en",
+    "tiny.en",
+    False,
     WHISPER_ENCODER_FP32,
     WHISPER_ENCODER_INT8,
     WHISPER_DECODER_FP32,
@@ -213,3 +274,32 @@ WHISPER_MODELS: tuple[ModelSpec, ...] = (
     TRANSCRIBE,
     TRANSCRIBE_INT8,
 )
+WHISPER_MODELS: tuple[ModelSpec, ...] = TINY_EN_VARIANT.models
+
+
+def _base_variant() -> WhisperVariant:
+    """Whisper base (multilingual, 74M parameters): language identification, transcription
+    in 99 languages and translation into English. About 3x tiny.en's compute per window,
+    so it is exported on demand (`marquee export transcription --model base`), not by
+    `marquee up`. Tolerances as tiny.en's (same arithmetic, validated the same way)."""
+    named = {"prefix": "whisper_base", "label": "base", "dims": BASE}
+    encoder_fp32 = encoder_spec(Precision.FP32, WHISPER_ENCODER_FP32.tolerance, **named)
+    encoder_int8 = encoder_spec(Precision.INT8, WHISPER_ENCODER_INT8.tolerance, **named)
+    decoder_fp32 = decoder_spec(Precision.FP32, WHISPER_DECODER_FP32.tolerance, **named)
+    decoder_int8 = decoder_spec(Precision.INT8, WHISPER_DECODER_INT8.tolerance, **named)
+    return WhisperVariant(
+        "base",
+        "base",
+        True,
+        encoder_fp32,
+        encoder_int8,
+        decoder_fp32,
+        decoder_int8,
+        transcribe_spec("transcribe_base", encoder_fp32, decoder_fp32, decoder_threads=2),
+        transcribe_spec("transcribe_base_int8", encoder_int8, decoder_int8, decoder_threads=1),
+    )
+
+
+BASE_VARIANT = _base_variant()
+WHISPER_BASE_MODELS = BASE_VARIANT.models
+VARIANTS = {variant.key: variant for variant in (TINY_EN_VARIANT, BASE_VARIANT)}

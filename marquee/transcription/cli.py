@@ -22,7 +22,9 @@ import typer
 
 from marquee.console import console
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus")
+# What a folder of inputs is scanned for: the route decodes any container FFmpeg reads,
+# and takes the audio track of video files.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".mov", ".mkv")
 
 
 def audio_files(source: Path) -> list[Path]:
@@ -82,7 +84,7 @@ def write_outputs(transcript, srt: Path | None, vtt: Path | None, json_path: Pat
         parse_srt(srt.read_text(encoding="utf-8"))
         written.append(srt)
     if vtt is not None:
-        vtt.write_text(to_vtt(transcript.segments), encoding="utf-8")
+        vtt.write_text(to_vtt(transcript.segments, getattr(transcript, "language", None)), encoding="utf-8")
         parse_vtt(vtt.read_text(encoding="utf-8"))
         written.append(vtt)
     if json_path is not None:
@@ -91,6 +93,8 @@ def write_outputs(transcript, srt: Path | None, vtt: Path | None, json_path: Pat
             "duration_s": transcript.duration_s,
             "model": transcript.model,
             "model_version": transcript.model_version,
+            "language": getattr(transcript, "language", None),
+            "task": getattr(transcript, "task", None),
             "text": transcript.text,
             "segments": [
                 {"start": s.start, "end": s.end, "text": s.text, "tokens": list(s.tokens)} for s in transcript.segments
@@ -109,15 +113,42 @@ def write_outputs(transcript, srt: Path | None, vtt: Path | None, json_path: Pat
     return written
 
 
+def _client(url, model: str, timeout: float, mode: str | None, language: str | None, task: str):
+    from clients.transcription import TranscriptionClient
+    from marquee.errors import InputValidationError
+
+    try:
+        return TranscriptionClient(url, model=model, timeout_s=timeout, mode=mode, language=language, task=task)
+    except InputValidationError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 def transcribe(
-    source: Annotated[Path, typer.Argument(metavar="INPUT", help="Audio file (WAV/FLAC/OGG) or a folder of them.")],
+    source: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Audio or video file (WAV, MP3, M4A, MP4, MKV, ...) or a folder.")
+    ],
     srt: Annotated[Path | None, typer.Option("--srt", help="SRT file (a folder when INPUT is a folder).")] = None,
     vtt: Annotated[Path | None, typer.Option("--vtt", help="WebVTT file (a folder when INPUT is a folder).")] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="JSON file with segments and tokens (a folder for a folder).")
     ] = None,
     url: Annotated[str | None, typer.Option(help="Triton gRPC address; default localhost:8001.")] = None,
-    model: Annotated[str, typer.Option(help="Route: transcribe (FP32) or transcribe_int8.")] = "transcribe",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Route: transcribe / transcribe_int8 (tiny.en, English, fast) or transcribe_base / "
+            "transcribe_base_int8 (multilingual; `marquee export transcription --model base` first)."
+        ),
+    ] = "transcribe",
+    language: Annotated[
+        str | None, typer.Option(help="Spoken language as a Whisper code (es, fr, ...); default: identify it.")
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="transcribe (in the spoken language) or translate (into English captions).")
+    ] = "transcribe",
+    mode: Annotated[
+        str | None, typer.Option(help="batched (VAD chunks, the route's default) or sequential (30 s seek).")
+    ] = None,
     reference: Annotated[
         Path | None,
         typer.Option(help="Reference text file to score the WER against (a folder of <stem>.txt for a folder)."),
@@ -128,7 +159,6 @@ def transcribe(
     """Transcribe audio into SRT / WebVTT / JSON through the `transcribe` route."""
     from rich.markup import escape
 
-    from clients.transcription import TranscriptionClient
     from marquee.errors import InferenceError
     from marquee.progress import media_progress
     from marquee.transcription.wer import WerResult, word_error_rate
@@ -143,7 +173,8 @@ def transcribe(
     audio_seconds = 0.0
     started = time.perf_counter()
     progress = media_progress("audio")
-    with TranscriptionClient(url, model=model, timeout_s=timeout) as client, progress:
+    client = _client(url, model, timeout, mode, language, task)
+    with client, progress:
         task = progress.add_task(f"{len(files)} file(s)", total=sum(weights.values()))
         for start in range(0, len(files), clips_per_request):
             chunk = files[start : start + clips_per_request]
@@ -171,6 +202,8 @@ def transcribe(
                 )
                 line = f"[green]✓[/] {escape(str(path))}: {transcript.duration_s:.1f} s, "
                 line += f"{len(transcript.segments)} segments"
+                if transcript.language:
+                    line += f", language {transcript.language}"
                 if wer is not None:
                     line += f", {wer}"
                     for i, value in enumerate((wer.substitutions, wer.deletions, wer.insertions, wer.reference_words)):

@@ -74,12 +74,22 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace("-->", "--&gt;")
 
 
-def to_vtt(segments: Iterable[TimedText]) -> str:
-    blocks = [
-        f"{format_timestamp(cue.start, '.')} --> {format_timestamp(cue.end, '.')}\n{_vtt_escape(cue.text)}\n"
-        for cue in cues_from_segments(segments)
-    ]
-    return "\n".join(["WEBVTT\n", *blocks])
+def to_vtt(segments: Iterable[TimedText], language: str | None = None) -> str:
+    """WebVTT; with `language`, a `Language:` header line (the metadata header players
+    such as YouTube's read), and a segment whose own `language` attribute differs is
+    wrapped in a WebVTT language span, `<lang xx>...</lang>`. SRT has no place for either."""
+    segments = list(segments)
+    ordered = sorted(segments, key=lambda s: (s.start, s.end))
+    # cues_from_segments keeps exactly the segments with text, in this order.
+    own_languages = [getattr(s, "language", None) for s in ordered if str(s.text).strip()]
+    blocks = []
+    for cue, own in zip(cues_from_segments(segments), own_languages, strict=True):
+        text = _vtt_escape(cue.text)
+        if language and own and own != language:
+            text = f"<lang {own}>{text}</lang>"
+        blocks.append(f"{format_timestamp(cue.start, '.')} --> {format_timestamp(cue.end, '.')}\n{text}\n")
+    header = f"WEBVTT\nLanguage: {language}\n" if language else "WEBVTT\n"
+    return "\n".join([header, *blocks])
 
 
 # -- parsing and validation -----------------------------------------------------

@@ -121,3 +121,15 @@ def align(reference: list[str], hypothesis: list[str]) -> WerResult:
 
 def word_error_rate(reference: str, hypothesis: str) -> WerResult:
     return align(normalize(reference).split(), normalize(hypothesis).split())
+
+
+def word_overlap(reference: str, hypothesis: str) -> float:
+    """Share of the reference's words (normalised, counted with multiplicity) that the
+    hypothesis also contains, in any order: a rough adequacy score for translations,
+    where word order and synonyms legitimately differ from the source sentence."""
+    from collections import Counter
+
+    wanted = Counter(normalize(reference).split())
+    found = Counter(normalize(hypothesis).split())
+    total = sum(wanted.values())
+    return sum(min(count, found[word]) for word, count in wanted.items()) / total if total else 1.0

@@ -2,7 +2,10 @@
 
 - served FP32 equals the PyTorch reference (export/whisper/reference.py) token for token,
   on the same log-mel (taken from the served `audio_features`);
-- a clip over 60 s comes back as segments whose times increase and cover the clip;
+- a clip over 60 s comes back as segments whose times increase and cover the clip, in
+  both modes (batched: VAD chunks, the default; sequential: Whisper's seek), and the
+  batched output validates as SRT and WebVTT;
+- batched mode's word error rate stays within `BATCHED_MAX_WER_DELTA` of sequential's;
 - INT8's word error rate stays within `INT8_MAX_WER_DELTA` of FP32's;
 - per-clip errors (empty bytes, non-audio bytes, over the duration limit) leave the
   other clips of the request transcribed, and the server keeps serving.
@@ -14,7 +17,7 @@ import numpy as np
 import pytest
 
 from export.whisper.reference import clip_tokens, transcribe_mel
-from marquee.specs.whisper import INT8_MAX_WER_DELTA
+from marquee.specs.whisper import BATCHED_MAX_WER_DELTA, INT8_MAX_WER_DELTA
 from marquee.transcription.wer import word_error_rate
 from tests.fixtures_whisper import SHORT_LIMIT_ROUTE, SHORT_LIMIT_S, silence_wav, transcribe
 
@@ -48,6 +51,7 @@ def long_results(transcribe_triton, espeak_clips):
     clip = espeak_clips.long()
     with grpcclient.InferenceServerClient(transcribe_triton.grpc_url) as client:
         results = {route: transcribe(client, [clip.wav], model=route)[0] for route in ("transcribe", "transcribe_int8")}
+        results["sequential"] = transcribe(client, [clip.wav], mode="sequential")[0]
     return clip, results
 
 
@@ -65,9 +69,11 @@ def test_served_fp32_equals_pytorch_reference_token_for_token(transcribe_client,
     assert word_error_rate(clip.text, _text(served)).wer <= MAX_WER
 
 
-def test_long_clip_segments_increase_and_cover_the_clip(long_results):
+@pytest.mark.parametrize("mode", ["transcribe", "sequential"])
+def test_long_clip_segments_increase_and_cover_the_clip(long_results, mode):
     clip, results = long_results
-    result = results["transcribe"]
+    result = results[mode]
+    assert result["mode"] == ("batched" if mode == "transcribe" else "sequential")
     assert clip.duration_s > 60
     assert result["duration_s"] == pytest.approx(clip.duration_s, abs=0.01)
     segments = result["segments"]
@@ -79,6 +85,32 @@ def test_long_clip_segments_increase_and_cover_the_clip(long_results):
     gaps = [n - e for e, n in zip(ends, starts[1:], strict=False)]
     assert max(gaps) < 3.0, f"a {max(gaps):.1f} s hole in the transcript"
     assert word_error_rate(clip.text, _text(result)).wer <= MAX_WER
+
+
+def test_batched_output_validates_as_srt_and_vtt_covering_the_speech(long_results):
+    from clients.transcription import Segment
+    from marquee.transcription.subtitles import coverage_problems, parse_srt, parse_vtt, to_srt, to_vtt
+
+    clip, results = long_results
+    segments = [Segment(s["start"], s["end"], s["text"]) for s in results["transcribe"]["segments"]]
+    for cues in (parse_srt(to_srt(segments)), parse_vtt(to_vtt(segments))):  # strict: times must increase
+        assert len(cues) == len(segments) > 10
+        assert coverage_problems(cues, clip.duration_s, max_gap_s=3.0) == []
+
+
+def test_batched_word_error_rate_within_documented_delta_of_sequential(long_results):
+    clip, results = long_results
+    batched = word_error_rate(clip.text, _text(results["transcribe"])).wer
+    sequential = word_error_rate(clip.text, _text(results["sequential"])).wer
+    print(f"WER batched {batched:.3f}, sequential {sequential:.3f}")
+    assert batched - sequential <= BATCHED_MAX_WER_DELTA
+
+
+def test_unknown_mode_is_a_request_error_naming_the_modes(transcribe_client):
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match="`mode` is 'fastest'; allowed: batched, sequential"):
+        transcribe(transcribe_client, [silence_wav(1.0)], mode="fastest")
 
 
 def test_int8_word_error_rate_within_documented_delta_of_fp32(long_results):

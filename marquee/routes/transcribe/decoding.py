@@ -35,6 +35,17 @@ class DecodingRules:
     sample_len: int = 224  # most tokens sampled per window (half the text context)
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
+    # Multilingual checkpoints only (empty for English-only ones): the language tokens in
+    # vocabulary order with their codes ("en", "es", ...), and the task tokens. The prompt
+    # is then <|startoftranscript|><|language|><|task|> instead of `sot_sequence`.
+    language_tokens: tuple[int, ...] = ()
+    language_codes: tuple[str, ...] = ()
+    transcribe: int = -1
+    translate: int = -1
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.language_tokens)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -42,7 +53,8 @@ class DecodingRules:
     @classmethod
     def from_json(cls, text: str) -> DecodingRules:
         values = json.loads(text)
-        for name in ("sot_sequence", "suppress", "begin_suppress"):
+        for name in ("sot_sequence", "suppress", "begin_suppress", "language_tokens", "language_codes"):
+            values.setdefault(name, [])
             values[name] = tuple(values[name])
         return cls(**values)
 
@@ -98,6 +110,8 @@ class WindowDecode:
     sum_logprob: float = 0.0
     no_speech_prob: float = 0.0
     done: bool = False
+    language: str | None = None  # multilingual checkpoints: the language decoded in
+    language_prob: float | None = None  # set when the language was identified, not given
 
     @property
     def avg_logprob(self) -> float:
@@ -113,6 +127,15 @@ def no_speech_probs(logits: np.ndarray, rules: DecodingRules) -> np.ndarray:
     """P(<|nospeech|>) per row from the raw logits at the start-of-transcript position."""
     logprobs = log_softmax(logits.astype(np.float64))
     return np.exp(logprobs[:, rules.no_speech])
+
+
+def identify_languages(logits: np.ndarray, rules: DecodingRules) -> list[tuple[str, float]]:
+    """(code, probability) per row from the logits at the start-of-transcript position,
+    over the language tokens only (as openai-whisper's `detect_language`)."""
+    scores = logits[:, list(rules.language_tokens)].astype(np.float64)
+    probs = np.exp(log_softmax(scores))
+    best = probs.argmax(axis=-1)
+    return [(rules.language_codes[int(k)], float(probs[row, k])) for row, k in enumerate(best)]
 
 
 def greedy_step(logits: np.ndarray, windows: list[WindowDecode], rules: DecodingRules) -> np.ndarray:

@@ -12,9 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 try:  # inside the route's version directory, the helper modules sit side by side
-    from decoding import DecodingRules, WindowDecode, greedy_step, no_speech_probs
+    from decoding import DecodingRules, WindowDecode, greedy_step, identify_languages, no_speech_probs
 except ImportError:  # imported as part of the marquee package (tests, export, reference)
-    from marquee.routes.transcribe.decoding import DecodingRules, WindowDecode, greedy_step, no_speech_probs
+    from marquee.routes.transcribe.decoding import (
+        DecodingRules,
+        WindowDecode,
+        greedy_step,
+        identify_languages,
+        no_speech_probs,
+    )
+
+TASKS = ("transcribe", "translate")
 
 
 class DecoderSession:
@@ -48,18 +56,32 @@ class DecoderSession:
         return {name: np.zeros((batch, self.heads, 0, self.head_dim), np.float32) for name in self.past_names}
 
 
-def decode_windows(decoder: DecoderSession, cross: dict, rules: DecodingRules) -> list[WindowDecode]:
-    """Greedy-decode every window whose cross-attention K/V are rows of `cross`."""
+def decode_windows(
+    decoder: DecoderSession,
+    cross: dict,
+    rules: DecodingRules,
+    languages: list[str | None] | None = None,
+    task: str = "transcribe",
+) -> list[WindowDecode]:
+    """Greedy-decode every window whose cross-attention K/V are rows of `cross`.
+
+    Multilingual checkpoints: `languages[k]` is row k's language code, or None to
+    identify it from the start-of-transcript logits; `task` is "transcribe" (in the
+    spoken language) or "translate" (into English). English-only: both are ignored."""
     batch = next(iter(cross.values())).shape[0]
     windows = [WindowDecode() for _ in range(batch)]
     past = decoder.empty_cache(batch)
     # The prompt goes one token per step so that the first logits sit at the
-    # start-of-transcript position, where Whisper reads its no-speech probability.
-    for index, token in enumerate(rules.sot_sequence):
+    # start-of-transcript position, where Whisper reads its no-speech probability and
+    # the language.
+    prompt = rules.sot_sequence if not rules.multilingual else rules.sot_sequence[:1]
+    for index, token in enumerate(prompt):
         logits, past = decoder.step(np.full((batch, 1), token, np.int64), cross, past)
         if index == 0:
             for window, prob in zip(windows, no_speech_probs(logits, rules), strict=True):
                 window.no_speech_prob = float(prob)
+    if rules.multilingual:
+        logits, past = _language_and_task(decoder, cross, past, logits, windows, rules, languages, task)
     active = list(range(batch))
     while True:
         chosen = greedy_step(logits, [windows[k] for k in active], rules)
@@ -72,3 +94,18 @@ def decode_windows(decoder: DecoderSession, cross: dict, rules: DecodingRules) -
             chosen = chosen[keep]
             active = [active[j] for j in keep]
         logits, past = decoder.step(chosen.astype(np.int64)[:, None], cross, past)
+
+
+def _language_and_task(decoder, cross, past, logits, windows, rules, languages, task):
+    """Feed each row's language token (given, or identified now) and the task token."""
+    if task not in TASKS:
+        raise ValueError(f"task={task!r}; allowed: {', '.join(TASKS)}")
+    languages = languages or [None] * len(windows)
+    identified = identify_languages(logits, rules) if None in languages else [(None, None)] * len(windows)
+    tokens = []
+    for window, given, (code, prob) in zip(windows, languages, identified, strict=True):
+        window.language, window.language_prob = (given, None) if given is not None else (code, prob)
+        tokens.append(rules.language_tokens[rules.language_codes.index(window.language)])
+    logits, past = decoder.step(np.array(tokens, np.int64)[:, None], cross, past)
+    task_token = rules.translate if task == "translate" else rules.transcribe
+    return decoder.step(np.full((len(windows), 1), task_token, np.int64), cross, past)

@@ -29,13 +29,15 @@ def segments_json(raw_segments, decode, timestamp_begin: int, eot: int) -> list[
     return out
 
 
-def clip_result(duration_s: float, segments: list[dict], model: str, model_version: str) -> str:
+def clip_result(duration_s: float, segments: list[dict], model: str, model_version: str, **extra) -> str:
+    """`extra`: what else the route reports about the clip (the decoding `mode`, ...)."""
     return json.dumps(
         {
             "duration_s": round(float(duration_s), 3),
             "segments": segments,
             "model": model,
             "model_version": model_version,
+            **extra,
         }
     )
 

@@ -92,3 +92,34 @@ def split_window(tokens: list[int], seek: int, segment_size: int, timestamp_begi
         return segments, seek + segment_size
     last_timestamp = tokens[previous - 1] - timestamp_begin
     return segments, seek + last_timestamp * INPUT_STRIDE
+
+
+def chunk_segments(tokens: list[int], offset_s: float, duration_s: float, timestamp_begin: int) -> list[RawSegment]:
+    """Batched mode: every segment of one decoded chunk, with absolute times.
+
+    A chunk is decoded once (there is no next window to re-decode an unfinished segment
+    from, as the seek rule does), so a last segment without its closing timestamp is
+    kept and ends where the chunk ends. Times never pass the chunk's end.
+    """
+    is_timestamp = [t >= timestamp_begin for t in tokens]
+    segments, start = [], None
+    for index, token in enumerate(tokens):
+        if not is_timestamp[index]:
+            continue
+        seconds = (token - timestamp_begin) * TIME_PRECISION
+        if start is None:
+            start, first = seconds, index
+        elif index > first + 1:  # text since the opening timestamp: the segment closes
+            segments.append(_bounded(offset_s, start, seconds, duration_s, tokens[first : index + 1]))
+            start = None
+        else:  # two timestamps in a row: the second opens the next segment
+            start, first = seconds, index
+    if start is not None and first + 1 < len(tokens):
+        segments.append(_bounded(offset_s, start, duration_s, duration_s, tokens[first:]))
+    if not segments and any(not flag for flag in is_timestamp):
+        segments.append(_bounded(offset_s, 0.0, duration_s, duration_s, tokens))
+    return segments
+
+
+def _bounded(offset_s: float, start: float, end: float, duration_s: float, tokens) -> RawSegment:
+    return RawSegment(offset_s + min(start, duration_s), offset_s + min(end, duration_s), tuple(tokens))
