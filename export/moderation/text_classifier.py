@@ -103,7 +103,8 @@ def train_head(embeddings: np.ndarray, labels: list[str], seed: int) -> tuple[np
     from sklearn.linear_model import LogisticRegression
 
     targets = np.array([TEXT_CLASSES.index(label) for label in labels])
-    regression = LogisticRegression(C=HEAD_C, max_iter=2000, random_state=seed)
+    # Balanced: clean has about 2.5x the texts of each harmful class.
+    regression = LogisticRegression(C=HEAD_C, max_iter=3000, class_weight="balanced", random_state=seed)
     regression.fit(embeddings, targets)
     if list(regression.classes_) != list(range(len(TEXT_CLASSES))):
         raise ValueError(f"training split lacks classes: saw {regression.classes_}, need all of {TEXT_CLASSES}")
