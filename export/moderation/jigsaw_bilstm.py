@@ -92,7 +92,9 @@ class _VocabularyUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"tokenizer pickle refers to {module}.{name}; only a Keras Tokenizer is allowed")
+            raise pickle.UnpicklingError(
+                f"tokenizer pickle refers to {module}.{name}; only a Keras Tokenizer is allowed"
+            )
         if (module, name) == ("collections", "defaultdict"):
             from collections import defaultdict
 
@@ -128,9 +130,7 @@ class JigsawBiLSTM(torch.nn.Module):
             self.embedding.weight.copy_(torch.from_numpy(weights["embedding"]))
             for direction, suffix in (("forward", ""), ("backward", "_reverse")):
                 getattr(self.lstm, f"weight_ih_l0{suffix}").copy_(torch.from_numpy(weights[f"{direction}_kernel"].T))
-                getattr(self.lstm, f"weight_hh_l0{suffix}").copy_(
-                    torch.from_numpy(weights[f"{direction}_recurrent"].T)
-                )
+                getattr(self.lstm, f"weight_hh_l0{suffix}").copy_(torch.from_numpy(weights[f"{direction}_recurrent"].T))
                 getattr(self.lstm, f"bias_ih_l0{suffix}").copy_(torch.from_numpy(weights[f"{direction}_bias"]))
                 getattr(self.lstm, f"bias_hh_l0{suffix}").zero_()
             self.dense.weight.copy_(torch.from_numpy(weights["dense_kernel"].T))
@@ -183,3 +183,59 @@ def numpy_reference(weights: dict[str, np.ndarray], word_ids: np.ndarray) -> np.
     sequence = np.concatenate([forward, backward[:, ::-1]], axis=-1)
     hidden = np.maximum(sequence.max(axis=1) @ w["dense_kernel"] + w["dense_bias"], 0.0)
     return _sigmoid(hidden @ w["out_kernel"] + w["out_bias"])
+
+
+# -- export ------------------------------------------------------------------------------
+
+VOCABULARY_FILE = "vocabulary.json"
+REFERENCE_TEXTS = (
+    "you are a complete idiot and everyone hates you",
+    "I will find you and hurt you",
+    "the cinematography in the final episode is gorgeous",
+    "what a load of crap, total garbage",
+    "thanks for the recommendation!",
+    "",
+)
+
+
+def export_jigsaw(repository: Path, force: bool = False) -> bool:
+    """`jigsaw_bilstm/1/model.onnx` + `vocabulary.json`, checked against the numpy LSTM
+    (and the vocabulary against a sample of texts); returns False when already current."""
+    import tempfile
+
+    from export import artifacts
+    from export.validate import ValidationReport
+    from marquee import render
+    from marquee.specs.moderation_text import JIGSAW_BILSTM
+
+    directory = package_directory()
+    version_dir = repository / JIGSAW_BILSTM.name / str(JIGSAW_BILSTM.version)
+    input_hash = artifacts.content_hash(
+        repr(JIGSAW_BILSTM),
+        directory / "model.weights.h5",
+        directory / "tokenizer.pickle",
+        Path(__file__),
+        artifacts.toolchain_fingerprint(),
+    )
+    if not force and artifacts.is_current(version_dir, input_hash, JIGSAW_BILSTM.artifact):
+        return False
+    render.write([JIGSAW_BILSTM], repository)
+    weights = read_weights(directory / "model.weights.h5")
+    vocabulary = extract_vocabulary(directory / "tokenizer.pickle")
+    ids = vocabulary.encode(list(REFERENCE_TEXTS))
+    report = ValidationReport("jigsaw_bilstm (ONNX vs a numpy LSTM from the h5 weights)")
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = export_onnx(JigsawBiLSTM(weights), Path(tmp) / "model.onnx", JIGSAW_BILSTM)
+        import onnxruntime as ort
+
+        served = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
+            ["probabilities"], {"word_ids": ids}
+        )[0]
+        reference = numpy_reference(weights, ids)
+        report.close_to("jigsaw_bilstm.probabilities", reference, served, JIGSAW_BILSTM.tolerance.atol)
+        report.raise_if_failed()
+        stamp = {"input_hash": input_hash, "validation": report.figures}
+        version_dir.mkdir(parents=True, exist_ok=True)
+        (version_dir / VOCABULARY_FILE).write_text(vocabulary.to_json(), encoding="utf-8")
+        artifacts.install(onnx_path, version_dir, "model.onnx", stamp)
+    return True

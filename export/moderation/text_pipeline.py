@@ -51,7 +51,9 @@ def _version_dir(repository: Path, spec) -> Path:
 
 
 def _input_hash(config: TextExportConfig, policy_path: Path) -> str:
-    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset, text_natural_templates)] + [Path(__file__)]
+    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset, text_natural_templates)] + [
+        Path(__file__)
+    ]
     sources += manifest.MODERATE_TEXT.sources()
     return artifacts.content_hash(
         json.dumps(config.__dict__, sort_keys=True),

@@ -24,7 +24,9 @@ from typing import Annotated
 import typer
 
 from marquee.console import configure_logging, console
+from marquee.moderation.calibrate_cli import calibrate
 from marquee.moderation.policy_cli import policy_app
+from marquee.moderation.review_cli import review
 
 moderation_app = typer.Typer(help="Moderate text and images; run the queue worker.", no_args_is_help=True)
 quarantine_app = typer.Typer(
@@ -123,6 +125,8 @@ def _problem(result) -> str | None:
 
 moderation_app.command("moderate")(moderate)
 moderation_app.add_typer(policy_app, name="policy")
+moderation_app.command("calibrate")(calibrate)
+moderation_app.command("review")(review)
 
 
 @moderation_app.command("worker")
