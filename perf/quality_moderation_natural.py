@@ -16,7 +16,10 @@ Conditions:
   as four more categories, their thresholds fitted by `calibrate` (target 0.97) on the
   templated held-out split (never on the natural set);
 - `calibrated_on_dev`: `calibrate --target-precision 0.95` on the natural `dev` part
-  (the "platform's small labelled sample"), measured on `final` only.
+  (the "platform's small labelled sample"), measured on `final` only;
+- `retrained_on_dev`: the head retrained on the generated set plus the `dev` part (what
+  `marquee moderation train` does), thresholds calibrated at 0.95 on the templated
+  held-out split as the shipped ones were, measured on `final` only (FP32 PyTorch).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from export.moderation.text_quality import cascade_quality
 from marquee.moderation.calibrate import calibrated_policy_yaml, fit_thresholds
 from marquee.moderation.labels import LabelledItem
 from marquee.moderation.policy import default_policy_path, parse_policy
+from marquee.routes.moderate_text.cascade import class_scores, decision_scores
 from marquee.specs.moderation_text import JIGSAW_LABELS, TEXT_CLASSES
 
 REPORT = Path(__file__).resolve().parent / "reports" / "moderation_natural_quality.json"
@@ -53,8 +57,7 @@ def jigsaw_scores(texts: list[str], onnx_path: Path) -> dict[str, np.ndarray]:
 def labelled_items(scored: offline_cascade.ScoredTexts, labels: list[str]) -> list[LabelledItem]:
     items = []
     for i, label in enumerate(labels):
-        scores = {"profanity": float(scored.profanity[i])}
-        scores.update({c: float(scored.probabilities[i, k]) for k, c in enumerate(TEXT_CLASSES) if c != "clean"})
+        scores = decision_scores(scored.profanity[i], class_scores(scored.probabilities[i], TEXT_CLASSES))
         scores.update({name: float(values[i]) for name, values in (scored.extra or {}).items()})
         items.append(LabelledItem(i, label, None, scores))
     return items
@@ -65,7 +68,19 @@ def quality(scored, labels, policy) -> dict:
     decisions = [d for d, _ in results]
     report = cascade_quality(labels, decisions, [len(a["stages"]) for _, a in results])
     report["policy_version"] = policy.version
+    # At equal recall: every text ranked by how far its strongest category is past its review
+    # threshold (max of score / review), the policy's own rule with one knob.
+    margin = np.array([max(a["scores"][c] / t.review for c, t in policy.text.categories.items()) for _, a in results])
+    harmful = np.array([label != "clean" for label in labels])
+    report["precision_at_recall_0.95"] = precision_at_recall(margin, harmful, 0.95)
     return report
+
+
+def precision_at_recall(score: np.ndarray, harmful: np.ndarray, recall: float) -> float:
+    order = np.argsort(-score, kind="stable")
+    true_positives = np.cumsum(harmful[order])
+    needed = int(np.searchsorted(true_positives, recall * harmful.sum())) + 1
+    return round(float(true_positives[needed - 1] / needed), 4)
 
 
 def _subset(scored: offline_cascade.ScoredTexts, rows: list[int]) -> offline_cascade.ScoredTexts:
@@ -86,6 +101,29 @@ def with_jigsaw_policy(base_raw: dict, tuning: list[LabelledItem]) -> object:
     ]
     fitted = fit_thresholds(only_jigsaw, start, target_precision=0.97, rounds=50)
     return parse_policy(calibrated_policy_yaml(raw, fitted, raw["version"]).encode(), "with-jigsaw")
+
+
+def retrained_on_dev(repository: Path, dataset, natural, base_raw: dict, shipped) -> dict:
+    from export.moderation import text_classifier
+
+    dev = [c for c in natural if c.split == "dev"]
+    final = [c for c in natural if c.split == "final"]
+    texts = [e.text for e in dataset.train] + [c.text for c in dev]
+    labels = [e.label for e in dataset.train] + [c.label for c in dev]
+    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
+    classifier.set_head(*text_classifier.train_head(text_classifier.run_batched(classifier, texts, "embed"), labels, 0))
+
+    def scored(rows: list[str]) -> offline_cascade.ScoredTexts:
+        lexical = offline_cascade.lexical_scores(repository / "profanity_lexical" / "1" / "model.onnx", rows)
+        return offline_cascade.ScoredTexts(lexical, text_classifier.run_batched(classifier, rows))
+
+    held = scored([e.text for e in dataset.test])
+    calibration = fit_thresholds(labelled_items(held, [e.label for e in dataset.test]), shipped, 0.95, rounds=50)
+    policy = parse_policy(calibrated_policy_yaml(base_raw, calibration, "retrained-on-dev").encode(), "retrained")
+    return {
+        "natural_final": quality(scored([c.text for c in final]), [c.label for c in final], policy),
+        "thresholds": {k: {"review": t.review, "block": t.block} for k, t in policy.text.categories.items()},
+    }
 
 
 def main() -> None:
@@ -138,15 +176,17 @@ def main() -> None:
             "thresholds": {k: {"review": t.review, "block": t.block} for k, t in calibrated.text.categories.items()},
             "category_precision": calibration.category_precision,
         }
+        report["retrained_on_dev"] = retrained_on_dev(args.repository, dataset, natural, base_raw, shipped)
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n")
     summary = {
-        cond: {n: (q["flagged_vs_allow"], q["block_vs_rest"]["precision"]) for n, q in report[cond].items()}
+        cond: {n: (q["flagged_vs_allow"], q["precision_at_recall_0.95"]) for n, q in report[cond].items()}
         for cond in ("shipped", "with_jigsaw")
     }
     print(json.dumps(summary, indent=1))
     if args.final:
-        print("calibrated_on_dev final:", report["calibrated_on_dev"]["natural_final"]["flagged_vs_allow"])
+        for condition in ("calibrated_on_dev", "retrained_on_dev"):
+            print(condition, "final:", report[condition]["natural_final"]["flagged_vs_allow"])
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class CategoryFit:
     review: FittedThreshold
     block: FittedThreshold
     kept: str | None = None  # why the previous thresholds were kept, when they were
+    off: str | None = None  # why the category now decides nothing (review = block = 1.0)
 
 
 @dataclass
@@ -143,14 +144,15 @@ def _fit_categories(items, policy, category_precision, block_precision, rounds, 
         support = int((labels == name).sum())
         review = _fit_one(scores, truth, own, category_precision, rng, rounds)
         block = _fit_one(scores, truth, own, max(block_precision, category_precision), rng, rounds)
-        kept = None
+        kept = off = None
         if support and support < min_support:
             kept = f"only {support} items labelled {name} (need {min_support})"
         elif review.value is None:
-            kept = f"precision {category_precision:.3f} is not reached at any score"
-        calibration.categories[name] = CategoryFit(name, support, review, block, kept)
-        threshold = thresholds.review if kept else review.value
-        flagged[scored] |= scores >= threshold
+            # Keeping the old thresholds would break the target: the category is switched off.
+            off = f"precision {category_precision:.3f} is not reached at any score"
+        calibration.categories[name] = CategoryFit(name, support, review, block, kept, off)
+        if off is None:
+            flagged[scored] |= scores >= (thresholds.review if kept else review.value)
     if flagged.any():
         calibration.flagged_precision = float(harmful[flagged].mean())
     if harmful.any():
@@ -165,6 +167,9 @@ def calibrated_policy_yaml(base_raw: dict, calibration: Calibration, version: st
     categories = raw["text"]["categories"]
     for name, fit in calibration.categories.items():
         if fit.kept is not None:
+            continue
+        if fit.off is not None:
+            categories[name] = {"review": 1.0, "block": 1.0}
             continue
         review = round(fit.review.value, 4)
         # No score reaches the block precision: block nothing (1.0 only at a perfect score).
@@ -211,5 +216,6 @@ def readable_diff(base: Policy, candidate: Policy, calibration: Calibration) -> 
 
         row = f"{name:<11} {fit.support:>7}  {cell(old.review, new.review, fit.review):<34} "
         row += f"{cell(old.block, new.block, fit.block):<34} {_fmt(fit.review.precision)} / {_fmt(fit.review.recall)}"
-        lines.append(row + (f"  (kept: {fit.kept})" if fit.kept else ""))
+        note = f"  (kept: {fit.kept})" if fit.kept else f"  (off: {fit.off})" if fit.off else ""
+        lines.append(row + note)
     return "\n".join(lines) + "\n"

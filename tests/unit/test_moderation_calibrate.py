@@ -34,6 +34,13 @@ def _write(path, rows) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _naive_base() -> tuple[dict, object]:
+    """The shipped policy with the planted categories at hand-picked thresholds (0.5 / 0.85)."""
+    raw = yaml.safe_load(default_policy_path().read_bytes())
+    raw["text"]["categories"] = {c: {"review": 0.5, "block": 0.85} for c in CATEGORIES}
+    return raw, parse_policy(yaml.safe_dump(raw).encode(), "naive")
+
+
 def _flag_precision(rows, policy) -> tuple[float, float]:
     flagged = np.array([decide(scores, policy.text.categories).decision != "allow" for _, scores in rows])
     harmful = np.array([label != "clean" for label, _ in rows])
@@ -43,10 +50,10 @@ def _flag_precision(rows, policy) -> tuple[float, float]:
 def test_calibrated_thresholds_reach_the_target_precision_on_planted_scores(tmp_path):
     rng = np.random.default_rng(11)
     _write(tmp_path / "labels.tsv", _planted_rows(rng, 800, 200))
-    base = load_policy(default_policy_path())
+    base_raw, base = _naive_base()
     items = read_labels(tmp_path / "labels.tsv", CATEGORIES)
     calibration = fit_thresholds(items, base, target_precision=0.95, rounds=100)
-    text = calibrated_policy_yaml(yaml.safe_load(default_policy_path().read_bytes()), calibration, "test-calibrated")
+    text = calibrated_policy_yaml(base_raw, calibration, "test-calibrated")
     policy = parse_policy(text.encode(), "calibrated")
 
     # On the labelled sample, every fitted category reaches the target alone...
@@ -57,7 +64,7 @@ def test_calibrated_thresholds_reach_the_target_precision_on_planted_scores(tmp_
         assert low <= fit.review.value <= high and high - low < 0.3, fit
     assert calibration.flagged_precision >= 0.95  # the whole policy on the sample
     # ...and on a fresh sample from the same distributions the whole policy stays near it
-    # (the union of five categories' flags), far above the shipped thresholds.
+    # (the union of five categories' flags), far above the hand-picked thresholds.
     fresh = _planted_rows(np.random.default_rng(12), 2000, 500)
     precision, recall = _flag_precision(fresh, policy)
     shipped_precision, _ = _flag_precision(fresh, base)
