@@ -144,6 +144,7 @@ def main() -> None:
 
     base_raw = yaml.safe_load(default_policy_path().read_bytes())
     shipped = parse_policy(default_policy_path().read_bytes(), default_policy_path())
+    jigsaw_bilstm.export_jigsaw(args.repository)  # cached by content hash
     jigsaw_onnx = args.repository / "jigsaw_bilstm" / "1" / "model.onnx"
     scored = {}
     for name, (texts, _) in sets.items():
