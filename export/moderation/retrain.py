@@ -110,13 +110,9 @@ def _head_quality(repository: Path, version: int, classifier, texts: list[str], 
 def _export_version(repository: Path, classifier, head, version: int, check_texts: list[str]) -> None:
     """FP32 and INT8 graphs as version `version`, each checked against PyTorch first."""
     report = ValidationReport(f"retrained text classifier v{version}")
-    reference = text_classifier.run_batched(classifier, check_texts)
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp)
-        text_classifier.export_classifier_onnx(classifier, staged / "fp32.onnx")
-        text_classifier.quantize_classifier_int8(staged / "fp32.onnx", staged / "int8.onnx")
-        for spec, name in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
-            text_classifier.validate_classifier(staged / name, spec, reference, check_texts, report)
+        text_classifier.export_checked(classifier, staged, check_texts, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
         stamp = {"input_hash": f"retrained-v{version}", "validation": report.figures}

@@ -172,3 +172,15 @@ def validate_classifier(path: Path, spec, reference: np.ndarray, texts: list[str
     if tolerance.min_recall is not None:
         agreement = float((served.argmax(1) == reference.argmax(1)).mean())
         report.at_most(f"{spec.name}.top_class_disagreement", 1.0 - agreement, 1.0 - tolerance.min_recall)
+
+
+def export_checked(model: MiniLMClassifier, staged: Path, texts: list[str], report: ValidationReport) -> None:
+    """`fp32.onnx` and `int8.onnx` in `staged`, each compared with PyTorch on `texts`
+    into `report` (the caller raises once every figure is in)."""
+    from marquee.specs.moderation_text import TEXT_CLASSIFIER_FP32, TEXT_CLASSIFIER_INT8
+
+    reference = run_batched(model, texts)
+    export_classifier_onnx(model, staged / "fp32.onnx")
+    quantize_classifier_int8(staged / "fp32.onnx", staged / "int8.onnx")
+    for spec, name in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
+        validate_classifier(staged / name, spec, reference, texts, report)

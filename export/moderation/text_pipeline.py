@@ -94,11 +94,7 @@ def export_text_moderation(
         lexical.validate_lexical(staged / "lexical.onnx", validation_texts, report)
 
         classifier, head = _train_classifier(dataset, config.seed)
-        reference = text_classifier.run_batched(classifier, validation_texts)
-        text_classifier.export_classifier_onnx(classifier, staged / "fp32.onnx")
-        text_classifier.quantize_classifier_int8(staged / "fp32.onnx", staged / "int8.onnx")
-        for spec, name in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
-            text_classifier.validate_classifier(staged / name, spec, reference, validation_texts, report)
+        text_classifier.export_checked(classifier, staged, validation_texts, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
 
