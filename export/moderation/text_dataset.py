@@ -32,6 +32,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from export.moderation.text_natural_templates import NATURAL_SLOTS, NATURAL_TEMPLATES
+
 CATEGORIES = ("clean", "insult", "threat", "sexual", "spam")
 DEFAULT_SEED = 20261122
 PER_TEMPLATE = 40  # sentences drawn per template before deduplication
@@ -216,6 +218,10 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# The first, cue-word templates, then the natural ones (hard negatives and natural harm).
+SLOTS.update(NATURAL_SLOTS)
+TEMPLATES = {category: TEMPLATES[category] + NATURAL_TEMPLATES[category] for category in TEMPLATES}
+
 # Applied after slot filling; shared by every class so they carry no label signal.
 PARAPHRASES: tuple[str, ...] = (
     "{s}",
@@ -230,6 +236,8 @@ PARAPHRASES: tuple[str, ...] = (
     "@{name} {s}",
     "{s}, seriously",
     "just saying, {s}",
+    "{s} 😂",
+    "{L}",  # all lower case, as most comments are typed
     "{S}",  # sentence case
     "{U}",  # shouting
 )
@@ -266,6 +274,8 @@ def _paraphrase(sentence: str, rng: random.Random) -> str:
     pattern = rng.choice(PARAPHRASES)
     if pattern == "{S}":
         return sentence[:1].upper() + sentence[1:]
+    if pattern == "{L}":
+        return sentence.lower()
     if pattern == "{U}":
         return sentence.upper()
     return pattern.replace("{name}", rng.choice(SLOTS["name"])).replace("{s}", sentence)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from export import artifacts
-from export.moderation import lexical, text_classifier, text_dataset
+from export.moderation import lexical, text_classifier, text_dataset, text_natural_templates
 from export.route_install import install_route
 from export.validate import ValidationReport
 from marquee import render
@@ -52,7 +52,9 @@ def _version_dir(repository: Path, spec) -> Path:
 
 
 def _input_hash(config: TextExportConfig, policy_path: Path) -> str:
-    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset)] + [Path(__file__)]
+    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset, text_natural_templates)] + [
+        Path(__file__)
+    ]
     sources += manifest.MODERATE_TEXT.sources()
     return artifacts.content_hash(
         json.dumps(config.__dict__, sort_keys=True),
@@ -93,11 +95,7 @@ def export_text_moderation(
         lexical.validate_lexical(staged / "lexical.onnx", validation_texts, report)
 
         classifier, head = _train_classifier(dataset, config.seed)
-        reference = text_classifier.run_batched(classifier, validation_texts)
-        text_classifier.export_classifier_onnx(classifier, staged / "fp32.onnx")
-        text_classifier.quantize_classifier_int8(staged / "fp32.onnx", staged / "int8.onnx")
-        for spec, name in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
-            text_classifier.validate_classifier(staged / name, spec, reference, validation_texts, report)
+        text_classifier.export_checked(classifier, staged, validation_texts, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
 

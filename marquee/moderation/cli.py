@@ -24,7 +24,10 @@ from typing import Annotated
 import typer
 
 from marquee.console import configure_logging, console
+from marquee.moderation.calibrate_cli import calibrate
 from marquee.moderation.policy_cli import policy_app
+from marquee.moderation.review_cli import review
+from marquee.moderation.train_cli import train
 
 moderation_app = typer.Typer(help="Moderate text and images; run the queue worker.", no_args_is_help=True)
 quarantine_app = typer.Typer(
@@ -123,6 +126,9 @@ def _problem(result) -> str | None:
 
 moderation_app.command("moderate")(moderate)
 moderation_app.add_typer(policy_app, name="policy")
+moderation_app.command("calibrate")(calibrate)
+moderation_app.command("review")(review)
+moderation_app.command("train")(train)
 
 
 @moderation_app.command("worker")

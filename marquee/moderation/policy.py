@@ -43,6 +43,9 @@ class Verdict:
 class TextPolicy:
     ambiguous_band: tuple[float, float]
     categories: dict[str, Thresholds]
+    # The stage-2 classifier version these thresholds were fitted to (a retrained head is a
+    # new Triton model version); None: the route's configured version.
+    classifier_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def parse_policy(raw_bytes: bytes, path: str | Path) -> Policy:
         text=TextPolicy(
             ambiguous_band=_band(text.get("ambiguous_band"), path),
             categories=_thresholds(text.get("categories"), "text.categories", path),
+            classifier_version=_version(text.get("classifier_version"), path),
         ),
         image=ImagePolicy(
             labels=_thresholds(image.get("labels"), "image.labels", path),
@@ -129,6 +133,14 @@ def _probability(value, where: str, path: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise PolicyError(f"{path}: `{where}`={value!r}; must be a number in [0, 1]")
     return float(value)
+
+
+def _version(value, path: Path) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyError(f"{path}: `text.classifier_version`={value!r}; must be a model version number >= 1")
+    return value
 
 
 def _band(value, path: Path) -> tuple[float, float]:

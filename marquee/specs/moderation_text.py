@@ -87,14 +87,48 @@ def _classifier_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
 # FP32 ONNX vs PyTorch: same graph, float reordering only.
 TEXT_CLASSIFIER_FP32 = _classifier_spec(Precision.FP32, Tolerance(atol=1e-4))
 # Dynamic INT8 (weights per channel, activations per batch) moves the probabilities by
-# 0.002 on average and by up to 0.13 on borderline held-out texts (measured, 384 texts);
-# `min_recall` here is the share of texts whose top class matches FP32 PyTorch (0.997).
-TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.2, mean_atol=0.01, min_recall=0.98))
+# 0.006 on average and by up to 0.28 on borderline held-out texts (measured, 384 texts,
+# with the head trained on the natural templates, whose classes sit closer together than
+# the cue-word head's: 0.002 and 0.13 before); `min_recall` here is the share of texts
+# whose top class matches FP32 PyTorch (0.974; 0.997 before). The quality report gives
+# both precisions on the natural set.
+TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.35, mean_atol=0.01, min_recall=0.96))
 
 TEXT_CLASSIFIER_BY_PRECISION: dict[Precision, ModelSpec] = {
     Precision.FP32: TEXT_CLASSIFIER_FP32,
     Precision.INT8: TEXT_CLASSIFIER_INT8,
 }
+
+# The six labels of the Jigsaw toxic-comment challenge, in the model's output order.
+JIGSAW_LABELS: tuple[str, ...] = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+JIGSAW_MAXLEN = 100  # the Keras model's fixed input length (front-padded word ids)
+
+JIGSAW_BILSTM = ModelSpec(
+    name="jigsaw_bilstm",
+    family=FAMILY,
+    precision=Precision.FP32,
+    description="toxic-comment-classifier's BiLSTM trained on Jigsaw comments, rebuilt from its Keras weights",
+    inputs=(
+        TensorSpec(
+            "word_ids", DataType.INT64, (JIGSAW_MAXLEN,), description="Keras Tokenizer ids, front-padded with 0"
+        ),
+    ),
+    outputs=(
+        TensorSpec(
+            "probabilities",
+            DataType.FP32,
+            (len(JIGSAW_LABELS),),
+            description="independent sigmoids, one per Jigsaw label",
+            fields=JIGSAW_LABELS,
+            value_range=(0.0, 1.0),
+        ),
+    ),
+    max_batch_size=MAX_TEXTS,
+    dynamic_batching=DynamicBatching(max_queue_delay_us=500),
+    # Same arithmetic as the numpy LSTM reference, float32 vs float64 rounding only.
+    tolerance=Tolerance(atol=1e-4),
+    budget=LatencyBudget(perf_latency_p99_us=20_000, batch_size=16, concurrency=1),
+)
 
 MODERATE_TEXT = ModelSpec(
     name="moderate_text",

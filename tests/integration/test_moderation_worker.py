@@ -400,7 +400,7 @@ def test_worker_drains_the_queue_through_the_real_text_route(text_triton, tmp_pa
     from marquee.moderation.queue.sqlite import SqliteQueue
     from marquee.moderation.worker import Worker, WorkerSettings
 
-    texts = ["what a lovely trailer", "you are a fucking idiot", "see you at the premiere", "", "great soundtrack"] * 4
+    texts = ["what a lovely trailer", "you are a fucking idiot", "loved the premiere", "", "great soundtrack"] * 4
     with SqliteQueue(tmp_path / "queue.sqlite", RetryPolicy(max_attempts=2, backoff_s=0.0)) as queue:
         ids = queue.enqueue("text", texts)
         settings = WorkerSettings(batch_size=8, exit_when_empty=True, name="real")

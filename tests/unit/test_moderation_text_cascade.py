@@ -76,15 +76,19 @@ def test_judge_with_stage_one_only_decides_on_profanity(policy):
     assert audit["reasons"] and audit["reasons"][0].startswith("profanity=")
 
 
-def test_judge_with_stage_two_uses_every_class_but_clean(policy):
-    threat = policy.text.categories["threat"]
-    probabilities = class_scores(np.array([0.05, 0.0, (threat.review + threat.block) / 2, 0.0, 0.0]), TEXT_CLASSES)
+def test_judge_with_stage_two_uses_every_class_but_clean_and_the_harm_mass(policy):
+    harmful = policy.text.categories["harmful"]
+    clean = 1.0 - (harmful.review + harmful.block) / 2  # the harm mass between review and block
+    spread = (1.0 - clean) / 2  # split over two classes, neither decisive alone
+    probabilities = class_scores(np.array([clean, spread, spread, 0.0, 0.0]), TEXT_CLASSES)
     decision, audit = judge(0.3, probabilities, LEXICAL, CLASSIFIER, policy, decide)
     assert decision == "review"
-    assert set(audit["scores"]) == {"profanity", "insult", "threat", "sexual", "spam"}
+    assert audit["reasons"][0].startswith("harmful=")
+    assert set(audit["scores"]) == {"profanity", "insult", "threat", "sexual", "spam", "harmful"}
+    assert audit["scores"]["harmful"] == pytest.approx(1.0 - clean, abs=1e-6)
     assert audit["stages"][1] == {"model": "text_classifier_int8", "version": 1, "scores": probabilities, "ms": 12.0}
     assert audit["policy_version"] == policy.version and audit["policy_sha256"] == policy.sha256
-    assert audit["thresholds"]["threat"] == {"review": threat.review, "block": threat.block}
+    assert audit["thresholds"]["harmful"] == {"review": harmful.review, "block": harmful.block}
 
 
 def test_a_confident_clean_text_is_allowed(policy):

@@ -21,6 +21,11 @@ except ImportError:  # imported from the source tree (unit tests)
 
 LEXICAL_CATEGORY = "profanity"
 CLEAN_CLASS = "clean"  # the classifier's "nothing wrong" class: reported, never a reason
+# 1 - P(clean): the classifier's whole harm mass. Comments that mix kinds of harm, or
+# whose harm the head spreads over two classes, reach it when no single class would
+# (measured on the natural set: precision 0.94 at recall 0.95 ranked by it, 0.87 by the
+# strongest single class; perf/reports/moderation_natural_quality.json).
+HARMFUL_CATEGORY = "harmful"
 
 
 class ItemError(ValueError):
@@ -94,6 +99,17 @@ def class_scores(probabilities: np.ndarray, classes: Sequence[str]) -> dict[str,
     return {name: round(float(p), 6) for name, p in zip(classes, probabilities, strict=True)}
 
 
+def decision_scores(profanity: float, probabilities: dict[str, float] | None) -> dict[str, float]:
+    """What the policy decides on: the lexical score, and when stage 2 ran every class but
+    `clean` plus `harmful` (1 - P(clean))."""
+    scores = {LEXICAL_CATEGORY: round(float(profanity), 6)}
+    if probabilities is not None:
+        scores.update({name: p for name, p in probabilities.items() if name != CLEAN_CLASS})
+        if CLEAN_CLASS in probabilities:
+            scores[HARMFUL_CATEGORY] = round(1.0 - probabilities[CLEAN_CLASS], 6)
+    return scores
+
+
 def _thresholds_json(thresholds: dict) -> dict[str, dict[str, float]]:
     return {name: {"review": t.review, "block": t.block} for name, t in thresholds.items()}
 
@@ -108,13 +124,19 @@ def judge(
 ) -> tuple[str, dict]:
     """Decision and audit of one text from its stage scores.
 
-    Decision scores are the lexical `profanity` plus, when stage 2 ran, every classifier
-    class except `clean` (which the stage record still shows).
+    Decision scores: see `decision_scores` (the stage record still shows `clean`).
     """
-    scores = {LEXICAL_CATEGORY: round(float(profanity), 6)}
-    stages = [{"model": lexical.model, "version": lexical.version, "scores": dict(scores), "ms": round(lexical.ms, 3)}]
-    if probabilities is not None and classifier is not None:
-        scores.update({name: p for name, p in probabilities.items() if name != CLEAN_CLASS})
+    ran_stage2 = probabilities is not None and classifier is not None
+    scores = decision_scores(profanity, probabilities if ran_stage2 else None)
+    stages = [
+        {
+            "model": lexical.model,
+            "version": lexical.version,
+            "scores": {LEXICAL_CATEGORY: scores[LEXICAL_CATEGORY]},
+            "ms": round(lexical.ms, 3),
+        }
+    ]
+    if ran_stage2:
         stages.append(
             {
                 "model": classifier.model,

@@ -25,10 +25,12 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cascade import (  # noqa: E402 - needs the path above
     INPUT_ERROR,
+    LEXICAL_CATEGORY,
     MODEL_ERROR,
     StageRun,
     ambiguous,
     class_scores,
+    decision_scores,
     encode_outputs,
     error_audit,
     judge,
@@ -86,17 +88,44 @@ class TritonPythonModel:
         items, precision = self._read_request(request)
         if self.dependencies.missing():
             call.degrade("dependency", self.dependencies.reason())
+        policy, shadow_policy = self.policies.active, self.policies.shadow
+        version = self._version_of(policy)
         with call.clock.stage("moderate"):
-            results = await self._moderate(items, precision, self.policies.active)
-        for decision, audit in results:
+            results, stage2_texts = await self._moderate(items, precision, policy, version)
+            shadow_scores = await self._shadow_scores(stage2_texts, shadow_policy, version, precision)
+        for index, (decision, audit) in enumerate(results):
             category = decision_category(decision, audit, self.policies.categories)
             self.decisions.add(1, surface=call.surface, category=category, decision=decision)
-            shadow = shadow_verdict(audit.get("scores", {}), self.policies.shadow, lambda p: p.text.categories)
+            scores = audit.get("scores", {})
+            if index in shadow_scores:  # the shadow classifier's classes, the same lexical score
+                scores = decision_scores(scores[LEXICAL_CATEGORY], shadow_scores[index])
+            shadow = shadow_verdict(scores, shadow_policy, lambda p: p.text.categories)
+            if shadow is not None and index in shadow_scores:
+                shadow.update(classifier_version=self._version_of(shadow_policy), scores=scores)
             self.policies.record_shadow(audit, decision, shadow, call.surface)
         decisions, audits = encode_outputs(results)
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor("decision", decisions), pb_utils.Tensor("audit", audits)]
         )
+
+    def _version_of(self, policy) -> int:
+        """The classifier version a policy names (a retrained head), else the configured one."""
+        return policy.text.classifier_version or self.classifier_version
+
+    async def _shadow_scores(self, stage2_texts: dict[int, str], shadow_policy, version: int, precision: str):
+        """When the shadow policy names another classifier version, that version scores the
+        same stage-2 texts too (recorded, never enforced); {request index: scores}."""
+        if shadow_policy is None or not stage2_texts or self._version_of(shadow_policy) == version:
+            return {}
+        indices = sorted(stage2_texts)
+        try:
+            matrix, _ = await self._classify(
+                [stage2_texts[i] for i in indices], precision, self._version_of(shadow_policy)
+            )
+        except StageFailed as failure:
+            self._warn(f"shadow classifier: {failure}")
+            return {}
+        return {i: class_scores(row, self.classes) for i, row in zip(indices, matrix, strict=True)}
 
     def _read_request(self, request) -> tuple[np.ndarray, str]:
         items = input_array(request, "text", "BYTES [texts]: UTF-8 texts").reshape(-1)
@@ -111,15 +140,16 @@ class TritonPythonModel:
             )
         return items, precision
 
-    async def _moderate(self, items: np.ndarray, precision: str, policy) -> list[tuple[str, dict]]:
-        """(decision, audit) per text under `policy` (one policy for the whole request)."""
+    async def _moderate(self, items: np.ndarray, precision: str, policy, version: int):
+        """(decision, audit) per text under `policy` (one policy for the whole request), and
+        the texts stage 2 judged {request index: text}."""
         batch = read_batch(list(items), self.max_chars)
         results: list = [None] * batch.size
         for index, message in batch.errors.items():
             results[index] = ("error", error_audit(message, policy, INPUT_ERROR))
         indices = batch.valid_indices
         if not indices:
-            return results
+            return results, {}
         texts = [batch.texts[i] for i in indices]
         try:
             profanity, lexical = await self._lexical(texts)
@@ -127,14 +157,14 @@ class TritonPythonModel:
             self._warn(str(failure))
             for index in indices:
                 results[index] = ("error", error_audit(str(failure), policy, MODEL_ERROR))
-            return results
+            return results, {}
 
         selected = [int(k) for k in np.flatnonzero(ambiguous(profanity, policy.text.ambiguous_band))]
         probabilities: dict[int, dict[str, float]] = {}
         classifier, classifier_error = None, None
         if selected:
             try:
-                matrix, classifier = await self._classify([texts[k] for k in selected], precision)
+                matrix, classifier = await self._classify([texts[k] for k in selected], precision, version)
                 probabilities = {k: class_scores(row, self.classes) for k, row in zip(selected, matrix, strict=True)}
             except StageFailed as failure:
                 self._warn(str(failure))
@@ -148,7 +178,8 @@ class TritonPythonModel:
                 continue
             scored = probabilities.get(k)
             results[index] = judge(profanity[k], scored, lexical, classifier if scored else None, policy, decide)
-        return results
+        stage2_texts = {indices[k]: texts[k] for k in probabilities}
+        return results, stage2_texts
 
     # -- downstream models ------------------------------------------------------
 
@@ -165,15 +196,15 @@ class TritonPythonModel:
         run = StageRun(self.lexical_model, self.lexical_version, _ms_since(started))
         return outputs["profanity"].reshape(-1), run
 
-    async def _classify(self, texts: list[str], precision: str) -> tuple[np.ndarray, StageRun]:
+    async def _classify(self, texts: list[str], precision: str, version: int) -> tuple[np.ndarray, StageRun]:
         model = self.classifiers[precision]
         started = time.perf_counter()
         input_ids, attention_mask = encode(self.tokenizer, texts)
         inputs = [pb_utils.Tensor("input_ids", input_ids), pb_utils.Tensor("attention_mask", attention_mask)]
         outputs = await self.downstream.call(
-            model, inputs, ["probabilities"], self.budget_s["classifier"], version=self.classifier_version
+            model, inputs, ["probabilities"], self.budget_s["classifier"], version=version
         )
-        return outputs["probabilities"], StageRun(model, self.classifier_version, _ms_since(started))
+        return outputs["probabilities"], StageRun(model, version, _ms_since(started))
 
     def _warn(self, message: str) -> None:
         pb_utils.Logger.log_warn(f"{self.name}: {message}")
