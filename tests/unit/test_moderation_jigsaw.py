@@ -71,7 +71,7 @@ def test_onnx_and_word_ids_match_keras_itself(package, tmp_path):
     model.compile(loss="binary_crossentropy", optimizer="adam")  # the weights file carries optimizer state
     model.load_weights(str(directory / "model.weights.h5"))
     onnx_path = jigsaw.export_onnx(weights, tmp_path / "model.onnx", JIGSAW_BILSTM)
-    served = ort.InferenceSession(str(onnx_path)).run(["probabilities"], {"word_ids": keras_ids})[0]
+    served = ort.InferenceSession(str(onnx_path)).run(["probabilities"], {"word_ids": keras_ids.astype(np.int64)})[0]
     np.testing.assert_allclose(served, model.predict(keras_ids, verbose=0), atol=1e-5)
 
 
