@@ -35,7 +35,7 @@ FROM_PYTHON = {"python", "python3", "python3.11"}
 # needs no system package. A new computed call fails until it is listed here.
 DYNAMIC_CALLS = {
     ("marquee/cli.py", "perf_analyzer"): "perf_analyzer, fetched by `marquee perf setup` (--test/--perf)",
-    ("marquee/server/process.py", "TritonServer.start"): "tritonserver from the nvidia-pytriton wheel",
+    ("marquee/server/process.py", "TritonServer._launch"): "tritonserver from the nvidia-pytriton wheel",
     ("marquee/deploy/execution_env.py", "_run_python"): "a Python interpreter: --python's, or a venv made from it",
 }
 
