@@ -61,6 +61,7 @@ from marquee.targets import NGC_CPU
 from marquee.transcription.wer import word_error_rate
 from tests.fixtures_moderation_text import moderate
 from tests.fixtures_video import clip_path
+from tests.fixtures_whisper import BASE_CACHE
 from tests.fixtures_whisper import transcribe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -167,12 +168,14 @@ def _exported_version(spec: ModelSpec, sources: list[Path]) -> Path:
 def exports(
     route_repository, text_moderation_repository, image_moderation_repository, whisper_repository, video_repository
 ):
-    """The session fixtures' repositories, where the catalogue's models were exported."""
+    """The session fixtures' repositories, where the catalogue's models were exported
+    (Whisper base, both precisions, in the cache `whisper_repository` links its INT8 from)."""
     return [
         route_repository,
         text_moderation_repository,
         image_moderation_repository,
         whisper_repository,
+        BASE_CACHE,
         video_repository,
     ]
 
@@ -314,7 +317,8 @@ def _analyze_video(server, clip: Path) -> dict:
 
 def _transcribe(server, clip: bytes) -> dict:
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
-        return {route: transcribe(client, [clip], model=route)[0] for route in ("transcribe", "transcribe_int8")}
+        routes = ("transcribe", "transcribe_int8", "transcribe_base", "transcribe_base_int8")
+        return {route: transcribe(client, [clip], model=route)[0] for route in routes}
 
 
 def _infer(client, model: str, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
@@ -529,6 +533,9 @@ def test_transcribe_routes_answer_with_the_spoken_words(answers):
     # On one sentence a flipped word is 1/16 of the WER: INT8 gets its documented delta
     # (measured on ~500 words) plus one word.
     assert int8 <= max(MAX_WER, fp32 + INT8_MAX_WER_DELTA + 1 / 16), texts
+    for route in ("transcribe_base", "transcribe_base_int8"):  # multilingual: says which language it heard
+        assert results[route]["language"] == "en", results[route]
+        assert word_error_rate(SPOKEN, texts[route]).wer <= MAX_WER, texts
 
 
 def test_served_whisper_decoders_step_like_their_files(answers):

@@ -205,8 +205,13 @@ def test_marquee_models_marks_a_route_whose_composed_model_is_missing(triton):
 
 
 def test_moderation_items_of_a_missing_classifier_are_model_errors(text_triton):
+    from export.moderation.text_dataset import build_dataset
+
+    # Held-out texts on both sides of the route's ambiguous band: those inside it need the
+    # missing stage-2 classifier.
+    held_out = [example.text.encode() for example in build_dataset().test[:30]]
     with grpcclient.InferenceServerClient(text_triton.grpc_url) as client:
-        result = client.infer(BROKEN_ROUTE, _inputs(grpcclient, texts(3)))
+        result = client.infer(BROKEN_ROUTE, _inputs(grpcclient, {"text": (np.array(held_out, np.object_), "BYTES")}))
     audits = [json.loads(a) for a in result.as_numpy("audit")]
     errors = [audit for audit in audits if audit["decision"] == "error"]
     assert errors and all(audit["error_kind"] == "model" for audit in errors)
