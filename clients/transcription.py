@@ -5,8 +5,8 @@
             print(f"{segment.start:7.2f} {segment.end:7.2f} {segment.text}")
 
 The route takes encoded files (WAV, FLAC, OGG, MP3, M4A/AAC, Opus/WebM, or the audio
-track of MP4, MOV and MKV files; the server decodes and resamples) and answers one JSON object per clip (see the contract in
-marquee/specs/whisper.py): {"duration_s", "segments": [{"start", "end", "text",
+track of MP4, MOV and MKV files; the server decodes and resamples) and answers one JSON
+object per clip (see the contract in marquee/specs/whisper.py): {"duration_s", "segments": [{"start", "end", "text",
 "tokens"}], "model", "model_version"} or {"error": "..."} for a clip the route could not
 transcribe; other clips of the same request are still transcribed.
 

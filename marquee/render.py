@@ -17,6 +17,8 @@ from marquee.errors import ConfigDriftError
 from marquee.specs.base import DynamicBatching, EnsembleStep, InstanceGroup, ModelSpec, TensorSpec
 from marquee.targets import EMBEDDED_CPU, Target
 
+# Read by the ONNX Runtime stand-in (marquee/backends/onnxruntime/model.py).
+AXIS_LIMITS_PARAMETER = "max_axis_sizes"
 HEADER = "# Rendered by `marquee render` from marquee/specs; do not edit by hand.\n"
 
 
@@ -50,6 +52,9 @@ def config_dict(spec: ModelSpec) -> dict:
     parameters = {**spec.parameters, **stage_budget_parameters(spec)}
     if spec.composes:
         parameters["composes"] = ",".join(spec.composes)
+    if spec.axis_limits:
+        limits = sorted(spec.axis_limits.items())
+        parameters[AXIS_LIMITS_PARAMETER] = ",".join(f"{axis}={size}" for axis, size in limits)
     if parameters:
         config["parameters"] = {k: {"string_value": v} for k, v in sorted(parameters.items())}
     return config

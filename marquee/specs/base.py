@@ -217,6 +217,11 @@ class ModelSpec:
     # Batch sizes Triton runs (zero-filled) before marking the model ready, so the first
     # real request does not pay for ONNX Runtime's lazy initialisation.
     warmup_batch_sizes: tuple[int, ...] = ()
+    # The largest size each named dynamic axis of the inputs may take. Triton's config has
+    # no bound for a -1 dim, and a request at a huge size can cost gigabytes before any
+    # kernel fails; the ONNX Runtime stand-in refuses larger sizes (INVALID_ARG). Rendered
+    # as the `max_axis_sizes` parameter ("past_length=448,tokens=448").
+    axis_limits: dict[str, int] = field(default_factory=dict)
     # Only for backend "ensemble": the steps Triton chains without Python in between.
     ensemble_steps: tuple[EnsembleStep, ...] = ()
     # Routes: the deadline of each downstream stage, rendered as `<stage>_budget_ms`
@@ -241,6 +246,10 @@ class ModelSpec:
         unknown = [key for key in self.composes if key not in self.parameters]
         if unknown:
             raise ValueError(f"ModelSpec `{self.name}`: composes {unknown} name no parameter; known: {self.parameters}")
+        named_axes = {d for t in self.inputs for d in t.dims if isinstance(d, str)}
+        unbound = sorted(set(self.axis_limits) - named_axes)
+        if unbound:
+            raise ValueError(f"ModelSpec `{self.name}`: axis_limits name {unbound}; its inputs' axes: {named_axes}")
         names = [t.name for t in self.inputs + self.outputs]
         if len(names) != len(set(names)):
             raise ValueError(f"ModelSpec `{self.name}`: tensor names must be unique, got {names}")

@@ -154,6 +154,9 @@ def decoder_spec(
         ),
         max_batch_size=LIMITS.encoder_batch,
         dynamic_batching=None,
+        # Whisper's text context: no decode step has more tokens, before or new. Larger
+        # sizes are refused (a fuzzed step at 1,500 drove a stub past 4 GB).
+        axis_limits={"tokens": dims.n_text_ctx, "past_length": dims.n_text_ctx},
         tolerance=tolerance,
         budget=LatencyBudget(perf_latency_p99_us=20_000),
     )

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from tritonclient.utils import InferenceServerException
 
 from marquee.specs import CATALOGUE
+from marquee.specs.whisper import WHISPER_BASE_MODELS
 from perf.fuzz import payloads
 from perf.fuzz.cases import requests_for
 from perf.fuzz.probe import Fuzzer, ServerProcesses
@@ -36,16 +37,26 @@ HEAVY = {"transcribe", "transcribe_int8", "analyze_video", "moderate_image", "wh
          "whisper_decoder_int8", "whisper_encoder_fp32", "whisper_encoder_int8", "transnetv2_fp32",
          "transnetv2_int8", "ocr_det_ppocrv4", "nudenet_320n"}  # fmt: skip
 # Resident memory of a server and its stubs may grow this much over its fuzzing (caches,
-# allocator arenas); a bomb that got through would cost gigabytes.
-RSS_GROWTH_LIMIT = 768 * 1024 * 1024
+# allocator arenas): the most measured without a bomb is 840 MiB (the transcription server:
+# first batch-8 encoder calls, PyAV's decode buffers, 2026-12-03). The bombs the fuzzer
+# found cost 4.6 GB (a Whisper decoder step at 1,500 tokens) and 9 GB (a 1 Hz WAV).
+RSS_GROWTH_LIMIT = 1536 * 1024 * 1024
 SERVERS = ["triton", "text_triton", "image_triton", "audio_triton", "transcribe_triton", "video_triton"]
+
+
+# Whisper base runs the same backend and route code as tiny.en, which the fast profile
+# fuzzes; its first batch-8 encoder calls alone grow the stubs by about 2 GB of ONNX Runtime
+# arena (measured), which would hide a bomb under the growth limit. The long profile
+# (perf/fuzz_long.py) fuzzes every exported model, base included.
+NOT_IN_FAST_PROFILE = {spec.name for spec in WHISPER_BASE_MODELS}
 
 
 def served_models(server) -> list[str]:
     """READY models of the server that have a spec (test-only variants have none)."""
     with httpclient.InferenceServerClient(server.http_url) as client:
         index = client.get_model_repository_index(headers=server.admin_key.http_headers())
-    return sorted({m["name"] for m in index if m.get("state") == "READY" and m["name"] in CATALOGUE})
+    ready = {m["name"] for m in index if m.get("state") == "READY" and m["name"] in CATALOGUE}
+    return sorted(ready - NOT_IN_FAST_PROFILE)
 
 
 def fuzz(fuzzer: Fuzzer, model: str) -> None:
@@ -101,6 +112,37 @@ def _send_audio(url: str, protocol: str, model: str, data: bytes, timeout_s: flo
         return client.infer(model, [tensor], **extra)
     finally:
         client.close()
+
+
+def _decoder_step(spec, tokens: int, past: int) -> list:
+    """One decode step for `spec` with `tokens` new tokens and a cache of `past`, zeros."""
+    sizes = {"tokens": tokens, "past_length": past}
+    inputs = []
+    for tensor in spec.inputs:
+        shape = [1, *(sizes[d] if isinstance(d, str) else d for d in tensor.dims)]
+        dtype = np.int64 if tensor.name == "input_ids" else np.float32
+        wire = grpcclient.InferInput(tensor.name, shape, "INT64" if dtype == np.int64 else "FP32")
+        wire.set_data_from_numpy(np.zeros(shape, dtype))
+        inputs.append(wire)
+    return inputs
+
+
+def test_a_decoder_step_past_whispers_context_is_refused_naming_the_axis(transcribe_triton):
+    """Found by the long profile: a `whisper_decoder_fp32` step at 1,500 tokens drove its
+    stub past 4 GB until the OOM killer took it. Whisper's context is 448 tokens; the spec
+    bounds both axes and the backend refuses a larger size before the graph runs."""
+    spec = CATALOGUE["whisper_decoder_fp32"]
+    processes = ServerProcesses(transcribe_triton.process.pid)
+    before = processes.rss_bytes()
+    with grpcclient.InferenceServerClient(transcribe_triton.grpc_url) as client:
+        for tokens, past, axis in ((449, 0, "tokens"), (1, 1_500, "past_length")):
+            with pytest.raises(InferenceServerException) as refused:
+                client.infer(spec.name, _decoder_step(spec, tokens, past), client_timeout=60)
+            assert str(refused.value.status()) == "StatusCode.INVALID_ARGUMENT"
+            assert f"on axis `{axis}`; allowed: 0 to 448" in refused.value.message()
+        at_the_limit = client.infer(spec.name, _decoder_step(spec, 4, 444), client_timeout=60)
+    assert at_the_limit.as_numpy("logits").shape == (1, 51864)
+    assert processes.rss_bytes() - before < 512 * 2**20
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])

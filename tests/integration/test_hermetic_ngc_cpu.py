@@ -61,8 +61,7 @@ from marquee.targets import NGC_CPU
 from marquee.transcription.wer import word_error_rate
 from tests.fixtures_moderation_text import moderate
 from tests.fixtures_video import clip_path
-from tests.fixtures_whisper import BASE_CACHE
-from tests.fixtures_whisper import transcribe
+from tests.fixtures_whisper import BASE_CACHE, transcribe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
