@@ -56,7 +56,7 @@ from marquee.server.process import log_tail
 from marquee.specs import CATALOGUE, DataType, LatencyBudget, ModelSpec, Precision, TensorSpec, Tolerance
 from marquee.specs.ranker import RANKER_FP32, RANKER_INT8
 from marquee.specs.recommend import SETTINGS
-from marquee.specs.whisper import INT8_MAX_WER_DELTA
+from marquee.specs.whisper import BASE, INT8_MAX_WER_DELTA, TINY_EN
 from marquee.targets import NGC_CPU
 from marquee.transcription.wer import word_error_rate
 from tests.fixtures_moderation_text import moderate
@@ -333,28 +333,33 @@ def _infer(client, model: str, feeds: dict[str, np.ndarray], outputs: list[str])
     return {name: result.as_numpy(name) for name in outputs}
 
 
+# Each Whisper variant's decoders with the dims and first token of the checkpoint.
+DECODED_VARIANTS = (("whisper", TINY_EN, 50257), ("whisper_base", BASE, 50258))
+
+
 def _whisper_decoders(server, clip: bytes, roots: list[Path]) -> dict:
     """The served decoders (the routes run their own in-process copy, so no route calls
-    them): one step on the clip's real encoder output, served and run here on the moved file."""
-    layers = range(4)
-    cross = [f"cross_{kind}_{layer}" for layer in layers for kind in ("k", "v")]
+    them): one step on the clip's real encoder output, served and run here on the moved
+    file, for every variant and precision. {decoder model: (served, local, dims)}"""
     steps = {}
     with grpcclient.InferenceServerClient(server.grpc_url) as client:
         mel = _infer(client, "audio_features", {"audio": np.frombuffer(clip, np.uint8)[None]}, ["mel"])["mel"]
         features = np.full((1, 80, 3000), mel.min(), np.float32)
         features[:, :, : min(3000, mel.shape[2])] = mel[:, :, :3000]
-        for precision in ("fp32", "int8"):
-            encoded = _infer(client, f"whisper_encoder_{precision}", {"input_features": features}, cross)
-            feeds = {"input_ids": np.array([[50257, 50362]], np.int64), **encoded}
-            for layer in layers:
-                for kind in ("k", "v"):
-                    feeds[f"past_{kind}_{layer}"] = np.zeros((1, 6, 1, 64), np.float32)
-            model = f"whisper_decoder_{precision}"
-            served = _infer(client, model, feeds, ["logits"])["logits"]
-            moved = next(root / model for root in roots if (root / model).is_dir())
-            session = ort.InferenceSession(str(moved / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
-            (local, *_) = session.run(["logits"], feeds)
-            steps[precision] = (served, local)
+        for prefix, dims, first_token in DECODED_VARIANTS:
+            layers = range(dims.n_layers)
+            cross = [f"cross_{kind}_{layer}" for layer in layers for kind in ("k", "v")]
+            for precision in ("fp32", "int8"):
+                encoded = _infer(client, f"{prefix}_encoder_{precision}", {"input_features": features}, cross)
+                feeds = {"input_ids": np.array([[first_token, first_token + 1]], np.int64), **encoded}
+                for name in (f"past_{kind}_{layer}" for layer in layers for kind in ("k", "v")):
+                    feeds[name] = np.zeros((1, dims.n_heads, 1, dims.head_dim), np.float32)
+                model = f"{prefix}_decoder_{precision}"
+                served = _infer(client, model, feeds, ["logits"])["logits"]
+                moved = next(root / model for root in roots if (root / model).is_dir())
+                session = ort.InferenceSession(str(moved / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+                (local, *_) = session.run(["logits"], feeds)
+                steps[model] = (served, local, dims)
     return steps
 
 
@@ -538,10 +543,12 @@ def test_transcribe_routes_answer_with_the_spoken_words(answers):
 
 
 def test_served_whisper_decoders_step_like_their_files(answers):
-    for precision, (served, local) in _answer(answers, "whisper_decoders").items():
-        assert served.shape == local.shape == (1, 51864), precision
-        assert np.abs(served - local).max() <= 1e-2 * max(1.0, np.abs(local).max()), precision
-        assert served.argmax() == local.argmax(), precision
+    steps = _answer(answers, "whisper_decoders")
+    assert len(steps) == 2 * len(DECODED_VARIANTS)
+    for model, (served, local, dims) in steps.items():
+        assert served.shape == local.shape == (1, dims.n_vocab), model
+        assert np.abs(served - local).max() <= 1e-2 * max(1.0, np.abs(local).max()), model
+        assert served.argmax() == local.argmax(), model
 
 
 def test_triton_statistics_show_every_model_executed(answers, alive):
