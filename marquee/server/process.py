@@ -183,10 +183,11 @@ class TritonServer:
         try:
             self._launch(timeout)
         except _LoadRaceCrash:
-            # A known Python-backend race (triton-inference-server/server#8882, open in
-            # 2.51 through 2.69): when many Python-backend models load at once, tritonserver
-            # can abort with `boost::interprocess::lock_exception` before it is ready. It
-            # does not repeat on a second start, so start once more and keep the first log.
+            # The Python backend's shared-memory lock can abort tritonserver with
+            # `boost::interprocess::lock_exception`: upstream reports it under concurrent
+            # BLS load (triton-inference-server/server#8882, open through 2.69); CI saw it
+            # once while ~60 Python-backend models loaded at once, and the same start then
+            # passed. So start once more, keeping the first log.
             crashed_log = self.log_path.with_suffix(".crashed.log")
             self.log_path.replace(crashed_log)
             log.warning(
