@@ -564,7 +564,7 @@ def perf_compare(
 def perf_gate(
     url: Annotated[str | None, typer.Option(help="gRPC address of a running server; default: start one.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only these budget entries.")] = None,
-    update_baseline: Annotated[bool, typer.Option(help="Record this run as perf/baselines/cpu.json.")] = False,
+    update_baseline: Annotated[bool, typer.Option(help="Record this run as this CPU model's entry in perf/baselines/cpu.json.")] = False,
     report: Annotated[Path, typer.Option(help="JSON report.")] = Path("perf/results/gate.json"),
     repository: RepositoryOption = None,
 ) -> None:
@@ -577,7 +577,7 @@ def perf_gate(
     from marquee import serving
     from marquee.server import TritonServer, free_ports
     from perf.gate import budget_set, load_budgets, models_to_serve, read_baseline, run_gate, write_baseline
-    from perf.machine import accelerator
+    from perf.machine import accelerator, cpu_model
     from perf.perf_analyzer import locate
 
     host = accelerator()
@@ -604,13 +604,19 @@ def perf_gate(
         budgets["models"] = {k: v for k, v in budgets["models"].items() if k in model}
     repo = _repository(repository)
     analyzer = locate()
+    baseline = read_baseline()
+    if baseline is None and chosen == "cpu":
+        console.print(
+            f"[yellow]note:[/] perf/baselines/cpu.json has no baseline for this CPU ({cpu_model()}); only the "
+            "budgets are judged. Record one on a quiet host with --update-baseline"
+        )
     if url:
-        result = run_gate(analyzer, url, repo, budgets, read_baseline(), host=host)
+        result = run_gate(analyzer, url, repo, budgets, baseline, host=host)
     else:
         with TritonServer(repo, free_ports(), models=models_to_serve(budgets)) as server:
             if "recommend" in budgets["models"]:
                 serving.warm_up_recommend(server.grpc_url)
-            result = run_gate(analyzer, server.grpc_url, repo, budgets, read_baseline(), host=host)
+            result = run_gate(analyzer, server.grpc_url, repo, budgets, baseline, host=host)
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(result.to_json(), indent=2) + "\n")
     for m in result.measurements:
@@ -627,7 +633,7 @@ def perf_gate(
         console.print(f"[red]✗[/] {breach}")
     if not result.passed:
         raise typer.Exit(1)
-    judged = "the gpu budgets" if chosen == "gpu" else "the cpu budgets and baseline"
+    judged = "the gpu budgets" if chosen == "gpu" else "the cpu budgets" + (" and baseline" if baseline else "")
     console.print(f"[green]✓ {len(result.measurements)} model(s) within {judged}[/] (report: {report})")
 
 

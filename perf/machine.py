@@ -33,6 +33,25 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_times() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs since boot, from /proc/stat; (0, 0) where unreadable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is
+    # already inside user, so the total stops at steal.
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
+def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Share of CPU time the hypervisor gave to other guests between two cpu_times():
+    work on a shared VM's neighbours, which no in-host reference can cancel out."""
+    total = after[1] - before[1]
+    return None if total <= 0 else 100.0 * (after[0] - before[0]) / total
+
+
 def parse_nvidia_smi(text: str) -> list[dict]:
     """GPUs from `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader`."""
     gpus = []

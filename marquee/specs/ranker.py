@@ -53,13 +53,18 @@ FAMILY = "ranker"
 
 # A page's candidates in one request. GPU hosts: p99 in microseconds. CPU hosts: against the
 # same ONNX file run in-process on one thread (served p99 / in-process median batch time;
-# served rows/s / in-process rows/s); measured 3.0 and 0.54 on 2 cores (README).
+# served rows/s / in-process rows/s). The INT8 ranker measured 3.0 and 0.54 on a 2-core AMD
+# EPYC (2026-11-22), and 7.4-9.3 and 0.29-0.33 on a 2-core Intel Xeon (2026-12-03, CPU steal
+# under 16%; the same code as the AMD figures gave 3.7 and 7.7 there): the served path's
+# fixed costs (three processes on two cores) weigh more against a faster reference. The
+# bounds hold on both with room for a stall; a ranker 30 ms slower measures above 25.
+# Smaller regressions are caught against each CPU model's own baseline (perf/baselines).
 RANKER_BUDGET = LatencyBudget(
     perf_latency_p99_us=5_000,
     batch_size=256,
     concurrency=1,
-    cpu_p99_ratio_max=6.0,
-    cpu_throughput_ratio_min=0.3,
+    cpu_p99_ratio_max=12.0,
+    cpu_throughput_ratio_min=0.2,
     gated=True,
 )
 

@@ -1,3 +1,5 @@
+import json
+
 from perf.gate import ModelMeasurement, best_attempt, evaluate
 
 BUDGETS = {
@@ -96,3 +98,33 @@ def test_route_budgets_are_absolute_and_name_where_time_went():
     ]
     route.served["perf_latency_p99"] = 20_000
     assert evaluate([route], budgets, None).passed
+
+
+def test_baselines_are_kept_per_cpu_model(tmp_path):
+    from perf.gate import GateResult, read_baseline, write_baseline
+    from perf.machine import cpu_model
+
+    path = tmp_path / "cpu.json"
+    other = {"Some Other CPU": {"m": {"perf_latency_p99_ratio": 3.0}}}
+    path.write_text(json.dumps(other))
+    assert read_baseline(path) is None  # this host's CPU has no entry: nothing to compare
+    write_baseline(GateResult([measurement(2000, 600)]), path)
+    assert read_baseline(path) == {"m": {"perf_latency_p99_ratio": 2.0, "perf_throughput_ratio": 0.6}} | {
+        "_machine": read_baseline(path)["_machine"]
+    }
+    assert read_baseline(path, cpu="Some Other CPU") == other["Some Other CPU"]  # left as it was
+    assert read_baseline(path)["_machine"]["cpu"] == cpu_model()
+
+
+def test_steal_is_the_share_of_cpu_time_given_to_other_guests():
+    from perf.machine import steal_percent
+
+    assert steal_percent((100, 1000), (150, 1200)) == 25.0
+    assert steal_percent((0, 0), (0, 0)) is None  # /proc/stat unreadable
+
+
+def test_a_breach_under_steal_says_how_much():
+    slow = measurement(9000, 600)
+    slow.host_steal_percent, slow.attempts = 23.4, 5
+    (breach,) = evaluate([slow], BUDGETS, None).breaches
+    assert "host CPU steal 23% (best of 5 attempt(s))" in breach
