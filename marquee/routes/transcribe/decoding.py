@@ -95,11 +95,20 @@ def apply_rules(logits: np.ndarray, sampled: list[list[int]], rules: DecodingRul
         logits[:, :begin] = NEG_INF
         logits[:, begin + rules.max_initial_timestamp_index + 1 :] = NEG_INF
     logprobs = log_softmax(logits)
-    for k in range(len(sampled)):
-        timestamp_logprob = np.logaddexp.reduce(logprobs[k, begin:])
-        if timestamp_logprob > logprobs[k, :begin].max():
-            logits[k, :begin] = NEG_INF
+    # All rows at once (a per-row logaddexp.reduce over 1,500 timestamps cost more than the
+    # decoder step of a small batch): where the timestamps' summed probability beats the
+    # best text token, only a timestamp may follow.
+    forced = _logsumexp(logprobs[:, begin:]) > logprobs[:, :begin].max(axis=-1)
+    logits[forced, :begin] = NEG_INF
     return logits
+
+
+def _logsumexp(values: np.ndarray) -> np.ndarray:
+    """log(sum(exp(values))) over the last axis; -inf for a row that is all -inf."""
+    peak = values.max(axis=-1)
+    safe = np.where(np.isfinite(peak), peak, 0.0)
+    with np.errstate(divide="ignore"):
+        return safe + np.log(np.exp(values - safe[:, None]).sum(axis=-1))
 
 
 @dataclass

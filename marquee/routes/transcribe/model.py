@@ -260,13 +260,22 @@ class TritonPythonModel:
 
     async def _batched(self, clips: list[Clip], options: Options) -> None:
         queue = [(clip, chunk) for clip in clips if clip.error is None for chunk in clip.chunks]
-        for start in range(0, len(queue), self.decode_batch):
-            batch = [(clip, chunk) for clip, chunk in queue[start : start + self.decode_batch] if clip.error is None]
+        batches = [queue[start : start + self.decode_batch] for start in range(0, len(queue), self.decode_batch)]
+        # A two-stage pipeline: batch n+1's features and encoder call run while batch n
+        # decodes. The decoder takes one core in this process and the encoder runs in
+        # its own; one after the other, one core idled through every decode (a long file
+        # is one request, so no other request fills it).
+        encoding = self._encode_batch(batches[0]) if batches else None
+        for index in range(len(batches)):
+            batch, encoded = await encoding
+            if index + 1 < len(batches):
+                encoding = asyncio.ensure_future(self._encode_batch(batches[index + 1]))
             if not batch:
                 continue
-            features = await asyncio.to_thread(_chunk_features, batch)
-            decoded = await self._encode_and_decode(features, options)
+            decoded = await self._decode_encoded(encoded, options)
             for (clip, chunk), window in zip(batch, decoded, strict=True):
+                if clip.error is not None:  # failed while this batch was encoding: its answer is the error
+                    continue
                 if isinstance(window, str):
                     clip.fail(window)
                 elif not window.skip_as_silence(self.rules):
@@ -274,6 +283,14 @@ class TritonPythonModel:
                     clip.segments += self._segments(raw, clip, window, chunk.duration_s)
         for clip in clips:
             clip.samples = None
+
+    async def _encode_batch(self, batch: list) -> tuple[list, tuple]:
+        """Features and encoder outputs for the chunks of `batch` whose clip has not failed."""
+        batch = [(clip, chunk) for clip, chunk in batch if clip.error is None]
+        if not batch:
+            return batch, ()
+        features = await asyncio.to_thread(_chunk_features, batch)
+        return batch, await self._encode_rows(features)
 
     # -- stage 2, sequential: one 30-second window per clip and round ----------------------
 
@@ -323,6 +340,11 @@ class TritonPythonModel:
 
     async def _encode_and_decode(self, features: np.ndarray, options: Options) -> list:
         """One decoded window (or an error message) per row of `features`."""
+        return await self._decode_encoded(await self._encode_rows(features), options)
+
+    async def _encode_rows(self, features: np.ndarray) -> tuple[list, list]:
+        """Encode `features` in chunks of `encoder_batch`: (an error message or None per
+        row, [(rows, encoder outputs)] for the chunks that succeeded)."""
         rows = len(features)
         chunks = [range(s, min(s + self.encoder_batch, rows)) for s in range(0, rows, self.encoder_batch)]
         encoded = await asyncio.gather(*(self._encode(features[c.start : c.stop]) for c in chunks))
@@ -334,6 +356,11 @@ class TritonPythonModel:
                     results[k] = outputs
             else:
                 good.append((chunk, outputs))
+        return results, good
+
+    async def _decode_encoded(self, encoded: tuple[list, list], options: Options) -> list:
+        """_encode_rows' result decoded: one window (or the row's error message) per row."""
+        results, good = encoded
         if not good:
             return results
         cross = {name: np.concatenate([outputs[name] for _, outputs in good]) for name in self.cross_names}
