@@ -564,7 +564,9 @@ def perf_compare(
 def perf_gate(
     url: Annotated[str | None, typer.Option(help="gRPC address of a running server; default: start one.")] = None,
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Only these budget entries.")] = None,
-    update_baseline: Annotated[bool, typer.Option(help="Record this run as this CPU model's entry in perf/baselines/cpu.json.")] = False,
+    update_baseline: Annotated[
+        bool, typer.Option(help="Record this run as this CPU model's entry in perf/baselines/cpu.json.")
+    ] = False,
     report: Annotated[Path, typer.Option(help="JSON report.")] = Path("perf/results/gate.json"),
     repository: RepositoryOption = None,
 ) -> None:

@@ -374,8 +374,8 @@ def _measure_model(
 def read_baseline(path: Path = BASELINE, cpu: str | None = None) -> dict | None:
     """The committed ratios of this CPU model (`cpu`, default this host's), or None when it
     has none. Ratios are kept per CPU model: the served path's fixed costs weigh differently
-    against a faster in-process reference (the INT8 ranker's p99 ratio measured 3.0 on an
-    AMD EPYC and 7.4-9.3 on an Intel Xeon, both 2 cores, same code)."""
+    against a faster in-process reference (the INT8 ranker's p99 ratio measured 3.0 on a
+    2-core AMD EPYC, 2026-11-22, and 4.7-9.3 on a 2-core Intel Xeon, 2026-12-03)."""
     if not path.is_file():
         return None
     return json.loads(path.read_text()).get(cpu or cpu_model())

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,10 +61,12 @@ from windows import (  # noqa: E402
     HOP_LENGTH,
     N_FRAMES,
     SAMPLE_RATE,
+    TAIL_MIN_S,
     chunk_segments,
     content_frames,
     silent_window,
     split_window,
+    stopped_early_at,
 )
 
 MODES = ("batched", "sequential")
@@ -259,17 +262,15 @@ class TritonPythonModel:
     # -- stage 2, batched: chunks of every clip, `decode_batch` at a time ----------------
 
     async def _batched(self, clips: list[Clip], options: Options) -> None:
-        queue = [(clip, chunk) for clip in clips if clip.error is None for chunk in clip.chunks]
-        batches = [queue[start : start + self.decode_batch] for start in range(0, len(queue), self.decode_batch)]
-        # A two-stage pipeline: batch n+1's features and encoder call run while batch n
-        # decodes. The decoder takes one core in this process and the encoder runs in
+        queue = deque((clip, chunk) for clip in clips if clip.error is None for chunk in clip.chunks)
+        # A two-stage pipeline: the next batch's features and encoder call run while this
+        # batch decodes. The decoder takes one core in this process and the encoder runs in
         # its own; one after the other, one core idled through every decode (a long file
         # is one request, so no other request fills it).
-        encoding = self._encode_batch(batches[0]) if batches else None
-        for index in range(len(batches)):
+        encoding = asyncio.ensure_future(self._encode_batch(self._take(queue))) if queue else None
+        while encoding is not None:
             batch, encoded = await encoding
-            if index + 1 < len(batches):
-                encoding = asyncio.ensure_future(self._encode_batch(batches[index + 1]))
+            encoding = asyncio.ensure_future(self._encode_batch(self._take(queue))) if queue else None
             if not batch:
                 continue
             decoded = await self._decode_encoded(encoded, options)
@@ -278,11 +279,21 @@ class TritonPythonModel:
                     continue
                 if isinstance(window, str):
                     clip.fail(window)
-                elif not window.skip_as_silence(self.rules):
+                    continue
+                if not window.skip_as_silence(self.rules):
                     raw = chunk_segments(window.tokens, chunk.start_s, chunk.duration_s, self.rules.timestamp_begin)
                     clip.segments += self._segments(raw, clip, window, chunk.duration_s)
+                stopped = stopped_early_at(window.tokens, chunk.duration_s, self.rules.timestamp_begin, TAIL_MIN_S)
+                if stopped is not None and not chunk.tail:  # once per chunk: a tail has no tail
+                    queue.append((clip, chunk.after(stopped)))
+            if encoding is None and queue:
+                encoding = asyncio.ensure_future(self._encode_batch(self._take(queue)))
         for clip in clips:
             clip.samples = None
+            clip.segments.sort(key=lambda segment: segment["start"])  # tails come back late
+
+    def _take(self, queue: deque) -> list:
+        return [queue.popleft() for _ in range(min(self.decode_batch, len(queue)))]
 
     async def _encode_batch(self, batch: list) -> tuple[list, tuple]:
         """Features and encoder outputs for the chunks of `batch` whose clip has not failed."""

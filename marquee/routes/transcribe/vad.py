@@ -41,6 +41,11 @@ class VadSettings:
 class Chunk:
     start: int  # first sample
     stop: int  # one past the last sample
+    tail: bool = False  # the rest of a chunk whose decoding stopped early (see after())
+
+    def after(self, seconds: float) -> Chunk:
+        """The part of this chunk from `seconds` into it to its end, as a tail."""
+        return Chunk(min(self.stop, self.start + round(seconds * SAMPLE_RATE)), self.stop, tail=True)
 
     @property
     def start_s(self) -> float:

@@ -19,6 +19,9 @@ N_FRAMES = 3000  # mel frames per window (30 s)
 INPUT_STRIDE = 2  # mel frames per timestamp step (3000 frames -> 1500 encoder positions)
 TIME_PER_FRAME = HOP_LENGTH / SAMPLE_RATE
 TIME_PRECISION = INPUT_STRIDE * TIME_PER_FRAME  # 0.02 s per timestamp token
+# Undecoded seconds after a chunk's last closed segment that make the route decode them
+# again (stopped_early_at): more than a VAD chunk's trailing silence and padding.
+TAIL_MIN_S = 1.5
 
 
 # Normalised log-mel is (log10(power) + 4) / 4, floored at the clip's maximum minus 8
@@ -119,6 +122,22 @@ def chunk_segments(tokens: list[int], offset_s: float, duration_s: float, timest
     if not segments and any(not flag for flag in is_timestamp):
         segments.append(_bounded(offset_s, 0.0, duration_s, duration_s, tokens))
     return segments
+
+
+def stopped_early_at(tokens: list[int], duration_s: float, timestamp_begin: int, min_left_s: float) -> float | None:
+    """Seconds into a decoded chunk where decoding stopped, when at least `min_left_s` of
+    the chunk were left undecoded; else None.
+
+    Whisper sometimes ends a window (end-of-text) after a closed segment although speech
+    follows, most often a last sentence near the window's end. Sequential mode loses
+    nothing to this: its next window starts at that last timestamp (the seek rule). A VAD
+    chunk ends within about half a second of its last speech, so more than `min_left_s`
+    left after the last closing timestamp is speech the decoder skipped; the route
+    decodes that tail once more as a chunk of its own."""
+    if len(tokens) < 2 or tokens[-1] < timestamp_begin:  # no segment, or the last one left open
+        return None
+    stopped = (tokens[-1] - timestamp_begin) * TIME_PRECISION
+    return stopped if stopped > 0 and duration_s - stopped >= min_left_s else None
 
 
 def _bounded(offset_s: float, start: float, end: float, duration_s: float, tokens) -> RawSegment:
