@@ -1,11 +1,11 @@
 """Benchmark: Whisper base (multilingual) served by Marquee (`transcribe_base_int8`,
 batched mode) vs faster-whisper on the same CTranslate2 weights (int8, 2 threads, beam 1),
-on espeak-ng speech in Spanish, French, German and Portuguese. One run, systems
-alternating per round.
+on espeak-ng speech in Spanish, French, German and Portuguese (four sentences each,
+spoken alone and in pairs: 24 clips). One run, systems alternating per round.
 
     .venv/bin/python -m perf.bench_multilingual [--rounds 1]
 
-Per language and system: language-ID accuracy (one clip per sentence pair, language not
+Per language and system: language-ID accuracy (per clip, language not
 given), WER of the transcription in the spoken language, and for the translate task the
 word overlap (marquee.transcription.wer.word_overlap) of the English output with the
 English source sentences the clips were written from. Also wall seconds per system.
@@ -65,18 +65,27 @@ VOICES = {"es": "es", "fr": "fr-fr", "de": "de", "pt": "pt"}
 
 
 def clips() -> list[dict]:
-    """One clip per pair of sentences: {language, text, english, wav}."""
+    """One clip per sentence and one per pair of sentences (6 per language): {language,
+    text, english, wav}. Single sentences (3-5 s) are where language ID is hardest."""
     from marquee.transcription import speech
 
     out = []
     for language, pairs in CORPUS.items():
-        for first in range(0, len(pairs), 2):
-            chosen = pairs[first : first + 2]
+        groups = [pairs[k : k + 1] for k in range(len(pairs))] + [pairs[k : k + 2] for k in range(0, len(pairs), 2)]
+        for chosen in groups:
             text = " ".join(spoken for _, spoken in chosen)
             english = " ".join(source for source, _ in chosen)
             wav = speech.synthesize(text, voice=VOICES[language]).wav
             out.append({"language": language, "text": text, "english": english, "wav": wav})
     return out
+
+
+def _duration_s(wav: bytes) -> float:
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(wav)) as reader:
+        return reader.getnframes() / reader.getframerate()
 
 
 def prepare_repository() -> Path:
@@ -201,7 +210,7 @@ def main() -> None:
         "benchmark": "multilingual: language ID, WER per language, translation word overlap; Whisper base int8",
         "machine": machine_info(),
         "clips": len(items),
-        "audio_s": None,
+        "audio_s": round(sum(_duration_s(item["wav"]) for item in items), 1),
         "systems": {system: rounds[-1] for system, rounds in runs.items()},
         "all_rounds": runs,
     }
