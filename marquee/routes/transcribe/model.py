@@ -7,8 +7,10 @@ FFmpeg reads. For each clip:
 2. windows, in one of two modes (request parameter `mode`, default from the spec):
    - `batched`: `silero_vad` (through BLS) scores the clip; it is cut at silence into
      chunks of at most 30 s (vad.py); the chunks of all clips of the request form one
-     queue, decoded `decode_batch` at a time. A chunk is decoded once and keeps every
-     segment Whisper's timestamp tokens mark (windows.chunk_segments);
+     queue, decoded `decode_batch` at a time, the next batch encoding while this one
+     decodes. A chunk keeps every segment Whisper's timestamp tokens mark
+     (windows.chunk_segments); where decoding stopped well before its end, the rest is
+     queued once more as a chunk of its own (windows.stopped_early_at);
    - `sequential`: openai-whisper's seek: every clip still transcribing contributes its
      next 30-second window, and the next window starts where the last complete
      timestamp of this one says (windows.split_window);
