@@ -66,7 +66,7 @@ VOICES = {"es": "es", "fr": "fr-fr", "de": "de", "pt": "pt"}
 
 def clips() -> list[dict]:
     """One clip per sentence and one per pair of sentences (6 per language): {language,
-    text, english, wav}. Single sentences (3-5 s) are where language ID is hardest."""
+    text, english, wav, duration_s}. Single sentences (3-5 s) are where language ID is hardest."""
     from marquee.transcription import speech
 
     out = []
@@ -75,17 +75,10 @@ def clips() -> list[dict]:
         for chosen in groups:
             text = " ".join(spoken for _, spoken in chosen)
             english = " ".join(source for source, _ in chosen)
-            wav = speech.synthesize(text, voice=VOICES[language]).wav
-            out.append({"language": language, "text": text, "english": english, "wav": wav})
+            clip = speech.synthesize(text, voice=VOICES[language])
+            item = {"language": language, "text": text, "english": english}
+            out.append(item | {"wav": clip.wav, "duration_s": clip.duration_s})
     return out
-
-
-def _duration_s(wav: bytes) -> float:
-    import io
-    import wave
-
-    with wave.open(io.BytesIO(wav)) as reader:
-        return reader.getnframes() / reader.getframerate()
 
 
 def prepare_repository() -> Path:
@@ -210,7 +203,7 @@ def main() -> None:
         "benchmark": "multilingual: language ID, WER per language, translation word overlap; Whisper base int8",
         "machine": machine_info(),
         "clips": len(items),
-        "audio_s": round(sum(_duration_s(item["wav"]) for item in items), 1),
+        "audio_s": round(sum(item["duration_s"] for item in items), 1),
         "systems": {system: rounds[-1] for system, rounds in runs.items()},
         "all_rounds": runs,
     }

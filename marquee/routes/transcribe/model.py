@@ -265,14 +265,18 @@ class TritonPythonModel:
 
     async def _batched(self, clips: list[Clip], options: Options) -> None:
         queue = deque((clip, chunk) for clip in clips if clip.error is None for chunk in clip.chunks)
+
         # A two-stage pipeline: the next batch's features and encoder call run while this
         # batch decodes. The decoder takes one core in this process and the encoder runs in
         # its own; one after the other, one core idled through every decode (a long file
         # is one request, so no other request fills it).
-        encoding = asyncio.ensure_future(self._encode_batch(self._take(queue))) if queue else None
+        def encode_next():  # the next batch's features and encoder call, started now
+            return asyncio.ensure_future(self._encode_batch(self._take(queue))) if queue else None
+
+        encoding = encode_next()
         while encoding is not None:
             batch, encoded = await encoding
-            encoding = asyncio.ensure_future(self._encode_batch(self._take(queue))) if queue else None
+            encoding = encode_next()
             if not batch:
                 continue
             decoded = await self._decode_encoded(encoded, options)
@@ -288,8 +292,8 @@ class TritonPythonModel:
                 stopped = stopped_early_at(window.tokens, chunk.duration_s, self.rules.timestamp_begin, TAIL_MIN_S)
                 if stopped is not None and not chunk.tail:  # once per chunk: a tail has no tail
                     queue.append((clip, chunk.after(stopped)))
-            if encoding is None and queue:
-                encoding = asyncio.ensure_future(self._encode_batch(self._take(queue)))
+            if encoding is None:  # the queue ran dry before this batch queued its tails
+                encoding = encode_next()
         for clip in clips:
             clip.samples = None
             clip.segments.sort(key=lambda segment: segment["start"])  # tails come back late
