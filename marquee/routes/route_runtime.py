@@ -83,6 +83,30 @@ class StageFailed(Exception):
 # -- parameters -------------------------------------------------------------------
 
 
+def return_large_frees_to_os(threshold_bytes: int = 4 << 20) -> bool:
+    """Make glibc give every freed block over `threshold_bytes` back to the OS at once.
+
+    By default glibc raises its mmap threshold to the size of the largest block freed (up
+    to 32 MB), after which tens-of-MB arrays live in per-thread heaps it rarely returns:
+    a route that handles Whisper's cross-attention tensors (18 MB a window) from worker
+    threads grew to 4 GB that way. A fixed threshold ends that growth. Returns False where
+    the C library is not glibc (nothing changes there)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # <malloc.h>
+    # Worker threads each get a heap of their own by default (8 per core); two share less.
+    mallopt(m_arena_max, 2)
+    # A fixed mmap threshold also fixes the trim threshold at 128 kB: heaps would shrink
+    # and regrow (page faults) around every step's small arrays. Keep 64 MB of slack.
+    mallopt(m_trim_threshold, 64 << 20)
+    return bool(mallopt(m_mmap_threshold, threshold_bytes))
+
+
 class RouteParameters:
     """The `parameters` of a route's config, read with types and clear errors."""
 

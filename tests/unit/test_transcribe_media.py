@@ -24,9 +24,11 @@ def _make(tmp_path, name: str, *options: str) -> bytes:
 
 def test_mp3_decodes_to_16k_mono_of_the_right_length(tmp_path):
     samples = decode_audio(_make(tmp_path, "tone.mp3", "-c:a", "libmp3lame"), "clip 0")
-    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert samples.pcm.dtype == np.int16 and samples.pcm.ndim == 1
     assert samples.size / 16_000 == pytest.approx(2.0, abs=0.06)
-    spectrum = np.abs(np.fft.rfft(samples[4000:20000]))
+    window = samples[4000:20000]
+    assert window.dtype == np.float32 and 0.1 < np.abs(window).max() < 1.0  # read back as float in [-1, 1)
+    spectrum = np.abs(np.fft.rfft(window))
     assert np.argmax(spectrum) == pytest.approx(440, abs=2)  # 16000 samples: 1 Hz per bin
 
 

@@ -8,7 +8,8 @@ container.
 
 What it honours from the config: inputs/outputs (names, dtypes, dims), max_batch_size,
 default_model_filename, and the native backend's `intra_op_thread_count`,
-`inter_op_thread_count` and `execution_mode` parameters.
+`inter_op_thread_count`, `execution_mode`, `enable_mem_arena` and
+`memory.enable_memory_arena_shrinkage` parameters.
 
 Each dynamic batch becomes one ONNX Runtime call: requests are validated one by one,
 concatenated along the batch axis, run once, and the outputs are split back. A bad
@@ -51,6 +52,19 @@ def _session_options(parameters: dict[str, str]) -> ort.SessionOptions:
     if parameters.get("execution_mode", "0") == "1":
         options.execution_mode = ort.ExecutionMode.ORT_PARALLEL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # "0" turns ONNX Runtime's CPU arena off: an arena keeps its largest call's
+    # activations for the process's life (2 GB for a batch of Whisper encoder windows).
+    options.enable_cpu_mem_arena = parameters.get("enable_mem_arena", "1") != "0"
+    return options
+
+
+def _run_options(parameters: dict[str, str]) -> ort.RunOptions:
+    """`memory.enable_memory_arena_shrinkage` ("cpu:0"): give the arena's free chunks
+    back after every call, as the native backend does with the same parameter."""
+    options = ort.RunOptions()
+    shrink = parameters.get("memory.enable_memory_arena_shrinkage")
+    if shrink:
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", shrink)
     return options
 
 
@@ -67,6 +81,7 @@ class TritonPythonModel:
         if not os.path.isfile(path):
             raise pb_utils.TritonModelException(f"{self.model_name}: model file not found: {path}")
         self.session = ort.InferenceSession(path, _session_options(parameters), providers=["CPUExecutionProvider"])
+        self.run_options = _run_options(parameters)
         self._check_config_matches_model()
         self.shared_axes = _shared_named_axes(self.session)
         self.axis_limits = _axis_limits(self.session, parameters.get("max_axis_sizes", ""))
@@ -192,7 +207,7 @@ class TritonPythonModel:
             feeds = group[0][1]
         else:
             feeds = {name: np.concatenate([item[1][name] for item in group]) for name in group[0][1]}
-        results = dict(zip(output_names, self.session.run(output_names, feeds), strict=False))
+        results = dict(zip(output_names, self.session.run(output_names, feeds, self.run_options), strict=False))
         start = 0
         for index, arrays, requested in group:
             size = next(iter(arrays.values())).shape[0] if self.max_batch_size > 0 else None

@@ -1,9 +1,11 @@
-"""Encoded media bytes -> 16 kHz mono float32 samples, with PyAV (FFmpeg's libraries).
+"""Encoded media bytes -> 16 kHz mono 16-bit samples, with PyAV (FFmpeg's libraries).
 
 Any container and codec FFmpeg reads: WAV, FLAC, OGG/Vorbis, MP3, M4A/AAC, Opus in Ogg or
 WebM, and the audio track of MP4, MOV and MKV video files (the first audio stream; the
 video stream is never decoded). Resampling and downmixing go through FFmpeg's
 swresample, what openai-whisper's ffmpeg call and faster-whisper's `decode_audio` use.
+Samples stay 16-bit, as openai-whisper's `ffmpeg -f s16le` makes them: a 2-hour clip is
+230 MB instead of 460 MB as float32 (see `Pcm16`).
 
 Problems become `MediaError`s whose message names the clip, what FFmpeg detected (the
 container and codecs, when it got that far) and what is accepted, so the route can
@@ -37,8 +39,25 @@ def describe(container) -> str:
     return f"{container.format.name} ({streams or 'no audio or video streams'})"
 
 
-def decode_audio(data: bytes, label: str, max_seconds: float | None = None) -> np.ndarray:
-    """All samples of the first audio stream, mono float32 at 16 kHz.
+class Pcm16:
+    """A clip's samples as 16-bit PCM; any slice or index of it reads as float32 in [-1, 1).
+
+    The route only ever reads windows of a clip (VAD blocks, 30-second chunks), so the
+    whole clip is never held as float32."""
+
+    def __init__(self, pcm: np.ndarray):
+        self.pcm = pcm
+
+    @property
+    def size(self) -> int:
+        return self.pcm.size
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self.pcm[index].astype(np.float32) * np.float32(1 / 32768)
+
+
+def decode_audio(data: bytes, label: str, max_seconds: float | None = None) -> Pcm16:
+    """All samples of the first audio stream, mono 16-bit at 16 kHz.
 
     `label` names the clip in messages ("clip 2"). `max_seconds` stops decoding early
     (raising) when a clip is over the route's limit, before its samples fill memory.
@@ -78,11 +97,11 @@ def check_stream(container, label: str) -> None:
         raise MediaError(f"{label}: {describe(container)} says {channels} channels; allowed: 1 to {MAX_CHANNELS}")
 
 
-def _decode_stream(container, label: str, max_seconds: float | None) -> np.ndarray:
+def _decode_stream(container, label: str, max_seconds: float | None) -> Pcm16:
     import av
 
     stream = container.streams.audio[0]
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
     samples = _Samples()
     for frame in container.decode(stream):
@@ -94,7 +113,7 @@ def _decode_stream(container, label: str, max_seconds: float | None) -> np.ndarr
         samples.add(converted.to_ndarray().reshape(-1))
     if samples.count == 0:
         raise MediaError(f"{label}: {describe(container)} holds no audio samples")
-    return samples.join()
+    return Pcm16(samples.join())
 
 
 class ClipTooLong(MediaError):
@@ -106,7 +125,7 @@ class ClipTooLong(MediaError):
 
 
 class _Samples:
-    """Float32 samples collected in fixed blocks (no per-frame list of small arrays)."""
+    """16-bit samples collected in fixed blocks (no per-frame list of small arrays)."""
 
     def __init__(self):
         self.blocks: list[np.ndarray] = []
@@ -116,7 +135,7 @@ class _Samples:
     def add(self, values: np.ndarray) -> None:
         while values.size:
             if not self.blocks or self.filled == _BLOCK:
-                self.blocks.append(np.empty(_BLOCK, np.float32))
+                self.blocks.append(np.empty(_BLOCK, np.int16))
                 self.filled = 0
             take = min(values.size, _BLOCK - self.filled)
             self.blocks[-1][self.filled : self.filled + take] = values[:take]
@@ -127,7 +146,7 @@ class _Samples:
     def join(self) -> np.ndarray:
         if len(self.blocks) == 1:
             return self.blocks[0][: self.count].copy()
-        out = np.empty(self.count, np.float32)
+        out = np.empty(self.count, np.int16)
         position = 0
         while self.blocks:
             block = self.blocks.pop(0)  # release each block as soon as it is copied

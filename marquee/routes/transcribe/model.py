@@ -55,6 +55,7 @@ from route_runtime import (  # noqa: E402
     StageFailed,
     answer_each,
     request_parameters,
+    return_large_frees_to_os,
 )
 from segments import clip_error, clip_result, segments_json  # noqa: E402
 from surfaces import load_surfaces  # noqa: E402
@@ -115,6 +116,7 @@ def _chunk_features(batch: list) -> np.ndarray:
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         params = RouteParameters.from_args(args)
+        return_large_frees_to_os()  # peak memory on a 2-hour file: see perf/reports/transcription.json
         self.name = params.route
         self.version = args["model_version"]
         self.vad_model = params.text("vad_model")
@@ -168,6 +170,7 @@ class TritonPythonModel:
             call.degrade("dependency", self.dependencies.reason())
         with call.clock.stage("features"):
             clips = list(await asyncio.gather(*(self._decode(i, data) for i, data in enumerate(audio))))
+            del audio  # decoded: the encoded files are not needed again
             if mode == "batched":
                 await asyncio.gather(*(self._speech_chunks(clip) for clip in clips if clip.error is None))
         with call.clock.stage("decode"):
@@ -380,10 +383,15 @@ class TritonPythonModel:
         results, good = encoded
         if not good:
             return results
-        cross = {name: np.concatenate([outputs[name] for _, outputs in good]) for name in self.cross_names}
-        languages = [options.language] * len(cross[self.cross_names[0]])
+        rows = [k for chunk, _ in good for k in chunk]
+        if len(good) == 1:
+            cross = good[0][1]
+        else:
+            cross = {name: np.concatenate([outputs[name] for _, outputs in good]) for name in self.cross_names}
+        good.clear()  # the encoder's own outputs go now, not after decoding: a batch's K/V is 150 MB
+        languages = [options.language] * len(rows)
         decoded = await asyncio.to_thread(decode_windows, self.decoder, cross, self.rules, languages, options.task)
-        for k, window in zip([k for chunk, _ in good for k in chunk], decoded, strict=True):
+        for k, window in zip(rows, decoded, strict=True):
             results[k] = window
         return results
 
