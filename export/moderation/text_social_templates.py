@@ -4,7 +4,8 @@ release-date questions, and short harmful comments next to them.
 Why: every clean template before these was a sentence about a show, and the harmful
 templates hold the short phrases ("I'll be waiting outside your house tonight", "see
 you around"). The head learned that a short comment, or one about meeting up, is not
-clean: "hello" scored harmful 0.80 and "see you at the premiere" 0.96, mostly threat.
+clean: "hello" scored harmful 0.84 and "see you at the premiere" 0.94 (served INT8),
+mostly threat.
 Real comment sections are full of one-word reactions, hellos, thank-yous and plans
 ("meet you at the cinema at 7"). These templates add them as clean, each family with
 its own slot lists, and add short insults, threats, solicitations and spam, so that
