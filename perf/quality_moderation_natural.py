@@ -1,6 +1,6 @@
 """Text moderation quality on the templated held-out split and on the hand-written
-natural set, with and without the Jigsaw BiLSTM signal, and after calibration on a
-small labelled sample.
+natural set, with and without the Jigsaw BiLSTM signal, for a head that never saw the
+natural set, and after calibration on a small labelled sample.
 
     .venv/bin/python -m perf.quality_moderation_natural [--final]
 
@@ -10,16 +10,21 @@ offline_cascade.py: the route's own `judge` and the policy's `decide`). Without
 `final` part (look at it once per model change). Writes
 perf/reports/moderation_natural_quality.json.
 
+The shipped head was trained on the generated set plus the natural set's `dev` part
+(export/moderation/training_set.py), so its `dev` figures are on training data and
+judge nothing; `final` and the templated held-out split are the checks.
+
 Conditions:
-- `shipped`: the shipped policy (policies/moderation.yaml);
+- `shipped`: the exported head and the shipped policy (policies/moderation.yaml);
 - `with_jigsaw`: the shipped policy plus the Jigsaw model's toxic/obscene/threat/insult
   as four more categories, their thresholds fitted by `calibrate` (target 0.97) on the
   templated held-out split (never on the natural set);
-- `calibrated_on_dev`: `calibrate --target-precision 0.95` on the natural `dev` part
-  (the "platform's small labelled sample"), measured on `final` only;
-- `retrained_on_dev`: the head retrained on the generated set plus the `dev` part (what
-  `marquee moderation train` does), thresholds calibrated at 0.95 on the templated
-  held-out split as the shipped ones were, measured on `final` only (FP32 PyTorch).
+- `generated_only`: a head trained on the generated set alone (never on the natural
+  set), thresholds fitted on the templated held-out split as the shipped ones were
+  (FP32 PyTorch; with `--final` only);
+- `calibrated_on_dev`: that generated-only head, thresholds from `calibrate
+  --target-precision 0.95` on the natural `dev` part (the "platform's small labelled
+  sample"), measured on `final` only.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import yaml
 
 from export.moderation import jigsaw_bilstm, offline_cascade
 from export.moderation.natural_set import load_natural_set
-from export.moderation.text_dataset import build_dataset
+from export.moderation.text_dataset import DEFAULT_SEED, build_dataset
 from export.moderation.text_quality import cascade_quality
 from marquee.moderation.calibrate import calibrated_policy_yaml, fit_thresholds
 from marquee.moderation.labels import LabelledItem
@@ -43,6 +48,7 @@ from marquee.specs.moderation_text import JIGSAW_LABELS, TEXT_CLASSES
 
 REPORT = Path(__file__).resolve().parent / "reports" / "moderation_natural_quality.json"
 JIGSAW_SIGNALS = ("toxic", "obscene", "threat", "insult")
+SHIPPED_SIGNALS = ("harmful", "profanity")  # what the shipped policy decides on
 
 
 def jigsaw_scores(texts: list[str], onnx_path: Path) -> dict[str, np.ndarray]:
@@ -103,27 +109,45 @@ def with_jigsaw_policy(base_raw: dict, tuning: list[LabelledItem]) -> object:
     return parse_policy(calibrated_policy_yaml(raw, fitted, raw["version"]).encode(), "with-jigsaw")
 
 
-def retrained_on_dev(repository: Path, dataset, natural, base_raw: dict, shipped) -> dict:
-    from export.moderation import text_classifier
+def generated_only(repository: Path, sets: dict, base_raw: dict, shipped) -> dict:
+    """A head that never saw the natural set, measured on every set, and calibrated on dev."""
+    from export.moderation import text_classifier, training_set
 
-    dev = [c for c in natural if c.split == "dev"]
-    final = [c for c in natural if c.split == "final"]
-    texts = [e.text for e in dataset.train] + [c.text for c in dev]
-    labels = [e.label for e in dataset.train] + [c.label for c in dev]
+    data = training_set.generated_only(DEFAULT_SEED)
     classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    classifier.set_head(*text_classifier.train_head(text_classifier.run_batched(classifier, texts, "embed"), labels, 0))
-
-    def scored(rows: list[str]) -> offline_cascade.ScoredTexts:
-        lexical = offline_cascade.lexical_scores(repository / "profanity_lexical" / "1" / "model.onnx", rows)
-        return offline_cascade.ScoredTexts(lexical, text_classifier.run_batched(classifier, rows))
-
-    held = scored([e.text for e in dataset.test])
-    calibration = fit_thresholds(labelled_items(held, [e.label for e in dataset.test]), shipped, 0.95, rounds=50)
-    policy = parse_policy(calibrated_policy_yaml(base_raw, calibration, "retrained-on-dev").encode(), "retrained")
-    return {
-        "natural_final": quality(scored([c.text for c in final]), [c.label for c in final], policy),
-        "thresholds": {k: {"review": t.review, "block": t.block} for k, t in policy.text.categories.items()},
+    embeddings = text_classifier.run_batched(classifier, data.texts, "embed")
+    classifier.set_head(*text_classifier.train_head(embeddings, data.labels, DEFAULT_SEED, data.weights))
+    lexical_onnx = repository / "profanity_lexical" / "1" / "model.onnx"
+    scored = {
+        name: offline_cascade.ScoredTexts(
+            offline_cascade.lexical_scores(lexical_onnx, texts), text_classifier.run_batched(classifier, texts)
+        )
+        for name, (texts, _) in sets.items()
     }
+    # As export/moderation/default_policy.py fits the shipped policy: harmful and profanity
+    # decide, the single classes stay off (not scored here, so the fit leaves them alone).
+    held = labelled_items(scored["templated_test"], sets["templated_test"][1])
+    shipped_signals = [LabelledItem(i.line, i.label, None, {k: i.scores[k] for k in SHIPPED_SIGNALS}) for i in held]
+    fitted = fit_thresholds(shipped_signals, shipped, 0.95, rounds=50)
+    policy = parse_policy(calibrated_policy_yaml(base_raw, fitted, "generated-only").encode(), "generated-only")
+    dev_items = labelled_items(scored["natural_dev"], sets["natural_dev"][1])
+    calibration = fit_thresholds(dev_items, policy, target_precision=0.95, rounds=200)
+    calibrated = parse_policy(
+        calibrated_policy_yaml(base_raw, calibration, "generated-only+dev-calibrated").encode(), "calibrated"
+    )
+    return {
+        "generated_only": {name: quality(scored[name], labels, policy) for name, (_, labels) in sets.items()},
+        "generated_only_thresholds": _thresholds(policy),
+        "calibrated_on_dev": {
+            "natural_final": quality(scored["natural_final"], sets["natural_final"][1], calibrated),
+            "thresholds": _thresholds(calibrated),
+            "category_precision": calibration.category_precision,
+        },
+    }
+
+
+def _thresholds(policy) -> dict:
+    return {k: {"review": t.review, "block": t.block} for k, t in policy.text.categories.items()}
 
 
 def main() -> None:
@@ -167,27 +191,17 @@ def main() -> None:
         },
     }
     if args.final:
-        dev_items = labelled_items(plain["natural_dev"], sets["natural_dev"][1])
-        calibration = fit_thresholds(dev_items, shipped, target_precision=0.95, rounds=200)
-        calibrated = parse_policy(
-            calibrated_policy_yaml(base_raw, calibration, f"{shipped.version}+dev-calibrated").encode(), "calibrated"
-        )
-        report["calibrated_on_dev"] = {
-            "natural_final": quality(plain["natural_final"], sets["natural_final"][1], calibrated),
-            "thresholds": {k: {"review": t.review, "block": t.block} for k, t in calibrated.text.categories.items()},
-            "category_precision": calibration.category_precision,
-        }
-        report["retrained_on_dev"] = retrained_on_dev(args.repository, dataset, natural, base_raw, shipped)
+        report.update(generated_only(args.repository, sets, base_raw, shipped))
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=2) + "\n")
+    conditions = ("shipped", "with_jigsaw", "generated_only") if args.final else ("shipped", "with_jigsaw")
     summary = {
         cond: {n: (q["flagged_vs_allow"], q["precision_at_recall_0.95"]) for n, q in report[cond].items()}
-        for cond in ("shipped", "with_jigsaw")
+        for cond in conditions
     }
     print(json.dumps(summary, indent=1))
     if args.final:
-        for condition in ("calibrated_on_dev", "retrained_on_dev"):
-            print(condition, "final:", report[condition]["natural_final"]["flagged_vs_allow"])
+        print("calibrated_on_dev final:", report["calibrated_on_dev"]["natural_final"]["flagged_vs_allow"])
 
 
 if __name__ == "__main__":

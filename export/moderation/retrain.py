@@ -3,9 +3,11 @@ platform's own labelled comments, checked on a held-out part of them, and export
 the next Triton version of both classifier models, next to the version in service.
 
 The encoder stays frozen (as at export): only the 384 -> 5 head is refitted, on the
-platform's training part plus, by default, the generated set (so a few hundred labels
-adapt the head rather than replace what it knew). A seeded, stratified share of the
-platform's items is held out; the report compares the head in service and the new one
+platform's training part plus, by default, the set the shipped head was trained on
+(`training_set.py`: the generated set and the natural `dev` comments), so a few hundred
+labels adapt the head rather than replace what it knew. Each platform comment weighs
+as much as a real comment there (`REAL_COMMENT_WEIGHT` generated texts). A seeded,
+stratified share of the platform's items is held out; the report compares the head in service and the new one
 on it. The new version is not served until a rollout loads it: the rendered configs
 name the spec's version only, and a policy that names `text.classifier_version: N`
 (written next to the export) switches the route over through the policy's shadow,
@@ -24,7 +26,7 @@ import torch
 import yaml
 
 from export import artifacts
-from export.moderation import text_classifier, text_dataset
+from export.moderation import text_classifier, text_dataset, training_set
 from export.moderation.text_quality import stage2_quality
 from export.validate import ValidationReport
 from marquee.moderation.labels import LabelledItem
@@ -77,16 +79,12 @@ def retrain(
     if missing:
         raise ValueError(f"train needs a `text` column; lines {missing[:5]} have none")
     train, held_out = split_items(items, seed)
-    texts = [i.text for i in train]
-    labels = [i.label for i in train]
-    if with_generated:
-        generated = text_dataset.build_dataset(seed).train
-        texts += [e.text for e in generated]
-        labels += [e.label for e in generated]
+    start = training_set.shipped_training_set(seed) if with_generated else training_set.TrainingSet([], [], np.ones(0))
+    data = start.plus_real([i.text for i in train], [i.label for i in train])
     torch.manual_seed(seed)
     classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    embeddings = text_classifier.run_batched(classifier, texts, method="embed")
-    head = text_classifier.train_head(embeddings, labels, seed)
+    embeddings = text_classifier.run_batched(classifier, data.texts, method="embed")
+    head = text_classifier.train_head(embeddings, data.labels, seed, data.weights)
 
     held_texts, held_labels = [i.text for i in held_out], [i.label for i in held_out]
     in_service = _head_quality(repository, in_service_version, classifier, held_texts, held_labels)
@@ -95,7 +93,7 @@ def retrain(
     retrained = stage2_quality(held_labels, predicted)
 
     version = max(versions(repository, TEXT_CLASSIFIER_FP32.name) + versions(repository, TEXT_CLASSIFIER_INT8.name)) + 1
-    _export_version(repository, classifier, head, version, held_texts or texts[:64])
+    _export_version(repository, classifier, head, version, held_texts or data.texts[:64])
     policy_path = _candidate_policy(repository, active_policy, version)
     return RetrainResult(version, in_service_version, len(train), len(held_out), in_service, retrained, policy_path)
 

@@ -98,16 +98,29 @@ def run_batched(model: MiniLMClassifier, texts: list[str], method: str = "forwar
     return np.stack(results)
 
 
-def train_head(embeddings: np.ndarray, labels: list[str], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression on frozen embeddings: (weight [classes, 384], bias)."""
+def train_head(
+    embeddings: np.ndarray, labels: list[str], seed: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on frozen embeddings: (weight [classes, 384], bias).
+
+    `weights` (default: all 1) sets each text's share within its class; every class gets
+    the same total weight whatever its count (clean has about 3x the texts of each
+    harmful class), as scikit-learn's "balanced" would give with equal weights."""
     from sklearn.linear_model import LogisticRegression
 
     targets = np.array([TEXT_CLASSES.index(label) for label in labels])
-    # Balanced: clean has about 2.5x the texts of each harmful class.
-    regression = LogisticRegression(C=HEAD_C, max_iter=3000, class_weight="balanced", random_state=seed)
-    regression.fit(embeddings, targets)
-    if list(regression.classes_) != list(range(len(TEXT_CLASSES))):
-        raise ValueError(f"training split lacks classes: saw {regression.classes_}, need all of {TEXT_CLASSES}")
+    missing = sorted(set(range(len(TEXT_CLASSES))) - set(targets.tolist()))
+    if missing:
+        raise ValueError(
+            f"training split lacks classes {[TEXT_CLASSES[k] for k in missing]}; need all of {TEXT_CLASSES}"
+        )
+    weights = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
+    balanced = np.empty(len(targets))
+    for k in range(len(TEXT_CLASSES)):
+        mine = targets == k
+        balanced[mine] = weights[mine] * len(targets) / (len(TEXT_CLASSES) * weights[mine].sum())
+    regression = LogisticRegression(C=HEAD_C, max_iter=3000, random_state=seed)
+    regression.fit(embeddings, targets, sample_weight=balanced)
     return regression.coef_.astype(np.float32), regression.intercept_.astype(np.float32)
 
 

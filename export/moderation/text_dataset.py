@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass
 
 from export.moderation.text_natural_templates import NATURAL_SLOTS, NATURAL_TEMPLATES
+from export.moderation.text_social_templates import SOCIAL_SLOTS, SOCIAL_TEMPLATES
 
 CATEGORIES = ("clean", "insult", "threat", "sexual", "spam")
 DEFAULT_SEED = 20261122
@@ -218,9 +219,22 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# The first, cue-word templates, then the natural ones (hard negatives and natural harm).
-SLOTS.update(NATURAL_SLOTS)
-TEMPLATES = {category: TEMPLATES[category] + NATURAL_TEMPLATES[category] for category in TEMPLATES}
+for _more in (NATURAL_SLOTS, SOCIAL_SLOTS):
+    _shared = SLOTS.keys() & _more.keys()
+    if _shared:  # a silent override would change the vocabulary of earlier templates
+        raise ValueError(f"slot names defined twice: {sorted(_shared)}")
+    SLOTS.update(_more)
+
+# Template families in the order they were written: the cue-word and natural templates
+# (one family, as first built), then short social comments. Each family draws its texts
+# from its own random stream and holds out its own templates, so adding a family leaves
+# the texts and the split of the earlier ones exactly as they were.
+FAMILIES: tuple[dict[str, tuple[str, ...]], ...] = (
+    {category: TEMPLATES[category] + NATURAL_TEMPLATES[category] for category in TEMPLATES},
+    SOCIAL_TEMPLATES,
+)
+TEMPLATES = {category: sum((family[category] for family in FAMILIES), ()) for category in FAMILIES[0]}
+FAMILY_SEED_STEP = 1000  # family k uses seed + k * FAMILY_SEED_STEP (family 0: the seed itself)
 
 # Applied after slot filling; shared by every class so they carry no label signal.
 PARAPHRASES: tuple[str, ...] = (
@@ -285,32 +299,46 @@ def _key(text: str) -> str:
     return " ".join(text.lower().split()).strip(".!")
 
 
+def _family_offsets() -> list[dict[str, int]]:
+    """Per family, where its templates start in each class's `TEMPLATES` (template ids)."""
+    offsets, start = [], dict.fromkeys(CATEGORIES, 0)
+    for family in FAMILIES:
+        offsets.append(dict(start))
+        start = {c: start[c] + len(family[c]) for c in CATEGORIES}
+    return offsets
+
+
 def generate_examples(seed: int = DEFAULT_SEED, per_template: int = PER_TEMPLATE) -> list[Example]:
     """Every class's templates expanded, paraphrased and deduplicated (deterministic)."""
-    rng = random.Random(seed)
     seen: dict[str, Example | None] = {}
-    for category in CATEGORIES:
-        for index, template in enumerate(TEMPLATES[category]):
-            template_id = f"{category}/{index}"
-            for _ in range(per_template):
-                text = _paraphrase(_fill(template, rng), rng)
-                key = _key(text)
-                previous = seen.get(key, ...)
-                if previous is ...:
-                    seen[key] = Example(text, category, template_id)
-                elif previous is not None and previous.label != category:
-                    seen[key] = None  # same text under two labels: drop it
+    for number, (family, offsets) in enumerate(zip(FAMILIES, _family_offsets(), strict=True)):
+        rng = random.Random(seed + number * FAMILY_SEED_STEP)
+        for category in CATEGORIES:
+            for index, template in enumerate(family[category]):
+                template_id = f"{category}/{offsets[category] + index}"
+                for _ in range(per_template):
+                    text = _paraphrase(_fill(template, rng), rng)
+                    key = _key(text)
+                    previous = seen.get(key, ...)
+                    if previous is ...:
+                        seen[key] = Example(text, category, template_id)
+                    elif previous is not None and previous.label != category:
+                        seen[key] = None  # same text under two labels: drop it
     return [example for example in seen.values() if example is not None]
 
 
 def held_out_templates(seed: int = DEFAULT_SEED, share: float = HELD_OUT_SHARE) -> tuple[str, ...]:
-    """A seeded ~`share` of each class's templates (at least two) reserved for the test split."""
-    rng = random.Random(seed + 1)
+    """A seeded ~`share` of each family's templates of each class reserved for the test
+    split: at least two per class in the first family, at least one in later ones."""
     chosen = []
-    for category in CATEGORIES:
-        n_templates = len(TEMPLATES[category])
-        count = max(2, round(n_templates * share))
-        chosen += [f"{category}/{i}" for i in sorted(rng.sample(range(n_templates), count))]
+    for number, (family, offsets) in enumerate(zip(FAMILIES, _family_offsets(), strict=True)):
+        rng = random.Random(seed + 1 + number * FAMILY_SEED_STEP)
+        minimum = 2 if number == 0 else 1
+        for category in CATEGORIES:
+            n_templates = len(family[category])
+            count = max(minimum, round(n_templates * share))
+            picked = sorted(rng.sample(range(n_templates), count))
+            chosen += [f"{category}/{offsets[category] + i}" for i in picked]
     return tuple(chosen)
 
 

@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 from export import artifacts
-from export.moderation import lexical, text_classifier, text_dataset, text_natural_templates
+from export.moderation import (
+    lexical,
+    natural_set,
+    text_classifier,
+    text_dataset,
+    text_natural_templates,
+    text_social_templates,
+    training_set,
+)
 from export.route_install import install_route
 from export.validate import ValidationReport
 from marquee import render
@@ -52,9 +60,8 @@ def _version_dir(repository: Path, spec) -> Path:
 
 
 def _input_hash(config: TextExportConfig, policy_path: Path) -> str:
-    sources = [Path(m.__file__) for m in (lexical, text_classifier, text_dataset, text_natural_templates)] + [
-        Path(__file__)
-    ]
+    modules = (lexical, text_classifier, text_dataset, text_natural_templates, text_social_templates, training_set)
+    sources = [Path(m.__file__) for m in (*modules, natural_set)] + [Path(__file__), natural_set.NATURAL_SET]
     sources += manifest.MODERATE_TEXT.sources()
     return artifacts.content_hash(
         json.dumps(config.__dict__, sort_keys=True),
@@ -94,7 +101,7 @@ def export_text_moderation(
         lexical.build_lexical_onnx(staged / "lexical.onnx")
         lexical.validate_lexical(staged / "lexical.onnx", validation_texts, report)
 
-        classifier, head = _train_classifier(dataset, config.seed)
+        classifier, head = _train_classifier(config)
         text_classifier.export_checked(classifier, staged, validation_texts, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
@@ -110,11 +117,15 @@ def export_text_moderation(
     return True
 
 
-def _train_classifier(dataset, seed: int) -> tuple[text_classifier.MiniLMClassifier, tuple[np.ndarray, np.ndarray]]:
-    torch.manual_seed(seed)
+def _train_classifier(
+    config: TextExportConfig,
+) -> tuple[text_classifier.MiniLMClassifier, tuple[np.ndarray, np.ndarray]]:
+    """The head on the shipped training set (generated split + natural `dev`, training_set.py)."""
+    torch.manual_seed(config.seed)
+    data = training_set.shipped_training_set(config.seed, config.per_template)
     classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    embeddings = text_classifier.run_batched(classifier, [e.text for e in dataset.train], method="embed")
-    head = text_classifier.train_head(embeddings, [e.label for e in dataset.train], seed)
+    embeddings = text_classifier.run_batched(classifier, data.texts, method="embed")
+    head = text_classifier.train_head(embeddings, data.labels, config.seed, data.weights)
     classifier.set_head(*head)
     return classifier, head
 

@@ -24,15 +24,14 @@ def score_missing(items, repository: Path):
     if any(items[i].text is None for i in todo):
         raise typer.BadParameter("some lines have neither text nor scores")
     from export.moderation.offline_cascade import score_texts
+    from marquee.routes.moderate_text.cascade import class_scores, decision_scores
     from marquee.specs.moderation_text import TEXT_CLASSES
 
     scored = score_texts(repository, [items[i].text for i in todo])
     result = list(items)
     for row, index in enumerate(todo):
-        scores = {"profanity": float(scored.profanity[row])}
-        scores.update(
-            {c: float(p) for c, p in zip(TEXT_CLASSES, scored.probabilities[row], strict=True) if c != "clean"}
-        )
+        # The route's own scores: lexical, every class but clean, and `harmful` (1 - P(clean)).
+        scores = decision_scores(scored.profanity[row], class_scores(scored.probabilities[row], TEXT_CLASSES))
         item = items[index]
         result[index] = LabelledItem(item.line, item.label, item.text, scores)
     return result

@@ -15,7 +15,10 @@ from marquee.moderation.policy_cli import RepositoryOption, RouteOption, _files
 def train(
     labels: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Labelled TSV with label and text.")],
     generated: Annotated[
-        bool, typer.Option(help="Train on the generated set too (adapt the head rather than replace it).")
+        bool,
+        typer.Option(
+            help="Train on the shipped head's set too (generated + natural dev): adapt the head, not replace it."
+        ),
     ] = True,
     shadow: Annotated[
         bool, typer.Option(help="Load the new version on the running server and shadow a policy naming it.")

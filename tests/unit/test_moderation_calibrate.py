@@ -124,3 +124,19 @@ def test_a_bad_label_file_is_refused_with_the_line_and_field(tmp_path, content, 
     with pytest.raises(LabelFileError, match=None) as raised:
         read_labels(path, CATEGORIES)
     assert message in str(raised.value)
+
+
+def test_text_only_labels_get_the_scores_the_policy_decides_on(text_moderation_repository):
+    # The shipped policy decides on `harmful` (1 - P(clean)); a label file with text only
+    # must get it too, or `calibrate` could never refit that threshold.
+    from export.moderation.text_classifier import onnx_probabilities
+    from marquee.moderation.calibrate_cli import score_missing
+    from marquee.moderation.labels import LabelledItem
+
+    texts = ["great episode, thanks", "you absolute clown"]
+    items = [LabelledItem(2, "clean", texts[0], {}), LabelledItem(3, "insult", texts[1], {})]
+    scored = score_missing(items, text_moderation_repository)
+    probabilities = onnx_probabilities(text_moderation_repository / "text_classifier_int8" / "1" / "model.onnx", texts)
+    for item, row in zip(scored, probabilities, strict=True):
+        assert set(item.scores) == {"profanity", "insult", "threat", "sexual", "spam", "harmful"}
+        assert item.scores["harmful"] == pytest.approx(1.0 - row[0], abs=1e-5)
