@@ -88,9 +88,10 @@ def return_large_frees_to_os(threshold_bytes: int = 4 << 20) -> bool:
 
     By default glibc raises its mmap threshold to the size of the largest block freed (up
     to 32 MB), after which tens-of-MB arrays live in per-thread heaps it rarely returns:
-    a route that handles Whisper's cross-attention tensors (18 MB a window) from worker
-    threads grew to 4 GB that way. A fixed threshold ends that growth. Returns False where
-    the C library is not glibc (nothing changes there)."""
+    the transcription route, which handles Whisper's cross-attention tensors (18 MB a
+    window) from worker threads, kept 700-1,000 MB of them after every request, and its
+    peak on a 10-minute file fell from 1.3-1.4 GB to 0.9-1.0 GB with this call. Returns
+    False where the C library is not glibc (nothing changes there)."""
     import ctypes
 
     try:
