@@ -19,7 +19,8 @@ from export.moderation.text_dataset import build_dataset
 from marquee.moderation.calibrate import fit_thresholds
 from marquee.moderation.labels import LabelledItem
 from marquee.moderation.policy import default_policy_path, load_policy
-from marquee.routes.moderate_text.cascade import HARMFUL_CATEGORY, LEXICAL_CATEGORY
+from marquee.routes.moderate_text.cascade import HARMFUL_CATEGORY, LEXICAL_CATEGORY, class_scores, decision_scores
+from marquee.specs.moderation_text import TEXT_CLASSES
 
 TARGET_PRECISION = 0.95
 BLOCK_PRECISION = 0.99
@@ -29,10 +30,11 @@ def held_out_items(repository: Path) -> list[LabelledItem]:
     """The templated held-out split with the two scores the shipped policy decides on."""
     test = build_dataset().test
     scored = offline_cascade.score_texts(repository, [e.text for e in test])
-    return [
-        LabelledItem(i, e.label, e.text, {LEXICAL_CATEGORY: float(lexical), HARMFUL_CATEGORY: float(1.0 - p[0])})
-        for i, (e, lexical, p) in enumerate(zip(test, scored.profanity, scored.probabilities, strict=True))
-    ]
+    items = []
+    for i, (e, lexical, p) in enumerate(zip(test, scored.profanity, scored.probabilities, strict=True)):
+        scores = decision_scores(lexical, class_scores(p, TEXT_CLASSES))  # the route's own scores
+        items.append(LabelledItem(i, e.label, e.text, {k: scores[k] for k in (LEXICAL_CATEGORY, HARMFUL_CATEGORY)}))
+    return items
 
 
 def main() -> None:
