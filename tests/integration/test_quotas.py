@@ -201,19 +201,26 @@ def test_the_gateway_answers_resource_exhausted_over_grpc_and_the_client_says_re
     tally, _ = flood_with_marquee_client(url, "creator_tools", requests=200)
     assert not tally.other, tally.other[:3]
     assert tally.ok > 0 and tally.refused, (tally.ok, len(tally.refused))
-    # A stock gRPC client sees the status code itself.
-    client = grpcclient.InferenceServerClient(url)
-    codes = set()
-    for user in range(200):
+    # Stock gRPC clients see the status code itself. They send concurrently: one client in
+    # sequence on a slow host stays under 50 pages/s and is (rightly) never refused.
+    refusals = []
+
+    def stock_page(user: int) -> None:
+        client = grpcclient.InferenceServerClient(url)
         try:
             client.infer("recommend", page_inputs(grpcclient, user), headers={SURFACE_HEADER: "creator_tools"})
         except InferenceServerException as error:
-            codes.add(error.status())
-            if error.status() == "StatusCode.RESOURCE_EXHAUSTED":
-                assert "over its quota" in error.message()
-                break
-    client.close()
-    assert "StatusCode.RESOURCE_EXHAUSTED" in codes, codes
+            refusals.append((error.status(), error.message()))
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(stock_page, range(200)))
+    codes = {status for status, _ in refusals}
+    assert "StatusCode.RESOURCE_EXHAUSTED" in codes, refusals[:3]
+    # UNAVAILABLE: the route's own quota refusal, when a page passed the gateway's bucket.
+    assert codes <= {"StatusCode.RESOURCE_EXHAUSTED", "StatusCode.UNAVAILABLE"}, refusals[:3]
+    assert all("over its quota" in message for _, message in refusals), refusals[:3]
     with RecommendClient(url, timeout_s=10.0, surface="home") as home:
         assert len(home.recommend(3, 1, [5], n=10).item_ids) == 10
     time.sleep(QUOTA_BURST_S * 1.5)
