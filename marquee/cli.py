@@ -486,13 +486,48 @@ def _next_steps(http_url: str, grpc_url: str, admin_header: str) -> str:
 
 
 @perf_app.command("setup")
-def perf_setup() -> None:
+def perf_setup(
+    peers: Annotated[
+        bool, typer.Option(help="Also install Ray Serve into .venv-peers, for `marquee perf report`'s Ray comparison.")
+    ] = False,
+) -> None:
     """Fetch perf_analyzer (and, on glibc < 2.38, a private newer glibc runtime)."""
     from perf.perf_analyzer import locate
 
     analyzer = locate(install=True)
     via = f" through the loader in {analyzer.loader_root}" if analyzer.loader_root else ""
     console.print(f"[green]✓ perf_analyzer {analyzer.binary}{via}")
+    if peers:
+        from perf.peers import RAY_REQUIREMENT, install_peers
+
+        with console.status(f"installing {RAY_REQUIREMENT} into .venv-peers ..."):
+            python = install_peers()
+        console.print(f"[green]✓ {RAY_REQUIREMENT} in {python}")
+
+
+@perf_app.command("report")
+def perf_report(
+    only: Annotated[str | None, typer.Option(help="Comma-separated benchmarks (default: all).")] = None,
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("perf/reports/one_run"),
+) -> None:
+    """Every side-by-side comparison in one run -> report.json, report.md and ratios.png.
+
+    About 40 minutes on 2 cores; keep the host otherwise idle. Ray Serve needs
+    `marquee perf setup --peers` first."""
+    from perf.report import BENCHMARKS, run_all
+
+    names = [b.name for b in BENCHMARKS]
+    chosen = names if only is None else [n.strip() for n in only.split(",")]
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise typer.BadParameter(f"{unknown}; allowed: {', '.join(names)}", param_hint="--only")
+    try:
+        report = run_all(tuple(b for b in BENCHMARKS if b.name in chosen), out, progress=console.print)
+    except RuntimeError as error:
+        console.print(f"[red]✗ {error}")
+        raise typer.Exit(1) from None
+    missed = [h for r in report["benchmarks"].values() for h in r["headlines"] if not h["met"]]
+    console.print(f"[green]✓ {out / 'report.md'}[/] ({len(missed)} target(s) missed; the report says by how much)")
 
 
 @perf_app.command("run")

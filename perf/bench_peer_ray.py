@@ -1,14 +1,19 @@
 """Peer benchmark: the same ranker on Triton (Marquee) and on Ray Serve, at equal p99.
 
-    pip install "ray[serve]"          # not a Marquee dependency
+    .venv/bin/marquee perf setup --peers   # Ray Serve in its own venv (.venv-peers)
     .venv/bin/python -m perf.bench_peer_ray [--p99-ms 10] [--rows 16]
 
 All three systems take HTTP requests of `--rows` candidate rows from one load generator
 (aiohttp, asyncio, same process, same concurrency sweep), one after the other on the same
 machine:
 - Triton: `ranker_fp32`, KServe v2 HTTP with binary tensors, dynamic batching as committed;
-- Ray Serve + ONNX Runtime: the same ONNX file, `@serve.batch`, one intra-op thread;
-- Ray Serve + PyTorch: the checkpoint it was exported from, `@serve.batch`, one thread.
+- Ray Serve + ONNX Runtime: the same ONNX file, one intra-op thread per replica;
+- Ray Serve + PyTorch: the checkpoint it was exported from, one thread per replica.
+Ray Serve is tuned as its documentation recommends for throughput: `@serve.batch`
+(dynamic request batching), one replica per core (`num_replicas` = cores, `num_cpus=1`
+each), and `max_ongoing_requests` above the batch size so that batches can fill.
+Ray Serve needs a newer protobuf than tritonclient, so its half runs in `.venv-peers`
+(`marquee perf setup --peers`), a child process with `--only ray`.
 Reported: p50/p99 and rows/s per concurrency, and the best rows/s with p99 under a target.
 Not a test: it takes several minutes.
 """
@@ -19,6 +24,9 @@ import argparse
 import asyncio
 import io
 import json
+import os
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,9 +39,14 @@ from marquee.paths import model_repository
 from marquee.server import TritonServer, free_ports
 from marquee.specs.ranker import RANKER_FP32
 from perf.machine import machine_info
+from perf.peers import PEERS_PYTHON
 
 console = Console()
-BATCH_WAIT_S = 0.0002  # the same 200 us Triton's dynamic batcher waits
+# Ray Serve's batching, per its "Dynamic Request Batching" guide: up to 64 requests per
+# call, waiting at most 1 ms for a batch to fill (Triton's ranker waits 200 us; Ray's
+# asyncio hop costs more per batch, so a shorter wait only shrinks its batches).
+RAY_MAX_BATCH = 64
+RAY_BATCH_WAIT_S = 0.001
 
 
 def _decode(body: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +54,12 @@ def _decode(body: bytes) -> tuple[np.ndarray, np.ndarray]:
         return arrays["categorical"], arrays["dense"]
 
 
-def _serve_app(kind: str, onnx_path: str, checkpoint: str):
+def _serve_app(kind: str, onnx_path: str, checkpoint: str, replicas: int):
     from ray import serve
     from starlette.requests import Request
     from starlette.responses import Response
 
-    @serve.deployment(ray_actor_options={"num_cpus": 1}, max_ongoing_requests=64)
+    @serve.deployment(num_replicas=replicas, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=2 * RAY_MAX_BATCH)
     class Ranker:
         def __init__(self):
             if kind == "onnxruntime":
@@ -71,7 +84,7 @@ def _serve_app(kind: str, onnx_path: str, checkpoint: str):
 
                 self.score = score
 
-        @serve.batch(max_batch_size=64, batch_wait_timeout_s=BATCH_WAIT_S)
+        @serve.batch(max_batch_size=RAY_MAX_BATCH, batch_wait_timeout_s=RAY_BATCH_WAIT_S)
         async def handle_batch(self, requests: list[tuple[np.ndarray, np.ndarray]]) -> list[bytes]:
             sizes = [len(c) for c, _ in requests]
             out = self.score(np.concatenate([c for c, _ in requests]), np.concatenate([d for _, d in requests]))
@@ -138,48 +151,77 @@ def sweep(url: str, body: bytes, headers: dict, concurrencies: list[int], second
     return [asyncio.run(_load(url, body, headers, c, seconds, rows)) for c in concurrencies]
 
 
+def triton_sweep(args, concurrencies: list[int], categorical, dense) -> list[dict]:
+    with (
+        console.status("Triton (Marquee) ..."),
+        TritonServer(model_repository(), free_ports(), models=[RANKER_FP32.name]) as server,
+    ):
+        body, headers = _triton_body(categorical, dense)
+        url = f"http://{server.http_url}/v2/models/{RANKER_FP32.name}/infer"
+        return sweep(url, body, headers, concurrencies, args.seconds, args.rows)
+
+
+def ray_sweeps(args, concurrencies: list[int], categorical, dense) -> dict[str, list[dict]]:
+    """Run in .venv-peers (Ray Serve installed): both Ray Serve deployments, one at a time."""
+    import ray
+    from ray import serve
+
+    repository = model_repository()
+    onnx_path = repository / RANKER_FP32.name / "1" / RANKER_FP32.artifact
+    stamp = json.loads((repository / RANKER_FP32.name / "1" / "marquee-export.json").read_text())
+    ray.init(num_cpus=args.replicas, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    port = free_ports().http
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    results = {}
+    for kind in ("onnxruntime", "pytorch"):
+        with console.status(f"Ray Serve + {kind} ..."):
+            app = _serve_app(kind, str(onnx_path), stamp["checkpoint"], args.replicas)
+            serve.run(app, name=kind, route_prefix=f"/{kind}")
+            url = f"http://127.0.0.1:{port}/{kind}"
+            headers = {"Content-Type": "application/octet-stream"}
+            body = _npz(categorical, dense)
+            results[f"ray_serve_{kind}"] = sweep(url, body, headers, concurrencies, args.seconds, args.rows)
+            serve.delete(kind)
+    serve.shutdown()
+    ray.shutdown()
+    return results
+
+
+def ray_in_peers_venv(args) -> dict[str, list[dict]]:
+    """The Ray half, in the interpreter that has Ray Serve (it needs protobuf >= 6, which
+    Marquee's tritonclient does not take)."""
+    if not PEERS_PYTHON.is_file():
+        raise SystemExit(f"{PEERS_PYTHON} is missing: run `.venv/bin/marquee perf setup --peers` first")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ray.json"
+        forwarded = ["--rows", str(args.rows), "--concurrency", args.concurrency, "--seconds", str(args.seconds)]
+        forwarded += ["--replicas", str(args.replicas), "--only", "ray", "--out", str(out)]
+        env = os.environ | {"PYTHONPATH": str(Path.cwd())}
+        subprocess.run([str(PEERS_PYTHON), "-m", "perf.bench_peer_ray", *forwarded], check=True, env=env)
+        return json.loads(out.read_text())["sweeps"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=16, help="candidate rows per request")
     parser.add_argument("--concurrency", default="1,2,4,8")
     parser.add_argument("--seconds", type=float, default=6.0, help="per load level")
     parser.add_argument("--p99-ms", type=float, default=10.0)
+    parser.add_argument("--replicas", type=int, default=os.cpu_count() or 1, help="Ray Serve replicas (cores)")
+    parser.add_argument("--only", choices=("triton", "ray"), help="one half (the Ray half runs in .venv-peers)")
     parser.add_argument("--out", type=Path, default=Path("perf/reports/peer_ray.json"))
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    repository = model_repository()
-    onnx_path = repository / RANKER_FP32.name / "1" / RANKER_FP32.artifact
-    stamp = json.loads((repository / RANKER_FP32.name / "1" / "marquee-export.json").read_text())
     rng = np.random.default_rng(0)
     categorical = rng.integers(0, 8, (args.rows, 6)).astype(np.int64)
     dense = rng.standard_normal((args.rows, 6)).astype(np.float32)
     results = {}
-
-    with (
-        console.status("Triton (Marquee) ..."),
-        TritonServer(repository, free_ports(), models=[RANKER_FP32.name]) as server,
-    ):
-        body, headers = _triton_body(categorical, dense)
-        url = f"http://{server.http_url}/v2/models/{RANKER_FP32.name}/infer"
-        results["triton"] = sweep(url, body, headers, concurrencies, args.seconds, args.rows)
-
-    import ray
-    from ray import serve
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    port = free_ports().http
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    for kind in ("onnxruntime", "pytorch"):
-        with console.status(f"Ray Serve + {kind} ..."):
-            serve.run(_serve_app(kind, str(onnx_path), stamp["checkpoint"]), name=kind, route_prefix=f"/{kind}")
-            url = f"http://127.0.0.1:{port}/{kind}"
-            headers = {"Content-Type": "application/octet-stream"}
-            results[f"ray_serve_{kind}"] = sweep(
-                url, _npz(categorical, dense), headers, concurrencies, args.seconds, args.rows
-            )
-            serve.delete(kind)
-    serve.shutdown()
-    ray.shutdown()
+    if args.only != "ray":
+        results["triton"] = triton_sweep(args, concurrencies, categorical, dense)
+    if args.only == "ray":
+        results |= ray_sweeps(args, concurrencies, categorical, dense)
+    elif args.only is None:
+        results |= ray_in_peers_venv(args)
 
     best = {
         name: max((r for r in rows if r["p99_ms"] <= args.p99_ms), key=lambda r: r["rows_per_s"], default=None)
@@ -189,6 +231,12 @@ def main() -> None:
         "benchmark": "peer_ray",
         "machine": machine_info(),
         "rows_per_request": args.rows,
+        "ray_serve": {
+            "replicas": args.replicas,
+            "max_batch_size": RAY_MAX_BATCH,
+            "batch_wait_timeout_s": RAY_BATCH_WAIT_S,
+            "max_ongoing_requests": 2 * RAY_MAX_BATCH,
+        },
         "p99_target_ms": args.p99_ms,
         "sweeps": results,
         "best_under_target": best,

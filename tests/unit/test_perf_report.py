@@ -1,0 +1,94 @@
+"""`marquee perf report`: each benchmark's headline figures, read from the reports the
+benchmarks themselves wrote (committed under perf/reports/), and the one-run assembly."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from perf.report import BENCHMARKS, Benchmark, Headline, markdown, plot_ratios, run_benchmark
+
+ROOT = Path(__file__).resolve().parents[2]
+# The issue's targets (issue 16) and the route SLO: the report must judge against these.
+TARGETS = {
+    "image moderation": {1.5},
+    "serving efficiency": {0.7},
+    "dynamic batching": {3.0},
+    "Ray Serve (tuned)": {2.0},
+    "transcription": {2.0, 1.5},
+    "recommend": {25.0, 0.02},
+}
+
+
+@pytest.mark.parametrize("benchmark", BENCHMARKS, ids=lambda b: b.name)
+def test_each_committed_report_yields_headlines_against_the_issues_targets(benchmark: Benchmark):
+    path = ROOT / benchmark.report
+    if not path.is_file():
+        pytest.skip(f"{benchmark.report} is not committed yet")
+    headlines = benchmark.summarise(json.loads(path.read_text()))
+    assert headlines, f"{benchmark.name}: no headline read from {benchmark.report}"
+    for headline in headlines:
+        assert headline.ratio > 0 and headline.marquee > 0, headline
+        if headline.peer is not None:
+            assert headline.ratio == pytest.approx(headline.marquee / headline.peer, rel=1e-6), headline
+        if headline.comparison in TARGETS:
+            assert headline.target in TARGETS[headline.comparison], headline
+
+
+def test_a_missed_target_says_by_how_much_both_ways():
+    faster = Headline("x", "rows/s", 3.0, 2.0, 1.5, 2.0)
+    assert not faster.met and faster.shortfall == "missed: 1.50 of 2 (75% of target)"
+    assert Headline("x", "rows/s", 5.0, 2.0, 2.5, 2.0).shortfall == "met"
+    slow = Headline("x", "p99 ms", 26.0, None, 26.0, 25.0, higher_is_better=False)
+    assert not slow.met and slow.shortfall == "missed: 26.00 against at most 25"
+    assert Headline("x", "p99 ms", 20.0, None, 20.0, 25.0, higher_is_better=False).met
+
+
+def _report_with(headlines: list[Headline]) -> dict:
+    return {
+        "date": "2026-12-03T16:00:00+00:00",
+        "finished": "2026-12-03T16:40:00+00:00",
+        "machine": {"cpu": "test CPU", "cores": 2, "onnxruntime": "1", "tritonserver": "2.51"},
+        "benchmarks": {
+            "bench": {
+                "report": "perf/reports/bench.json",
+                "wall_s": 12.0,
+                "load_average_before": [0.5, 0.5, 0.5],
+                "load_average_after": [1.9, 1.0, 0.7],
+                "cpu_steal_percent": 3.0,
+                "headlines": [h.__dict__ | {"met": h.met, "shortfall": h.shortfall} for h in headlines],
+            }
+        },
+    }
+
+
+def test_markdown_has_a_row_per_headline_with_its_verdict_and_the_host_state(tmp_path):
+    headlines = [
+        Headline("dynamic batching", "rows/s on vs off", 6000.0, 2500.0, 2.4, 3.0, note="c=13"),
+        Headline("recommend", "p99 ms, 1,000,000 titles", 21.0, None, 21.0, 25.0, higher_is_better=False),
+    ]
+    text = markdown(_report_with(headlines))
+    assert "| rows/s on vs off | 6,000 | 2,500 | 2.4 | >= 3 | missed: 2.40 of 3 (80% of target) | c=13 |" in text
+    assert "| p99 ms, 1,000,000 titles | 21 | - | 21 | <= 25 | met |  |" in text
+    assert "load average 0.5 before, 1.9 after; CPU steal 3%" in text
+    pytest.importorskip("matplotlib")
+    png = plot_ratios(_report_with(headlines), tmp_path / "ratios.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_benchmark_that_fails_or_writes_nothing_fails_the_report(tmp_path):
+    stale = tmp_path / "stale.json"
+    stale.write_text("{}")
+    # `python -m this` exits 0 and writes no report: the old file must not be read as new.
+    quiet = Benchmark("quiet", "this", (), stale, lambda report: [])
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    with pytest.raises(RuntimeError, match="did not write"):
+        run_benchmark(quiet, tmp_path)
+    broken = Benchmark("broken", "perf.no_such_benchmark", (), stale, lambda report: [], needs="nothing")
+    with pytest.raises(RuntimeError, match=r"broken \(needs nothing\) exited with 1; see .*broken.log"):
+        run_benchmark(broken, tmp_path)
+    assert "No module named" in (tmp_path / "broken.log").read_text()
