@@ -266,7 +266,7 @@ BENCHMARKS = (
     Benchmark(
         "recommend",
         "perf.bench_recommend",
-        ("--sizes", "100000,1000000", "--concurrency", "4", "--out", str(REPORTS / "recommend.json")),
+        ("--sizes", "100000,1000000", "--concurrency", "1,2,4", "--out", str(REPORTS / "recommend.json")),
         REPORTS / "recommend.json",
         _recommend,
     ),

@@ -30,6 +30,7 @@ from marquee.routes import manifest
 from marquee.specs.moderation_image import (
     IMAGE_MODERATION_MODELS,
     IMAGE_PREPROCESS,
+    IMAGE_PREPROCESS_DETECTOR,
     MODERATE_IMAGE,
     NUDENET,
     OCR_CHARSET,
@@ -88,7 +89,7 @@ def _version_dir(repository: Path, spec) -> Path:
 def export_image_moderation(repository: Path, force: bool = False) -> bool:
     """Install the route and its models; returns False when everything was already current."""
     input_hash = _input_hash()
-    specs = (IMAGE_PREPROCESS, NUDENET, OCR_DET, OCR_REC, MODERATE_IMAGE)
+    specs = (IMAGE_PREPROCESS, IMAGE_PREPROCESS_DETECTOR, NUDENET, OCR_DET, OCR_REC, MODERATE_IMAGE)
     if not force and all(
         artifacts.is_current(_version_dir(repository, spec), input_hash, spec.artifact) for spec in specs
     ):
@@ -99,7 +100,12 @@ def export_image_moderation(repository: Path, force: bool = False) -> bool:
         labels, charset = _model_metadata(det_path, rec_path)
         (staged / "model.dali").write_bytes(preprocess_module.serialize("gpu"))
         (staged / CPU_PIPELINE).write_bytes(preprocess_module.serialize("cpu"))
+        detector_dir = staged / IMAGE_PREPROCESS_DETECTOR.name
+        detector_dir.mkdir()
+        (detector_dir / "model.dali").write_bytes(preprocess_module.serialize("gpu", ocr=False))
+        (detector_dir / CPU_PIPELINE).write_bytes(preprocess_module.serialize("cpu", ocr=False))
         report = _validate(staged / CPU_PIPELINE, labels)
+        _validate_detector_only(staged / CPU_PIPELINE, detector_dir / CPU_PIPELINE, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
         stamp = {"input_hash": input_hash, "validation": report.figures}
@@ -108,6 +114,13 @@ def export_image_moderation(repository: Path, force: bool = False) -> bool:
             shutil.copy2(source, staged / spec.name)
             installed = artifacts.install(staged / spec.name, _version_dir(repository, spec), spec.artifact, stamp)
             versions[spec.name] = {"version": spec.version, "sha256": artifacts.file_digest(installed)[:16]}
+        detector_preprocess_dir = _version_dir(repository, IMAGE_PREPROCESS_DETECTOR)
+        detector_preprocess_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(detector_dir / CPU_PIPELINE), detector_preprocess_dir / CPU_PIPELINE)
+        installed = artifacts.install(
+            detector_dir / "model.dali", detector_preprocess_dir, IMAGE_PREPROCESS_DETECTOR.artifact, stamp
+        )
+        versions[IMAGE_PREPROCESS_DETECTOR.name] = {"version": 1, "sha256": artifacts.file_digest(installed)[:16]}
         preprocess_dir = _version_dir(repository, IMAGE_PREPROCESS)
         preprocess_dir.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staged / CPU_PIPELINE), preprocess_dir / CPU_PIPELINE)
@@ -144,6 +157,28 @@ def _install_route(repository: Path, stamp: dict, labels, charset: str, versions
     }
     owned = {params["policy"]: POLICY_HISTORY}
     install_route(manifest.MODERATE_IMAGE, _version_dir(repository, MODERATE_IMAGE), stamp, data, operator_owned=owned)
+
+
+def _validate_detector_only(full: Path, detector_only: Path, report: ValidationReport) -> None:
+    """The pipeline without its OCR branch gives the detector the very same input."""
+    from nvidia.dali.pipeline import Pipeline
+
+    pipes = [
+        Pipeline.deserialize(serialized_pipeline=path.read_bytes(), device_id=None, num_threads=1)
+        for path in (full, detector_only)
+    ]
+    for pipe in pipes:
+        pipe.build()
+    for seed, (height, width) in enumerate(synthetic.COMPARISON_SIZES):
+        data = np.frombuffer(synthetic.encode(synthetic.blobs_image(height, width, seed)), np.uint8)
+        full_out, detector_out = (pipe.run(image=[data]) for pipe in pipes)
+        for name, full_index, detector_index in (("detector_input", 0, 0), ("original_size", 3, 1)):
+            report.close_to(
+                f"{IMAGE_PREPROCESS_DETECTOR.name}.{name}_{height}x{width}",
+                np.array(full_out[full_index][0]),
+                np.array(detector_out[detector_index][0]),
+                0.0,
+            )
 
 
 def _validate(cpu_pipeline: Path, labels: list[str]) -> ValidationReport:

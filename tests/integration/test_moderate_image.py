@@ -117,6 +117,21 @@ def test_route_with_ocr_disabled_reads_no_text_and_says_so(image_server_alive):
     )
     assert decision == "allow"
     assert audit["ocr"]["enabled"] is False and audit["ocr"]["lines"] == []
+    # It decodes through the pipeline without the OCR branch, and its audit says so.
+    assert set(audit["models"]) == {"image_preprocess_detector", "nudenet_320n"}
+
+
+def test_detector_only_pipeline_finds_what_the_full_route_finds(image_server_alive):
+    import skimage.data
+
+    # Real photographs with something for NudeNet to find (a face in each).
+    photos = (skimage.data.astronaut(), np.stack([skimage.data.camera()] * 3, axis=-1))
+    images = [synthetic.encode(photo[..., ::-1].copy()) for photo in photos]  # RGB -> BGR for OpenCV
+    full = moderate(image_server_alive, images)
+    detector_only = moderate(image_server_alive, images, model="moderate_image_no_ocr")
+    assert any(audit["detections"] for _, audit in full), "NudeNet finds the faces"
+    for (_, with_ocr), (_, without) in zip(full, detector_only, strict=True):
+        assert without["detections"] == with_ocr["detections"]
 
 
 def test_bad_items_get_error_while_siblings_are_decided_and_the_server_keeps_serving(image_server_alive):

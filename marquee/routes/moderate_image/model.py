@@ -74,7 +74,10 @@ class TritonPythonModel:
         if os.path.isfile(models_file):
             with open(models_file, encoding="utf-8") as f:
                 self.model_versions = json.load(f)
-        self.preprocess_model = params.text("preprocess_model")
+        full_preprocess = params.text("preprocess_model")
+        # Without OCR, a pipeline without the OCR branch: the same detector input for
+        # 40% of the CPU time. Configs from before it existed name none: keep the full one.
+        detector_preprocess = params.text("detector_preprocess_model", full_preprocess)
         self.detector_model = params.text("detector_model")
         self.ocr_det_model = params.text("ocr_det_model")
         self.ocr_rec_model = params.text("ocr_rec_model")
@@ -82,6 +85,7 @@ class TritonPythonModel:
         self.text_route_max_texts = params.integer("text_route_max_texts", minimum=1)
         # OCR is the costliest stage on a CPU; a deployment may turn it off (the audit says so).
         self.ocr_enabled = params.flag("ocr_enabled", default=True)
+        self.preprocess_model = full_preprocess if self.ocr_enabled else detector_preprocess
         self.max_bytes = params.integer("max_image_bytes", minimum=1)
         self.max_pixels = params.integer("max_image_pixels", minimum=1)
         self.max_items = params.integer("max_items", minimum=1)
@@ -98,8 +102,14 @@ class TritonPythonModel:
             max_lines=params.integer("max_text_lines", minimum=0),
         )
         self.downstream = Downstream()
-        ocr_models = {self.ocr_det_model, self.ocr_rec_model, self.text_route}
-        composed = [m for m in params.composed_models() if self.ocr_enabled or m not in ocr_models]
+        if self.ocr_enabled:
+            unused = {detector_preprocess}
+        else:
+            unused = {full_preprocess, self.ocr_det_model, self.ocr_rec_model, self.text_route}
+        unused.discard(self.preprocess_model)  # a config naming one pipeline for both
+        composed = [m for m in params.composed_models() if m not in unused]
+        # The audit names the models that judged the item, not every model exported with it.
+        self.model_versions = {name: v for name, v in self.model_versions.items() if name not in unused}
         self.dependencies = Dependencies(self.name, composed)
         stages = ("preprocess", "detect", "ocr", "text")
         self.observer = RouteObserver(
