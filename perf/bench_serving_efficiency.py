@@ -88,7 +88,11 @@ WORKLOADS = (
 
 
 def bare_loop(workload: Workload, onnx_path: Path, concurrency: int, seconds: float) -> dict:
-    """The ONNX file in-process: `instances` sessions, `concurrency` threads sharing them."""
+    """The ONNX file in-process: `instances` sessions, `concurrency` threads sharing them.
+
+    Each session runs one call at a time, as a Triton instance runs one batch at a time:
+    ONNX Runtime would otherwise run concurrent calls on one session in parallel, and the
+    bare loop would get more cores than the served model's thread budget."""
     import onnxruntime as ort
 
     def session():
@@ -98,6 +102,7 @@ def bare_loop(workload: Workload, onnx_path: Path, concurrency: int, seconds: fl
         return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     sessions = [session() for _ in range(workload.instances)]
+    locks = [threading.Lock() for _ in sessions]
     feeds = workload.feeds()
     for s in sessions:
         s.run(None, feeds)
@@ -105,10 +110,11 @@ def bare_loop(workload: Workload, onnx_path: Path, concurrency: int, seconds: fl
     deadline = time.perf_counter() + seconds
 
     def worker(index: int) -> None:
-        run = sessions[index % len(sessions)].run
+        run, lock = sessions[index % len(sessions)].run, locks[index % len(sessions)]
         while time.perf_counter() < deadline:
-            start = time.perf_counter()
-            run(None, feeds)
+            start = time.perf_counter()  # a call's latency includes its wait for the session
+            with lock:
+                run(None, feeds)
             latencies[index].append(time.perf_counter() - start)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
