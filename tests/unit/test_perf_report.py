@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from marquee.paths import model_repository
+from perf.bench_serving_efficiency import WORKLOADS, bare_loop
 from perf.report import BENCHMARKS, Benchmark, Headline, markdown, plot_ratios, run_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +94,17 @@ def test_a_benchmark_that_fails_or_writes_nothing_fails_the_report(tmp_path):
     with pytest.raises(RuntimeError, match=r"broken \(needs nothing\) exited with 1; see .*broken.log"):
         run_benchmark(broken, tmp_path)
     assert "No module named" in (tmp_path / "broken.log").read_text()
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.spec.name)
+def test_each_efficiency_workload_feeds_its_exported_onnx_file(workload):
+    """The bare loop's tensors are what the served model accepts: the exported file runs on them."""
+    onnx_path = model_repository() / workload.spec.name / str(workload.spec.version) / workload.spec.artifact
+    if not onnx_path.is_file():
+        pytest.skip(f"{workload.spec.name} is not exported here")
+    result = bare_loop(workload, onnx_path, concurrency=2, seconds=0.05)
+    assert result["rows_per_s"] > 0 and result["p99_ms"] >= result["p50_ms"] > 0
+    args = workload.analyzer_args()
+    for tensor in workload.spec.inputs:
+        if any(isinstance(d, str) for d in tensor.dims):  # perf_analyzer needs every dynamic axis sized
+            assert f"{tensor.name}:{','.join(map(str, workload.shape(tensor)[1:]))}" in args
