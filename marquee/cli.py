@@ -509,12 +509,21 @@ def perf_setup(
 def perf_report(
     only: Annotated[str | None, typer.Option(help="Comma-separated benchmarks (default: all).")] = None,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("perf/reports/one_run"),
+    resummarise: Annotated[
+        bool, typer.Option(help="Measure nothing: re-read the last run's benchmark reports (after a summary fix).")
+    ] = False,
 ) -> None:
     """Every side-by-side comparison in one run -> report.json, report.md and ratios.png.
 
     About 40 minutes on 2 cores; keep the host otherwise idle. Ray Serve needs
     `marquee perf setup --peers` first."""
+    from perf import report as one_run
     from perf.report import BENCHMARKS, run_all
+
+    if resummarise:
+        report = one_run.resummarise(out)
+        console.print(f"[green]✓ {out / 'report.md'}[/] re-summarised from the run of {report['date']}")
+        return
 
     names = [b.name for b in BENCHMARKS]
     chosen = names if only is None else [n.strip() for n in only.split(",")]

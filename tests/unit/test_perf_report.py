@@ -48,6 +48,9 @@ def test_a_missed_target_says_by_how_much_both_ways():
     slow = Headline("x", "p99 ms", 26.0, None, 26.0, 25.0, higher_is_better=False)
     assert not slow.met and slow.shortfall == "missed: 26.00 against at most 25"
     assert Headline("x", "p99 ms", 20.0, None, 20.0, 25.0, higher_is_better=False).met
+    # Past its ratio, but not under the target's condition ("at equal or lower WER"): missed.
+    worse = Headline("x", "audio s/s", 3.0, 2.0, 1.5, 1.5, condition_failed="WER 0.103 is worse than 0.087")
+    assert not worse.met and worse.shortfall == "missed: WER 0.103 is worse than 0.087"
 
 
 def _report_with(headlines: list[Headline]) -> dict:
