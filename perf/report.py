@@ -48,6 +48,11 @@ class Headline:
     # when it holds, else what failed. A ratio past its target with a failed condition is missed.
     condition_failed: str = ""
 
+    @classmethod
+    def versus(cls, comparison: str, measured: str, marquee: float, peer: float, target: float, **rest) -> Headline:
+        """Marquee against a peer: the ratio is Marquee's figure over the peer's."""
+        return cls(comparison, measured, marquee, peer, marquee / peer, target, **rest)
+
     @property
     def ratio_met(self) -> bool:
         return self.ratio >= self.target if self.higher_is_better else self.ratio <= self.target
@@ -87,17 +92,15 @@ def _transcription(report: dict) -> list[Headline]:
         ours = results["marquee_int8_batched"]
         for peer, target in (("faster_whisper_int8_sequential", 2.0), ("faster_whisper_int8_batched", 1.5)):
             theirs = results[peer]
-            ratio = ours["audio_s_per_wall_s"] / theirs["audio_s_per_wall_s"]
             worse_wer = ours["wer"] > theirs["wer"]
             note = f"WER {ours['wer']:.3f} vs {theirs['wer']:.3f}"
             condition = f"WER {ours['wer']:.3f} is worse than {theirs['wer']:.3f}" if worse_wer else ""
             out.append(
-                Headline(
+                Headline.versus(
                     "transcription",
                     f"audio s/s, {label}, vs {peer.replace('_int8', '').replace('_', ' ')}",
                     ours["audio_s_per_wall_s"],
                     theirs["audio_s_per_wall_s"],
-                    ratio,
                     target,
                     note=note,
                     condition_failed=condition,
@@ -110,12 +113,11 @@ def _image(report: dict) -> list[Headline]:
     results = report["results"]
     ours, theirs = results["served_detector_only"], results["reference_nudenet_detect"]
     return [
-        Headline(
+        Headline.versus(
             "image moderation",
             "images/s, served route (detector) vs NudeNet's own loop",
             ours["images_per_s"],
             theirs["images_per_s"],
-            ours["images_per_s"] / theirs["images_per_s"],
             1.5,
             note=f"p99 {ours['p99_ms']:.0f} ms vs {theirs['p99_ms']:.0f} ms",
         )
@@ -125,12 +127,11 @@ def _image(report: dict) -> list[Headline]:
 def _text(report: dict) -> list[Headline]:
     results = report["results"]
     return [
-        Headline(
+        Headline.versus(
             "text moderation",
             f"texts/s, served {name.replace('_', ' ')} vs Hugging Face transformers in-process",
             results[f"served_{name}"]["texts_per_s"],
             results[f"pytorch_{name}"]["texts_per_s"],
-            results[f"served_{name}"]["texts_per_s"] / results[f"pytorch_{name}"]["texts_per_s"],
             1.0,  # the issue sets none; serving must at least not lose to the reference
             note=f"p99 {results[f'served_{name}']['request_ms_p99']:.0f} ms vs "
             f"{results[f'pytorch_{name}']['request_ms_p99']:.0f} ms",
@@ -150,12 +151,11 @@ def _ray(report: dict) -> list[Headline]:
             theirs = max(report["sweeps"][peer], key=lambda r: r["rows_per_s"])
             note = f"Ray Serve never met p99 <= {target_ms:g} ms; its best at any p99 ({theirs['p99_ms']:.0f} ms)"
         out.append(
-            Headline(
+            Headline.versus(
                 "Ray Serve (tuned)",
                 f"rows/s, Triton vs {peer.replace('_', ' ')}",
                 ours["rows_per_s"],
                 theirs["rows_per_s"],
-                ours["rows_per_s"] / theirs["rows_per_s"],
                 2.0,
                 note=note,
             )
@@ -167,12 +167,11 @@ def _batching(report: dict) -> list[Headline]:
     section = report["dynamic_batching"]
     on, off = section["best_under_target"]["ranker_int8"], section["best_under_target"]["ranker_int8_nobatch"]
     return [
-        Headline(
+        Headline.versus(
             "dynamic batching",
             f"rows/s, INT8 ranker, batching on vs off, p99 <= {section['p99_target_ms']:g} ms",
             on["rows_per_s"],
             off["rows_per_s"],
-            on["rows_per_s"] / off["rows_per_s"],
             3.0,
             note=f"at concurrency {on['concurrency']:.0f} vs {off['concurrency']:.0f}",
         )
