@@ -10,7 +10,8 @@ much) and `ratios.png` (every ratio against its target). The README's performanc
 come from `report.md`.
 
 A benchmark whose report is older than its run (it failed before writing) fails the
-report: no figure from an earlier run is carried into this one.
+report: no figure from an earlier run is carried into this one. `--resummarise` measures
+nothing: it reads the same run's benchmark reports again, after a fix to a summariser.
 """
 
 from __future__ import annotations
