@@ -293,9 +293,16 @@ def _moderate_image(server) -> dict:
         tensor = grpcclient.InferInput("image", [len(images)], "BYTES")
         tensor.set_data_from_numpy(np.array(images, dtype=np.object_))
         result = client.infer("moderate_image", [tensor], client_timeout=120)
+        # The pipeline a route with OCR off decodes through (not the default), called directly.
+        encoded = {"image": np.frombuffer(images[1], np.uint8)[None]}
+        full, detector_only = (
+            _infer(client, model, encoded, ["detector_input"])["detector_input"]
+            for model in ("image_preprocess", "image_preprocess_detector")
+        )
     return {
         "decisions": [d.decode() for d in result.as_numpy("decision")],
         "audits": [json.loads(a) for a in result.as_numpy("audit")],
+        "detector_inputs": (full, detector_only),
     }
 
 
@@ -516,6 +523,9 @@ def test_moderate_image_reads_the_caption_and_the_real_text_route_judges_it(answ
     assert caption["ocr"]["text_judged"] is True and caption["ocr"]["text_audits"]
     assert set(result["decisions"]) <= {"allow", "review", "block"}, result
     assert {"image_preprocess", "nudenet_320n", "ocr_det_ppocrv4", "ocr_rec_ppocrv4"} <= set(blobs["models"])
+    full, detector_only = result["detector_inputs"]
+    assert full.shape == detector_only.shape == (1, 3, 320, 320)
+    np.testing.assert_array_equal(detector_only, full)
 
 
 def test_analyze_video_answers_with_shots_tags_and_judged_keyframes(answers):
