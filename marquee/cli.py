@@ -521,6 +521,8 @@ def perf_report(
     from perf.report import BENCHMARKS, run_all
 
     if resummarise:
+        if not (out / "report.json").is_file():
+            raise typer.BadParameter(f"{out} holds no report.json; run `marquee perf report` first", param_hint="--out")
         report = one_run.resummarise(out)
         console.print(f"[green]✓ {out / 'report.md'}[/] re-summarised from the run of {report['date']}")
         return
