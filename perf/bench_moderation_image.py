@@ -87,21 +87,44 @@ def drive(make_state, call, images: list[bytes], requests: int, concurrency: int
     }
 
 
-def reference(images: list[bytes], requests: int, concurrency: int) -> dict:
+def _detector_session():
+    """NudeNet's detector in ONNX Runtime with the served models' thread budget: one
+    intra-op thread per worker."""
     import onnxruntime as ort
-    from nudenet import NudeDetector
 
     from export.moderation_image.pipeline import nudenet_model
 
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(nudenet_model()), options, providers=["CPUExecutionProvider"])
+
+
+def reference(images: list[bytes], requests: int, concurrency: int) -> dict:
+    from nudenet import NudeDetector
+
     def make_detector():
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
         detector = NudeDetector()
-        detector.onnx_session = ort.InferenceSession(str(nudenet_model()), options, providers=["CPUExecutionProvider"])
+        detector.onnx_session = _detector_session()
         return detector
 
     return drive(make_detector, lambda detector, data: detector.detect(data), images, requests, concurrency)
+
+
+def bare_detector(images: list[bytes], requests: int, concurrency: int) -> dict:
+    """The ceiling for any server of this model on these threads: the detector alone, on
+    tensors NudeNet's own preprocessing made before the clock started (no decode, no
+    letterbox, no postprocess, no crossing)."""
+    from nudenet.nudenet import _read_image
+
+    tensors = {data: _read_image(data)[0] for data in images}
+    return drive(
+        _detector_session,
+        lambda session, data: session.run(None, {"images": tensors[data]}),
+        images,
+        requests,
+        concurrency,
+    )
 
 
 def served(server: TritonServer, model: str, images: list[bytes], requests: int, concurrency: int) -> dict:
@@ -121,6 +144,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPORT)
     args = parser.parse_args()
     images = bench_images()
     workdir = Path(tempfile.mkdtemp(prefix="bench-moderation-image-"))
@@ -129,8 +153,12 @@ def main() -> None:
         render.write(list(IMAGE_MODERATION_MODELS), repository)
         export_image_moderation(repository)
         render.write_variant(repository, MODERATE_IMAGE, NO_OCR.name, **NO_OCR.parameters)
-        results = {"reference_nudenet_detect": reference(images, args.requests, args.concurrency)}
+        results = {
+            "reference_nudenet_detect": reference(images, args.requests, args.concurrency),
+            "bare_onnxruntime_detector": bare_detector(images, args.requests, args.concurrency),
+        }
         print("reference", results["reference_nudenet_detect"], flush=True)
+        print("bare", results["bare_onnxruntime_detector"], flush=True)
         with TritonServer(repository, free_ports(), log_path=workdir / "tritonserver.log") as server:
             for name, model in (("served_detector_only", NO_OCR.name), ("served_full_route", MODERATE_IMAGE.name)):
                 results[name] = served(server, model, images, args.requests, args.concurrency)
@@ -150,8 +178,8 @@ def main() -> None:
             results["served_detector_only"]["images_per_s"] / results["reference_nudenet_detect"]["images_per_s"], 3
         ),
     }
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from marquee.paths import model_repository
+from perf import report as one_run
 from perf.bench_serving_efficiency import WORKLOADS, bare_loop
 from perf.report import BENCHMARKS, Benchmark, Headline, markdown, plot_ratios, run_benchmark
 
@@ -97,6 +98,59 @@ def test_a_benchmark_that_fails_or_writes_nothing_fails_the_report(tmp_path):
     with pytest.raises(RuntimeError, match=r"broken \(needs nothing\) exited with 1; see .*broken.log"):
         run_benchmark(broken, tmp_path)
     assert "No module named" in (tmp_path / "broken.log").read_text()
+
+
+def test_a_missed_target_lists_what_costs_the_rest_and_a_met_one_does_not():
+    headlines = [
+        Headline("dynamic batching", "rows/s on vs off", 6000.0, 2500.0, 2.4, 3.0, costs="0.55 ms per request"),
+        Headline("recommend", "p99 ms", 21.0, None, 21.0, 25.0, higher_is_better=False, costs="not shown"),
+    ]
+    text = markdown(_report_with(headlines))
+    assert "What costs the rest:\n- rows/s on vs off: 0.55 ms per request." in text
+    assert "not shown" not in text
+
+
+def test_the_batching_ceiling_is_derived_from_the_unbatched_requests_own_cost():
+    sweep = {"concurrency": 4.0, "rows_per_s": 2000.0, "p99_ms": 4.0, "queue_ms": 1.0, "compute_ms": 0.5}
+    report = {
+        "machine": {"cores": 2},
+        "dynamic_batching": {
+            "p99_target_ms": 10.0,
+            "best_under_target": {"ranker_int8": sweep | {"rows_per_s": 3000.0}, "ranker_int8_nobatch": sweep},
+        },
+    }
+    (headline,) = one_run._batching(report)
+    # 2 cores / 2000 requests/s = 1 ms per request; 0.5 of it in the model: at most 2x.
+    assert "costs 1.00 ms of CPU" in headline.costs and "at most 2.0x" in headline.costs
+
+
+def _one_run_on_disk(tmp_path, benchmark_date: str) -> Path:
+    tmp_path.mkdir()
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"machine": {"date": benchmark_date}}))
+    out = tmp_path / "one_run"
+    out.mkdir()
+    report = _report_with([]) | {
+        "benchmarks": {"recommend": {**_report_with([])["benchmarks"]["bench"], "report": str(bench)}}
+    }
+    (out / "report.json").write_text(json.dumps(report))
+    return out
+
+
+def test_resummarise_reads_the_runs_own_reports_by_their_recorded_date_not_mtime(tmp_path, monkeypatch):
+    seen = []
+    fake = Benchmark("recommend", "perf.bench_recommend", (), Path("unused"), lambda r: seen.append(r) or [])
+    monkeypatch.setattr(one_run, "BENCHMARKS", (fake,))
+    monkeypatch.setattr(one_run, "plot_ratios", lambda report, path: None)
+    inside = _one_run_on_disk(tmp_path / "a", "2026-12-03T16:20:00+00:00")
+    os.utime(
+        Path(json.loads((inside / "report.json").read_text())["benchmarks"]["recommend"]["report"])
+    )  # as a clone does
+    one_run.resummarise(inside)
+    assert seen == [{"machine": {"date": "2026-12-03T16:20:00+00:00"}}]
+    later = _one_run_on_disk(tmp_path / "b", "2026-12-03T18:00:00+00:00")
+    with pytest.raises(RuntimeError, match="outside this run"):
+        one_run.resummarise(later)
 
 
 @pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.spec.name)
