@@ -181,16 +181,16 @@ def _ray(report: dict) -> list[Headline]:
 def _batching(report: dict) -> list[Headline]:
     section = report["dynamic_batching"]
     on, off = section["best_under_target"]["ranker_int8"], section["best_under_target"]["ranker_int8_nobatch"]
-    # Without batching, each request costs cores / throughput of CPU time; only the part
-    # spent in the model is shared by a batch, the rest (gRPC, Triton's scheduler,
-    # perf_analyzer on the same cores) is paid per request either way.
-    per_request_ms = report["machine"]["cores"] * 1000 / off["rows_per_s"]
-    fixed_ms = max(per_request_ms - off["compute_ms"], 1e-9)
+    # CPU time per row, batched and not (cores / throughput, load generator included), and
+    # how much of an unbatched request is the model's execution, the only part a batch
+    # plainly shares; the rest (gRPC, Triton's scheduler, the client) is per request.
+    cores = report["machine"]["cores"]
+    off_ms, on_ms = cores * 1000 / off["rows_per_s"], cores * 1000 / on["rows_per_s"]
     costs = (
-        f"without batching a request costs {per_request_ms:.2f} ms of CPU ({report['machine']['cores']} cores / "
-        f"{off['rows_per_s']:,.0f} requests/s), of which {off['compute_ms']:.2f} ms in the model; the other "
-        f"{fixed_ms:.2f} ms is per request with batching too, so batching can gain at most "
-        f"{per_request_ms / fixed_ms:.1f}x on this model and host"
+        f"CPU per row: {off_ms:.2f} ms without batching, {on_ms:.2f} ms with it; 3x needs {off_ms / 3:.2f} ms. "
+        f"Of an unbatched request, {off['compute_ms']:.2f} ms is the model's execution and "
+        f"{max(off_ms - off['compute_ms'], 0):.2f} ms is gRPC, Triton's scheduler and perf_analyzer on the same "
+        "cores, paid per request whether or not the model call is batched"
     )
     return [
         Headline.versus(
