@@ -76,7 +76,7 @@ MODERATE_IMAGE = RouteManifest(
     (
         "routes/moderate_image/detections.py",
         "routes/moderate_image/ocr.py",
-        "routes/moderate_image/image_checks.py",
+        "backends/dali/image_header.py",  # the DALI stand-in checks images with it too
         "routes/moderate_image/judgement.py",
         POLICY,
         LIVE_POLICY,

@@ -69,7 +69,12 @@ IMAGE_PREPROCESS = ModelSpec(
     dynamic_batching=DynamicBatching(max_queue_delay_us=200),
     # AUTO: a GPU instance under the native DALI backend on GPU hosts (the "mixed"
     # decoder needs one), a CPU instance here.
-    parameters={"num_threads": "1", "max_image_bytes": str(LIMITS.max_image_bytes)},
+    # The stand-in backend reads each header first and refuses what the limits do not allow.
+    parameters={
+        "num_threads": "1",
+        "max_image_bytes": str(LIMITS.max_image_bytes),
+        "max_image_pixels": str(LIMITS.max_image_pixels),
+    },
     # Against NudeNet's own OpenCV letterbox: DALI rounds resized pixels differently by up to 2 levels.
     tolerance=Tolerance(atol=3.0 / 255, mean_atol=1e-3),
     budget=LatencyBudget(perf_latency_p99_us=40_000),

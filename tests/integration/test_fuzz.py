@@ -165,6 +165,39 @@ def test_a_tiny_wav_claiming_1_hz_is_refused_before_decoding(audio_server_alive,
     assert int(honest.as_numpy("num_samples").reshape(-1)[0]) == 8_000
 
 
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_the_dali_image_pipeline_reads_each_header_before_decoding(image_server_alive, protocol):
+    """Found by the long profile (200 cases): a batch of hostile items to `image_preprocess`
+    crashed its stub inside DALI's OpenCV decoder (a 52 TB allocation refused, then a
+    segfault). DALI decodes any format it recognises and trusts its header; the backend now
+    applies the route's own header check to each item first: JPEG or PNG, at most
+    `max_image_pixels`. The 197 kB PNG below claims 5000 x 10000 pixels, all real."""
+    server = image_server_alive
+    url = server.grpc_url if protocol == "grpc" else server.http_url
+    module = grpcclient if protocol == "grpc" else httpclient
+    processes = ServerProcesses(server.process.pid)
+    stubs = processes.stubs()
+    big = payloads.png(5000, 10_000)
+    not_jpeg_or_png = b"BM" + (10**9).to_bytes(4, "little") + bytes(64)  # a BMP header
+    for item, message in (
+        (big, "5000x10000 = 50000000 pixels; the limit (max_image_pixels) is 40000000"),
+        (not_jpeg_or_png, "not a JPEG or PNG (starts with 424d"),
+    ):
+        width = max(len(big), len(item))
+        batch = np.stack([np.frombuffer(item + bytes(width - len(item)), np.uint8), np.zeros(width, np.uint8)])
+        tensor = module.InferInput("image", list(batch.shape), "UINT8")
+        tensor.set_data_from_numpy(batch)
+        client = module.InferenceServerClient(url)
+        try:
+            with pytest.raises(InferenceServerException) as refused:
+                client.infer("image_preprocess", [tensor])
+        finally:
+            client.close()
+        assert str(refused.value.status()) == {"grpc": "StatusCode.INVALID_ARGUMENT", "http": "400"}[protocol]
+        assert "input `image` item 0" in refused.value.message() and message in refused.value.message()
+    assert processes.stubs() == stubs
+
+
 def test_transcribe_refuses_the_1_hz_wav_as_that_clips_input_error(transcribe_triton):
     """The route decodes on the server with PyAV, not through DALI: it checks the audio
     stream's rate before decoding, as the DALI backend checks the header."""

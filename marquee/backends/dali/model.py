@@ -19,16 +19,22 @@ Error codes: an item that is missing, empty, too large or cannot be decoded is t
 caller's mistake, INVALID_ARG (HTTP 400): the bytes are not an image (or audio) this
 pipeline reads. Anything else that fails is INTERNAL.
 
-Audio (`media` "audio"): every item's header is read before decoding (audio_header.py,
-next to this file): a sample rate, channel count or duration the header states outside
-the limits is refused as the caller's mistake, so a tiny file cannot make the resampler
-allocate gigabytes.
+Every item's header is read before decoding, and what it states outside the limits is
+refused as the caller's mistake, so a small file cannot make a decoder allocate what its
+header promises:
+- images (`media` "image"): JPEG or PNG only, at most `max_image_pixels` (image_header.py,
+  next to this file; the moderate_image route checks with the same code). Without it,
+  the long fuzz profile crashed the stub: a batch of hostile items made DALI's OpenCV
+  decoder ask for 52 TB, then segfault;
+- audio (`media` "audio"): sample rate, channel count and duration (audio_header.py).
 
 Parameters (optional): `num_threads` (DALI CPU threads, default 1),
 `max_image_bytes` (items above it are refused before decoding, default 20 MiB; a
 pipeline for other media names the same limit `max_input_bytes`) and `media` (the word
 error messages use for an item, default "image": "cannot decode audio: ..."),
-`max_duration_s` (audio: the longest clip a header may state, default 2 hours).
+`max_duration_s` (audio: the longest clip a header may state, default 2 hours),
+`max_image_pixels` (images: the most pixels a header may state, default 40 million).
+The native DALI backend in the NGC container reads none of these limits.
 """
 
 from __future__ import annotations
@@ -40,12 +46,14 @@ import sys
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # audio_header.py travels with this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the header checks travel with this file
 from audio_header import AudioRejected, check_audio  # noqa: E402
+from image_header import ImageRejected, check_image  # noqa: E402
 
 CPU_SERIALIZATION = "model.cpu.dali"
 DEFAULT_MAX_IMAGE_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_DURATION_S = 2 * 60 * 60.0
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 
 class ItemError(Exception):
@@ -73,6 +81,7 @@ class TritonPythonModel:
         self.max_image_bytes = int(parameters.get(self.limit_parameter, DEFAULT_MAX_IMAGE_BYTES))
         self.media = parameters.get("media", "image")
         self.max_duration_s = float(parameters.get("max_duration_s", DEFAULT_MAX_DURATION_S))
+        self.max_image_pixels = int(parameters.get("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS))
         version_dir = os.path.join(args["model_repository"], args["model_version"])
         default = os.path.join(version_dir, config.get("default_model_filename") or "model.dali")
         cpu = os.path.join(version_dir, CPU_SERIALIZATION)
@@ -151,13 +160,19 @@ class TritonPythonModel:
                     f"input `{self.input_name}` item {position} has {row.size} bytes; "
                     f"the limit (parameter {self.limit_parameter}) is {self.max_image_bytes}"
                 )
-            if self.media == "audio":
-                try:
-                    check_audio(row.tobytes(), self.max_duration_s)
-                except AudioRejected as rejected:
-                    where = f"input `{self.input_name}` item {position}"
-                    raise ItemError(f"cannot decode audio: {where}: {rejected}") from None
+            self._check_header(row, position)
         return list(array)
+
+    def _check_header(self, row: np.ndarray, position: int) -> None:
+        where = f"input `{self.input_name}` item {position}"
+        try:
+            if self.media == "audio":
+                check_audio(row.tobytes(), self.max_duration_s)
+            elif self.media == "image":
+                # Rows of a batch are zero-padded to the longest; the end markers sit before the padding.
+                check_image(np.trim_zeros(row, "b").tobytes(), self.max_image_bytes, self.max_image_pixels)
+        except (AudioRejected, ImageRejected) as rejected:
+            raise ItemError(f"cannot decode {self.media}: {where}: {rejected}") from None
 
     def _run_chunk(self, chunk: list, results: dict, failed: dict) -> None:
         chunk = [(index, row) for index, row in chunk if index not in failed]

@@ -25,7 +25,7 @@ import triton_python_backend_utils as pb_utils
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import detections as detections_module  # noqa: E402 - needs the path above
 import ocr  # noqa: E402
-from image_checks import ImageRejected, check_image  # noqa: E402
+from image_header import ImageRejected, check_image  # noqa: E402
 from judgement import (  # noqa: E402
     TextJudgement,
     error_audit,

@@ -6,7 +6,7 @@ import zlib
 import pytest
 
 from export.moderation_image import synthetic
-from marquee.routes.moderate_image.image_checks import ImageRejected, check_image
+from marquee.backends.dali.image_header import ImageRejected, check_image
 
 LIMITS = {"max_bytes": 10_000_000, "max_pixels": 1_000_000}
 

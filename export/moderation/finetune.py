@@ -1,0 +1,84 @@
+"""Fine-tune MiniLM and its head together on the moderation training set.
+
+The shipped recipe keeps the encoder frozen and trains a logistic head on its pooled
+embeddings (text_classifier.train_head). This module starts from that head and then
+trains every weight with a small learning rate, so that the encoder can learn what a
+frozen sentence encoder mixes up: film, music and sport words used innocently against
+the same words in threats, criticism against insult. Whether it pays is measured by
+cross-validation on the natural set's `dev` part (perf/cv_moderation_head.py).
+
+Loss: cross-entropy with each text weighted as train_head weights it (every class the
+same total weight, real comments `REAL_COMMENT_WEIGHT` times a generated one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from export.moderation.text_classifier import MiniLMClassifier, tokenizer_path
+from export.moderation.training_set import TrainingSet
+from marquee.progress import progress_bar
+from marquee.routes.moderate_text.text_tokens import encode, load_tokenizer
+from marquee.specs.moderation_text import MAX_TOKENS, TEXT_CLASSES
+
+EPOCHS = 2.0
+BATCH = 32
+ENCODER_LR = 3e-5
+HEAD_LR = 1e-3
+
+
+def balanced_weights(labels: list[str], weights: np.ndarray) -> np.ndarray:
+    """Per-text weights: every class the same total, as train_head's balancing gives."""
+    targets = np.array([TEXT_CLASSES.index(label) for label in labels])
+    balanced = np.empty(len(targets))
+    for k in range(len(TEXT_CLASSES)):
+        mine = targets == k
+        balanced[mine] = weights[mine] * len(targets) / (len(TEXT_CLASSES) * weights[mine].sum())
+    return balanced
+
+
+def _batches(texts: list[str], rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of texts of similar length (little padding), in random order."""
+    jitter = rng.random(len(texts))
+    order = np.lexsort((jitter, [len(t) // 20 for t in texts]))
+    batches = [order[s : s + BATCH] for s in range(0, len(order), BATCH)]
+    rng.shuffle(batches)
+    return batches
+
+
+def finetune(model: MiniLMClassifier, data: TrainingSet, epochs: float = EPOCHS, seed: int = 0) -> MiniLMClassifier:
+    """Train encoder and head in place; the head should already hold the logistic fit."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tokenizer = load_tokenizer(tokenizer_path(), MAX_TOKENS)
+    targets = torch.tensor([TEXT_CLASSES.index(label) for label in data.labels])
+    weights = torch.tensor(balanced_weights(data.labels, np.asarray(data.weights, np.float64)), dtype=torch.float32)
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": ENCODER_LR},
+            {"params": model.head.parameters(), "lr": HEAD_LR},
+        ],
+        weight_decay=0.01,
+    )
+    steps = int(np.ceil(epochs * np.ceil(len(data.texts) / BATCH)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / steps))
+    model.train()
+    done = 0
+    with progress_bar() as bar:
+        task = bar.add_task("fine-tuning MiniLM", total=steps)
+        while done < steps:
+            for rows in _batches(data.texts, rng):
+                if done == steps:
+                    break
+                input_ids, attention_mask = encode(tokenizer, [data.texts[i] for i in rows])
+                logits = model.head(model.embed(torch.from_numpy(input_ids), torch.from_numpy(attention_mask)))
+                losses = torch.nn.functional.cross_entropy(logits, targets[rows], reduction="none")
+                loss = (losses * weights[rows]).sum() / weights[rows].sum()
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                done += 1
+                bar.advance(task)
+    return model.eval()
