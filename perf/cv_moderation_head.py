@@ -65,7 +65,10 @@ def summary(score: np.ndarray, harmful: np.ndarray, seed: int = 0, resamples: in
     samples = np.array([figures(rng.integers(0, len(score), len(score))) for _ in range(resamples)])
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     names = ("precision_at_recall_0.95", "precision_at_recall_0.90", "average_precision")
-    return {name: {"value": round(point[k], 4), "ci95": [round(low[k], 4), round(high[k], 4)]} for k, name in enumerate(names)}
+    return {
+        name: {"value": round(point[k], 4), "ci95": [round(low[k], 4), round(high[k], 4)]}
+        for k, name in enumerate(names)
+    }
 
 
 def main() -> None:
@@ -89,7 +92,8 @@ def main() -> None:
                 kept = [dev[i] for i in range(len(dev)) if i not in set(held.tolist())]
                 train = generated.plus_real([c.text for c in kept], [c.label for c in kept])
                 score[held] = harmful_scores(variant, train, [dev[i].text for i in held], args.epochs, DEFAULT_SEED)
-                print(f"{variant} draw {draw} fold {k + 1}/{args.folds} done ({time.monotonic() - started:.0f} s)", flush=True)
+                elapsed = time.monotonic() - started
+                print(f"{variant} draw {draw} fold {k + 1}/{args.folds} done ({elapsed:.0f} s)", flush=True)
             pooled.append(summary(score, harmful, seed=draw))
         report[variant] = {"draws": pooled, "seconds": round(time.monotonic() - started, 1)}
         print(variant, json.dumps(pooled), flush=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from export.moderation.text_classifier import MiniLMClassifier, tokenizer_path
+from export.moderation.text_classifier import MiniLMClassifier, balanced_weights, tokenizer_path
 from export.moderation.training_set import TrainingSet
 from marquee.progress import progress_bar
 from marquee.routes.moderate_text.text_tokens import encode, load_tokenizer
@@ -26,16 +26,6 @@ EPOCHS = 2.0
 BATCH = 32
 ENCODER_LR = 3e-5
 HEAD_LR = 1e-3
-
-
-def balanced_weights(labels: list[str], weights: np.ndarray) -> np.ndarray:
-    """Per-text weights: every class the same total, as train_head's balancing gives."""
-    targets = np.array([TEXT_CLASSES.index(label) for label in labels])
-    balanced = np.empty(len(targets))
-    for k in range(len(TEXT_CLASSES)):
-        mine = targets == k
-        balanced[mine] = weights[mine] * len(targets) / (len(TEXT_CLASSES) * weights[mine].sum())
-    return balanced
 
 
 def _batches(texts: list[str], rng: np.random.Generator) -> list[np.ndarray]:
@@ -52,8 +42,9 @@ def finetune(model: MiniLMClassifier, data: TrainingSet, epochs: float = EPOCHS,
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     tokenizer = load_tokenizer(tokenizer_path(), MAX_TOKENS)
-    targets = torch.tensor([TEXT_CLASSES.index(label) for label in data.labels])
-    weights = torch.tensor(balanced_weights(data.labels, np.asarray(data.weights, np.float64)), dtype=torch.float32)
+    classes = np.array([TEXT_CLASSES.index(label) for label in data.labels])
+    targets = torch.from_numpy(classes)
+    weights = torch.tensor(balanced_weights(classes, np.asarray(data.weights, np.float64)), dtype=torch.float32)
     optimiser = torch.optim.AdamW(
         [
             {"params": model.encoder.parameters(), "lr": ENCODER_LR},

@@ -115,13 +115,19 @@ def train_head(
             f"training split lacks classes {[TEXT_CLASSES[k] for k in missing]}; need all of {TEXT_CLASSES}"
         )
     weights = np.ones(len(targets)) if weights is None else np.asarray(weights, dtype=np.float64)
+    balanced = balanced_weights(targets, weights)
+    regression = LogisticRegression(C=HEAD_C, max_iter=3000, random_state=seed)
+    regression.fit(embeddings, targets, sample_weight=balanced)
+    return regression.coef_.astype(np.float32), regression.intercept_.astype(np.float32)
+
+
+def balanced_weights(targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per-text weights scaled so that every class has the same total weight."""
     balanced = np.empty(len(targets))
     for k in range(len(TEXT_CLASSES)):
         mine = targets == k
         balanced[mine] = weights[mine] * len(targets) / (len(TEXT_CLASSES) * weights[mine].sum())
-    regression = LogisticRegression(C=HEAD_C, max_iter=3000, random_state=seed)
-    regression.fit(embeddings, targets, sample_weight=balanced)
-    return regression.coef_.astype(np.float32), regression.intercept_.astype(np.float32)
+    return balanced
 
 
 def export_classifier_onnx(model: MiniLMClassifier, path: Path) -> Path:
