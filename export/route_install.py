@@ -34,9 +34,16 @@ def install_route(
     policy is not silently replaced by the project's default."""
     version_dir = Path(version_dir)
     version_dir.mkdir(parents=True, exist_ok=True)
-    for name, source in manifest.module_files().items():
-        shutil.copy2(source, version_dir / name)
     data = dict(data or {})
+    modules = manifest.module_files()
+    for old in version_dir.glob("*.py"):
+        # A module an earlier manifest installed (since moved or removed): the route must
+        # not keep importing a stale copy of it.
+        if old.name != "model.py" and old.name not in modules and old.name not in data:
+            log.info("%s: removing %s (no longer in the route's manifest)", version_dir, old.name)
+            old.unlink()
+    for name, source in modules.items():
+        shutil.copy2(source, version_dir / name)
     if manifest.uses_surfaces:
         data.setdefault(SURFACES_FILE, PROJECT_SURFACES)
     for name, history in (operator_owned or {}).items():

@@ -25,7 +25,7 @@ import tritonclient.grpc.aio as grpcaio
 
 from marquee.paths import model_repository
 from marquee.server.stub_watchdog import stub_processes
-from perf.bench_overload import Call, _one, closed_loop, serve, summarise
+from perf.bench_overload import Call, _one, closed_loop, page_inputs, serve, summarise
 from perf.machine import report_header
 
 REPORT = Path(__file__).resolve().parent / "reports" / "soak.json"
@@ -73,7 +73,7 @@ async def soak(url: str, rate: float, seconds: float, sample_s: float, server_pi
     while time.monotonic() - started < seconds:
         due = started + index / rate
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        task = asyncio.ensure_future(_one(client, index, started))
+        task = asyncio.ensure_future(_one(client, page_inputs(index), started))
         task.add_done_callback(lambda t: (window.append(t.result()), pending.discard(t)))
         pending.add(task)
         index += 1

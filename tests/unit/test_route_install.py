@@ -25,3 +25,12 @@ def test_a_reexport_replaces_the_policy_until_an_operator_manages_it(tmp_path):
     (version_dir / HISTORY).write_text('{"action": "promote"}\n')
     _install(version_dir, "version: project-3\n")
     assert (version_dir / "policy.yaml").read_text() == "version: promoted-by-operator\n"
+
+
+def test_a_reexport_removes_modules_the_manifest_no_longer_lists(tmp_path):
+    version_dir = tmp_path / "moderate_text" / "1"
+    _install(version_dir, "version: project-1\n")
+    (version_dir / "moved_away.py").write_text("raise ImportError('stale')\n")  # an earlier release's module
+    _install(version_dir, "version: project-1\n")
+    assert not (version_dir / "moved_away.py").exists()
+    assert {"model.py", "live_policy.py", "policy.py", "route_runtime.py"} <= {p.name for p in version_dir.iterdir()}
