@@ -70,6 +70,7 @@ def main() -> None:
     server = TritonServer(repository, free_ports(), models=ready).start(timeout=300)
     fuzzer = Fuzzer(server.grpc_url, server.http_url, server.process.pid, server.log_path)
     rss_before = fuzzer.processes.rss_bytes()
+    private_before = fuzzer.processes.rss_bytes("RssAnon")
     broken: list[str] = []
     try:
         for model in models:
@@ -79,6 +80,7 @@ def main() -> None:
                 server = TritonServer(repository, free_ports(), models=ready).start(timeout=300)
                 fuzzer = Fuzzer(server.grpc_url, server.http_url, server.process.pid, server.log_path)
         rss_after = fuzzer.processes.rss_bytes()
+        private_after = fuzzer.processes.rss_bytes("RssAnon")
     finally:
         server.stop()
     print(fuzzer.tally.table())
@@ -91,6 +93,8 @@ def main() -> None:
         "total_cases": sum(fuzzer.tally.cases.values()),
         "broken_invariants": broken,
         "rss_bytes": {"before": rss_before, "peak": fuzzer.tally.peak_rss, "after": rss_after},
+        # Private memory only (RssAnon): VmRSS above counts shared regions once per process.
+        "private_bytes": {"before": private_before, "after": private_after},
     }
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(report, indent=2) + "\n")

@@ -108,14 +108,17 @@ class ServerProcesses:
         """PIDs of the live stubs (a dead one stays a zombie: Triton 2.51 never reaps it)."""
         return {pid for pid, stub in stub_processes(self.pid).items() if stub.alive}
 
-    def rss_bytes(self) -> int:
+    def rss_bytes(self, field: str = "VmRSS") -> int:
+        """`field` of /proc/PID/status summed over server and stubs. VmRSS counts a shared
+        memory region once per process that maps it (the server and every stub map the
+        Python backend's regions); RssAnon is each process's private memory alone."""
         total = 0
         for pid in [self.pid, *self.stubs()]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
                 continue
-            line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
+            line = next((line for line in status.splitlines() if line.startswith(f"{field}:")), f"{field}: 0 kB")
             total += int(line.split()[1]) * 1024
         return total
 

@@ -212,6 +212,22 @@ def test_transcribe_refuses_the_1_hz_wav_as_that_clips_input_error(transcribe_tr
     assert "says 1 Hz; allowed: 4000 to 384000 Hz" in clip["error"]
 
 
+def test_transcribe_answers_a_wav_ffmpeg_cannot_decode_as_that_clips_error(transcribe_triton):
+    """Found by the 200-case long profile: a WAV of 0-bit samples opens in FFmpeg without
+    a decoder, and the route answered 500 (AttributeError). The clip now gets its own error
+    and the clip next to it is still transcribed."""
+    import json
+
+    zero_bits = payloads.wav(sample_rate=16_000, channels=1, bits=0, frames=100)
+    tensor = grpcclient.InferInput("audio", [2], "BYTES")
+    tensor.set_data_from_numpy(np.array([zero_bits, payloads.honest_wav(0.5)], dtype=np.object_))
+    with grpcclient.InferenceServerClient(transcribe_triton.grpc_url) as client:
+        result = client.infer("transcribe", [tensor], client_timeout=60)
+    bad, good = [json.loads(item) for item in result.as_numpy("result")]
+    assert bad["error"].startswith("clip 0: wav (audio: unknown codec): FFmpeg has no decoder for this audio")
+    assert "error" not in good or not good["error"], good
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_an_empty_token_sequence_is_the_callers_mistake_not_a_server_fault(text_triton, protocol):
     """Found by the fuzzer: `text_classifier_fp32` with input_ids of shape [1, 0] failed

@@ -43,3 +43,13 @@ def test_empty_and_unknown_bytes_name_the_clip_and_what_is_accepted():
         decode_audio(b"", "clip 4")
     with pytest.raises(MediaError, match=r"clip 1: not a known media container \(starts with 68 69\)"):
         decode_audio(b"hi", "clip 1")
+
+
+def test_a_wav_of_0_bit_samples_is_the_clips_error_not_a_crash():
+    """Found by the 200-case long fuzz profile: FFmpeg opens such a WAV but has no decoder
+    for it, so the stream has no codec context; the route crashed with AttributeError (500)."""
+    from perf.fuzz import payloads
+
+    zero_bits = payloads.wav(sample_rate=16_000, channels=1, bits=0, frames=100)
+    with pytest.raises(MediaError, match=r"clip 2: wav \(audio: unknown codec\): FFmpeg has no decoder for this audio"):
+        decode_audio(zero_bits, "clip 2")

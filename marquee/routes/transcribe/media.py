@@ -35,8 +35,13 @@ class MediaError(ValueError):
 
 def describe(container) -> str:
     """'mp4 (video: h264, audio: aac)' - what FFmpeg found, for error messages."""
-    streams = ", ".join(f"{s.type}: {s.codec_context.name}" for s in container.streams if s.type in ("audio", "video"))
+    streams = ", ".join(f"{s.type}: {_codec_name(s)}" for s in container.streams if s.type in ("audio", "video"))
     return f"{container.format.name} ({streams or 'no audio or video streams'})"
+
+
+def _codec_name(stream) -> str:
+    # FFmpeg opens a stream it has no decoder for (a WAV of 0-bit samples) without a codec context.
+    return stream.codec_context.name if stream.codec_context is not None else "unknown codec"
 
 
 class Pcm16:
@@ -88,6 +93,8 @@ def check_stream(container, label: str) -> None:
     decoding: resampling to 16 kHz multiplies the samples by 16 kHz / rate, so a 20 kB WAV
     that says 1 Hz would become 320 million samples (found by the fuzzer, perf/fuzz)."""
     stream = container.streams.audio[0]
+    if stream.codec_context is None:
+        raise MediaError(f"{label}: {describe(container)}: FFmpeg has no decoder for this audio; expected {ACCEPTED}")
     rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise MediaError(
