@@ -170,7 +170,7 @@ class TritonPythonModel:
                 check_audio(row.tobytes(), self.max_duration_s)
             elif self.media == "image":
                 # Rows of a batch are zero-padded to the longest; the end markers sit before the padding.
-                check_image(np.trim_zeros(row, "b").tobytes(), self.max_image_bytes, self.max_image_pixels)
+                check_image(_without_padding(row), self.max_image_bytes, self.max_image_pixels)
         except (AudioRejected, ImageRejected) as rejected:
             raise ItemError(f"cannot decode {self.media}: {where}: {rejected}") from None
 
@@ -194,6 +194,14 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         self.pipeline = None
+
+
+def _without_padding(row: np.ndarray) -> bytes:
+    """The item's bytes without the batch's trailing zeros. Vectorised: np.trim_zeros walks
+    them in Python, 2.8 s for a 50 kB image padded to a 2 MB neighbour."""
+    nonzero = row[::-1] != 0
+    first = int(nonzero.argmax())
+    return row[: row.size - first].tobytes() if nonzero[first] else b""
 
 
 def _dali_reason(error: Exception) -> str:
