@@ -46,11 +46,7 @@ def folds_of(n: int, folds: int, seed: int) -> list[np.ndarray]:
 
 
 def harmful_scores(variant: str, train: training_set.TrainingSet, texts: list[str], epochs: float, seed: int):
-    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    embeddings = text_classifier.run_batched(classifier, train.texts, "embed")
-    classifier.set_head(*text_classifier.train_head(embeddings, train.labels, seed, train.weights))
-    if variant == "finetuned":
-        finetune.finetune(classifier, train, epochs=epochs, seed=seed)
+    classifier = finetune.trained_classifier(train, seed, epochs=epochs if variant == "finetuned" else 0.0)
     probabilities = text_classifier.run_batched(classifier.eval(), texts)
     return 1.0 - probabilities[:, 0]
 

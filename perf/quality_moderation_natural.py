@@ -1,5 +1,5 @@
 """Text moderation quality on the templated held-out split and on the hand-written
-natural set, with and without the Jigsaw BiLSTM signal, for a head that never saw the
+natural set, with and without the Jigsaw BiLSTM signal, for a classifier that never saw the
 natural set, and after calibration on a small labelled sample.
 
     .venv/bin/python -m perf.quality_moderation_natural [--final]
@@ -8,7 +8,7 @@ The cascade runs in-process on the exported ONNX graphs (export/moderation/
 offline_cascade.py: the route's own `judge` and the policy's `decide`). Without
 `--final` only the natural set's `dev` part is reported; `--final` adds its held-out
 `final` part (look at it once per model change). Writes
-perf/reports/moderation_natural_quality.json.
+perf/reports/moderation_natural_quality.json (`--precision fp32`: ..._fp32.json).
 
 The shipped head was trained on the generated set plus the natural set's `dev` part
 (export/moderation/training_set.py), so its `dev` figures are on training data and
@@ -19,10 +19,10 @@ Conditions:
 - `with_jigsaw`: the shipped policy plus the Jigsaw model's toxic/obscene/threat/insult
   as four more categories, their thresholds fitted by `calibrate` (target 0.97) on the
   templated held-out split (never on the natural set);
-- `generated_only`: a head trained on the generated set alone (never on the natural
-  set), thresholds fitted on the templated held-out split as the shipped ones were
-  (FP32 PyTorch; with `--final` only);
-- `calibrated_on_dev`: that generated-only head, thresholds from `calibrate
+- `generated_only`: the shipped recipe (export/moderation/finetune.py) trained on the
+  generated set alone (never on the natural set), thresholds fitted on the templated
+  held-out split as the shipped ones were (FP32 PyTorch; with `--final` only; minutes);
+- `calibrated_on_dev`: that generated-only classifier, thresholds from `calibrate
   --target-precision 0.95` on the natural `dev` part (the "platform's small labelled
   sample"), measured on `final` only.
 """
@@ -110,13 +110,11 @@ def with_jigsaw_policy(base_raw: dict, tuning: list[LabelledItem]) -> object:
 
 
 def generated_only(repository: Path, sets: dict, base_raw: dict, shipped) -> dict:
-    """A head that never saw the natural set, measured on every set, and calibrated on dev."""
-    from export.moderation import text_classifier, training_set
+    """A classifier that never saw the natural set, measured on every set, and calibrated on dev."""
+    from export.moderation import finetune, text_classifier, training_set
 
-    data = training_set.generated_only(DEFAULT_SEED)
-    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    embeddings = text_classifier.run_batched(classifier, data.texts, "embed")
-    classifier.set_head(*text_classifier.train_head(embeddings, data.labels, DEFAULT_SEED, data.weights))
+    # The shipped recipe (logistic head, then fine-tuned with the encoder) on the generated set alone.
+    classifier = finetune.trained_classifier(training_set.generated_only(DEFAULT_SEED), DEFAULT_SEED)
     lexical_onnx = repository / "profanity_lexical" / "1" / "model.onnx"
     scored = {
         name: offline_cascade.ScoredTexts(
@@ -192,8 +190,9 @@ def main() -> None:
     }
     if args.final:
         report.update(generated_only(args.repository, sets, base_raw, shipped))
-    REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=2) + "\n")
+    path = REPORT if args.precision == "int8" else REPORT.with_stem(f"{REPORT.stem}_{args.precision}")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
     conditions = ("shipped", "with_jigsaw", "generated_only") if args.final else ("shipped", "with_jigsaw")
     summary = {
         cond: {n: (q["flagged_vs_allow"], q["precision_at_recall_0.95"]) for n, q in report[cond].items()}

@@ -54,10 +54,15 @@ def pytest_collection_modifyitems(config, items):
 def cache_root(tmp_path_factory, monkeypatch_session) -> Path:
     root = tmp_path_factory.mktemp("marquee-cache")
     monkeypatch_session.setenv("MARQUEE_CACHE", str(root))
+    project_cache = Path(__file__).resolve().parent.parent / ".marquee"
     # perf_analyzer and its glibc runtime are large downloads; share the project's copy.
-    project_perf = Path(__file__).resolve().parent.parent / ".marquee" / "perf_analyzer"
-    if project_perf.is_dir():
-        (root / "perf_analyzer").symlink_to(project_perf)
+    if (project_cache / "perf_analyzer").is_dir():
+        (root / "perf_analyzer").symlink_to(project_cache / "perf_analyzer")
+    # The fine-tuned text classifier takes minutes of CPU; its file name is the hash of
+    # everything it was trained from, so a project copy with the same name is the same model.
+    (root / "checkpoints").mkdir()
+    for checkpoint in (project_cache / "checkpoints").glob("moderation-text-*.safetensors"):
+        (root / "checkpoints" / checkpoint.name).symlink_to(checkpoint)
     return root
 
 

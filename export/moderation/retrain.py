@@ -2,8 +2,9 @@
 platform's own labelled comments, checked on a held-out part of them, and exported as
 the next Triton version of both classifier models, next to the version in service.
 
-The encoder stays frozen (as at export): only the 384 -> 5 head is refitted, on the
-platform's training part plus, by default, the set the shipped head was trained on
+The encoder in service (fine-tuned at export) stays frozen: only the 384 -> 5 head is
+refitted, as a logistic regression (seconds, where fine-tuning again takes minutes), on
+the platform's training part plus, by default, the set the shipped head was trained on
 (`training_set.py`: the generated set and the natural `dev` comments), so a few hundred
 labels adapt the head rather than replace what it knew. Each platform comment weighs
 as much as a real comment there (`REAL_COMMENT_WEIGHT` generated texts). A seeded,
@@ -22,11 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
-from export import artifacts
-from export.moderation import text_classifier, text_dataset, training_set
+from export.moderation import text_classifier, text_dataset, text_pipeline, training_set
 from export.moderation.text_quality import stage2_quality
 from export.validate import ValidationReport
 from marquee.moderation.labels import LabelledItem
@@ -34,7 +33,6 @@ from marquee.specs.moderation_text import TEXT_CLASSES, TEXT_CLASSIFIER_FP32, TE
 
 log = logging.getLogger(__name__)
 HELD_OUT_SHARE = 0.25
-HEAD_FILE = "head.npz"
 
 
 @dataclass(frozen=True)
@@ -81,31 +79,25 @@ def retrain(
     train, held_out = split_items(items, seed)
     start = training_set.shipped_training_set(seed) if with_generated else training_set.TrainingSet([], [], np.ones(0))
     data = start.plus_real([i.text for i in train], [i.label for i in train])
-    torch.manual_seed(seed)
-    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    embeddings = text_classifier.run_batched(classifier, data.texts, method="embed")
-    head = text_classifier.train_head(embeddings, data.labels, seed, data.weights)
-
+    classifier = text_pipeline.load_classifier(repository, in_service_version)
     held_texts, held_labels = [i.text for i in held_out], [i.label for i in held_out]
-    in_service = _head_quality(repository, in_service_version, classifier, held_texts, held_labels)
-    classifier.set_head(*head)
-    predicted = [TEXT_CLASSES[k] for k in text_classifier.run_batched(classifier, held_texts).argmax(1)]
-    retrained = stage2_quality(held_labels, predicted)
+    in_service = _quality(classifier, held_texts, held_labels)
+    embeddings = text_classifier.run_batched(classifier, data.texts, method="embed")
+    classifier.set_head(*text_classifier.train_head(embeddings, data.labels, seed, data.weights))
+    retrained = _quality(classifier, held_texts, held_labels)
 
     version = max(versions(repository, TEXT_CLASSIFIER_FP32.name) + versions(repository, TEXT_CLASSIFIER_INT8.name)) + 1
-    _export_version(repository, classifier, head, version, held_texts or data.texts[:64])
+    _export_version(repository, classifier, version, held_texts or data.texts[:64])
     policy_path = _candidate_policy(repository, active_policy, version)
     return RetrainResult(version, in_service_version, len(train), len(held_out), in_service, retrained, policy_path)
 
 
-def _head_quality(repository: Path, version: int, classifier, texts: list[str], labels: list[str]) -> dict:
-    saved = np.load(repository / TEXT_CLASSIFIER_FP32.name / str(version) / HEAD_FILE)
-    classifier.set_head(saved["weight"], saved["bias"])
+def _quality(classifier, texts: list[str], labels: list[str]) -> dict:
     predicted = [TEXT_CLASSES[k] for k in text_classifier.run_batched(classifier, texts).argmax(1)]
     return stage2_quality(labels, predicted)
 
 
-def _export_version(repository: Path, classifier, head, version: int, check_texts: list[str]) -> None:
+def _export_version(repository: Path, classifier, version: int, check_texts: list[str]) -> None:
     """FP32 and INT8 graphs as version `version`, each checked against PyTorch first."""
     report = ValidationReport(f"retrained text classifier v{version}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,12 +105,9 @@ def _export_version(repository: Path, classifier, head, version: int, check_text
         text_classifier.export_checked(classifier, staged, check_texts, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
+        weights = text_classifier.save_classifier(classifier, staged / text_classifier.CLASSIFIER_FILE)
         stamp = {"input_hash": f"retrained-v{version}", "validation": report.figures}
-        for spec, name in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
-            folder = repository / spec.name / str(version)
-            folder.mkdir(parents=True, exist_ok=True)
-            np.savez(folder / HEAD_FILE, weight=head[0], bias=head[1], classes=np.array(TEXT_CLASSES))
-            artifacts.install(staged / name, folder, "model.onnx", stamp)
+        text_pipeline.install_classifier(staged, weights, repository, version, stamp)
 
 
 def _candidate_policy(repository: Path, active_policy: Path, version: int) -> Path:

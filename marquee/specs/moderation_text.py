@@ -91,12 +91,15 @@ def _classifier_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
 # FP32 ONNX vs PyTorch: same graph, float reordering only.
 TEXT_CLASSIFIER_FP32 = _classifier_spec(Precision.FP32, Tolerance(atol=1e-4))
 # Dynamic INT8 (weights per channel, activations per batch) moves the probabilities by
-# 0.006 on average and by up to 0.28 on borderline held-out texts (measured, 384 texts,
-# with the head trained on the natural templates, whose classes sit closer together than
-# the cue-word head's: 0.002 and 0.13 before); `min_recall` here is the share of texts
-# whose top class matches FP32 PyTorch (0.974; 0.997 before). The quality report gives
-# both precisions on the natural set.
-TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.35, mean_atol=0.01, min_recall=0.96))
+# 0.005 on average and by up to 0.44 on the most borderline of 384 held-out texts
+# (measured 2026-12-04 on the fine-tuned classifier, whose probabilities are steeper
+# around the class boundaries: 0.006 and 0.28 for the frozen-encoder head before it, 0.13
+# for the cue-word head before that). Without reduce_range the worst text moved 0.19, but
+# 8-bit u8s8 products can saturate on CPUs without VNNI, so the graph keeps 7-bit weights
+# (text_classifier.quantize_classifier_int8). `min_recall` here is the share of texts
+# whose top class matches FP32 PyTorch (0.990). The quality report gives both precisions'
+# decisions on the natural set.
+TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.45, mean_atol=0.01, min_recall=0.96))
 
 TEXT_CLASSIFIER_BY_PRECISION: dict[Precision, ModelSpec] = {
     Precision.FP32: TEXT_CLASSIFIER_FP32,

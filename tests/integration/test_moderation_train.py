@@ -52,6 +52,19 @@ def _classifier_version(audit: dict) -> int:
     return next(s["version"] for s in audit["stages"] if s["model"].startswith("text_classifier"))
 
 
+def _assert_same_encoder_new_head(model_dir) -> None:
+    """Version 2 keeps version 1's (fine-tuned) encoder bit for bit; only the head is new."""
+    from safetensors.numpy import load_file
+
+    from export.moderation.text_classifier import CLASSIFIER_FILE
+
+    old, new = (load_file(str(model_dir / v / CLASSIFIER_FILE)) for v in ("1", "2"))
+    assert old.keys() == new.keys()
+    encoder = [k for k in old if k.startswith("encoder.")]
+    assert len(encoder) > 90 and all(np.array_equal(old[k], new[k]) for k in encoder)
+    assert not np.allclose(old["head.weight"], new["head.weight"], atol=1e-3)
+
+
 def test_a_retrained_head_is_exported_as_a_new_version_and_served(explicit_server, tmp_path):
     from typer.testing import CliRunner
 
@@ -81,6 +94,7 @@ def test_a_retrained_head_is_exported_as_a_new_version_and_served(explicit_serve
     for spec in (TEXT_CLASSIFIER_FP32, TEXT_CLASSIFIER_INT8):
         assert (repository / spec.name / "2" / "model.onnx").is_file()
         assert (repository / spec.name / "1" / "model.onnx").is_file()  # the one in service stays
+    _assert_same_encoder_new_head(repository / TEXT_CLASSIFIER_FP32.name)
 
     # In shadow: version 1 decides, version 2 scores the same texts in the audit only.
     time.sleep(RELOAD_S)
