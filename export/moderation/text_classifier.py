@@ -22,11 +22,11 @@ import torch
 
 from export.validate import ValidationReport
 from marquee.routes.moderate_text.text_tokens import encode, load_tokenizer
-from marquee.specs.moderation_text import MAX_TOKENS, TEXT_CLASSES
+from marquee.specs.moderation_text import CLASSIFIER_WEIGHTS_FILE, MAX_TOKENS, TEXT_CLASSES
 
 log = logging.getLogger(__name__)
 EMBEDDING_DIM = 384
-CLASSIFIER_FILE = "classifier.safetensors"  # the PyTorch twin of a version's graph, next to it
+CLASSIFIER_FILE = CLASSIFIER_WEIGHTS_FILE  # the PyTorch twin of a version's graph, next to it
 HEAD_C = 20.0  # inverse L2 strength of the logistic head; unit-norm features need a large C
 EMBED_BATCH = 64
 

@@ -38,7 +38,7 @@ def assemble_repository(specs: list[ModelSpec], target: Target, source: Path, ou
     render.write(specs, out, target)
     for spec in specs:
         for version in _versions(Path(source) / spec.name):
-            _link_tree(version, out / spec.name / version.name)
+            _link_tree(version, out / spec.name / version.name, skip=set(spec.offline_files))
     problems = check_repository(specs, out, target)
     if problems:
         raise DeployError(f"{target.name} repository at {out} would not load:\n" + "\n".join(problems))
@@ -51,12 +51,15 @@ def _versions(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def _link_tree(source: Path, target: Path) -> None:
-    """Hard links where possible (an assembled repository then costs no disk), else copies."""
+def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
+    """Hard links where possible (an assembled repository then costs no disk), else
+    copies; names in `skip` (the spec's offline files) stay behind."""
     target.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
+        if item.name in skip:
+            continue
         if item.is_dir():
-            _link_tree(item, target / item.name)
+            _link_tree(item, target / item.name, skip)
             continue
         try:
             os.link(item, target / item.name)

@@ -214,6 +214,9 @@ class ModelSpec:
     # Backend parameters, named as the native backend names them (see render.py).
     parameters: dict[str, str] = field(default_factory=dict)
     artifact: str = "model.onnx"
+    # Files the export keeps next to the artifact for offline tools (benchmarks,
+    # retraining) that no server reads; `marquee deploy assemble` leaves them out.
+    offline_files: tuple[str, ...] = ()
     # Batch sizes Triton runs (zero-filled) before marking the model ready, so the first
     # real request does not pay for ONNX Runtime's lazy initialisation.
     warmup_batch_sizes: tuple[int, ...] = ()

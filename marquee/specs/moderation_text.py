@@ -50,6 +50,9 @@ PROFANITY_LEXICAL = ModelSpec(
 )
 
 
+CLASSIFIER_WEIGHTS_FILE = "classifier.safetensors"
+
+
 def _classifier_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
     return ModelSpec(
         name=f"text_classifier_{precision.value}",
@@ -85,6 +88,8 @@ def _classifier_spec(precision: Precision, tolerance: Tolerance) -> ModelSpec:
         instance_groups=(InstanceGroup(count=2),),
         tolerance=tolerance,
         budget=LatencyBudget(perf_latency_p99_us=60_000, batch_size=8, concurrency=1),
+        # The PyTorch weights the graph was exported from (90 MB, FP32 version folders).
+        offline_files=(CLASSIFIER_WEIGHTS_FILE,),
     )
 
 
@@ -96,10 +101,12 @@ TEXT_CLASSIFIER_FP32 = _classifier_spec(Precision.FP32, Tolerance(atol=1e-4))
 # around the class boundaries: 0.006 and 0.28 for the frozen-encoder head before it, 0.13
 # for the cue-word head before that). Without reduce_range the worst text moved 0.19, but
 # 8-bit u8s8 products can saturate on CPUs without VNNI, so the graph keeps 7-bit weights
-# (text_classifier.quantize_classifier_int8). `min_recall` here is the share of texts
-# whose top class matches FP32 PyTorch (0.990). The quality report gives both precisions'
-# decisions on the natural set.
-TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.45, mean_atol=0.01, min_recall=0.96))
+# (text_classifier.quantize_classifier_int8). The worst text is one text, and fine-tuning
+# on another CPU (other kernels, other rounding) gives slightly different weights, so
+# `atol` leaves room (0.6) and the checks that judge the graph are the mean (0.01) and
+# `min_recall`, here the share of texts whose top class matches FP32 PyTorch (0.990
+# measured). The quality report gives both precisions' decisions on the natural set.
+TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.6, mean_atol=0.01, min_recall=0.96))
 
 TEXT_CLASSIFIER_BY_PRECISION: dict[Precision, ModelSpec] = {
     Precision.FP32: TEXT_CLASSIFIER_FP32,

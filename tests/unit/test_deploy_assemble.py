@@ -45,3 +45,18 @@ def test_unexported_models_are_named(tmp_path):
     source = _exported(tmp_path, {"ranker_fp32": ["model.onnx"]})
     with pytest.raises(DeployError, match="not exported in .*: ranker_int8"):
         assemble_repository(SPECS, NGC_CPU, source, tmp_path / "out")
+
+
+def test_offline_files_stay_out_of_the_assembled_repository(tmp_path):
+    from marquee.specs.moderation_text import CLASSIFIER_WEIGHTS_FILE, TEXT_CLASSIFIER_FP32, TEXT_CLASSIFIER_INT8
+
+    specs = [TEXT_CLASSIFIER_FP32, TEXT_CLASSIFIER_INT8]
+    source = tmp_path / "source"
+    render.write(specs, source)
+    for spec in specs:
+        (source / spec.name / "1").mkdir(parents=True)
+        (source / spec.name / "1" / "model.onnx").write_bytes(b"onnx bytes")
+    (source / TEXT_CLASSIFIER_FP32.name / "1" / CLASSIFIER_WEIGHTS_FILE).write_bytes(b"pytorch weights")
+    out = assemble_repository(specs, NGC_CPU, source, tmp_path / "out")
+    assert (out / TEXT_CLASSIFIER_FP32.name / "1" / "model.onnx").is_file()
+    assert not (out / TEXT_CLASSIFIER_FP32.name / "1" / CLASSIFIER_WEIGHTS_FILE).exists()
