@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from export.validate import ValidationReport
+from marquee.errors import CheckpointError
 from marquee.routes.moderate_text.text_tokens import encode, load_tokenizer
 from marquee.specs.moderation_text import CLASSIFIER_WEIGHTS_FILE, MAX_TOKENS, TEXT_CLASSES
 
@@ -95,7 +96,10 @@ def load_classifier(path: Path) -> MiniLMClassifier:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; re-export with `marquee export moderation`")
+        raise CheckpointError(
+            f"{path} is missing (exports before 2026-12-04 kept only the head); "
+            "re-export with `marquee export moderation --force`"
+        )
     model = MiniLMClassifier(load_encoder())
     model.load_state_dict(load_file(str(path)))
     return model.eval()

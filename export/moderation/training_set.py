@@ -1,10 +1,10 @@
-"""What the shipped classification head is trained on: the generated set's training
+"""What the shipped text classifier is trained on: the generated set's training
 split plus the `dev` part of the hand-written natural set, each real comment weighing
 `REAL_COMMENT_WEIGHT` generated ones.
 
 Why the natural comments: the generated set, however many hard negatives it has, is
 phrased by templates; a few hundred comments written the way people write move the head
-toward real comments. Measured by 5-fold cross-validation on natural `dev` (head on the
+toward real comments. Measured by 5-fold cross-validation on natural `dev` (the frozen-encoder head on the
 generated training split + four fifths of `dev`, scored on the fifth left out,
 thresholds fitted on the templated held-out split as shipped), means over three fold
 draws, 2026-12-03:
@@ -18,7 +18,7 @@ draws, 2026-12-03:
 
 One comment moves these by about 0.008, so 3, 5 and 10 do not differ beyond noise; all
 three rank clearly better than the generated set alone. 5 is the middle one. The price:
-`dev` can no longer judge the shipped head. The natural set's `final` part is never
+`dev` can no longer judge the shipped classifier. The natural set's `final` part is never
 trained on and stays the held-out check, with the templated held-out split
 (`perf/quality_moderation_natural.py`).
 
