@@ -56,6 +56,10 @@ class ValidationReport:
         self.figures[name] = value
         self.checks.append(Check(name, value <= limit, f"{value:.4g}{unit} (limit {limit:g}{unit})"))
 
+    def at_least(self, name: str, value: float, floor: float) -> None:
+        self.figures[name] = value
+        self.checks.append(Check(name, value >= floor, f"{value:.4g} (floor {floor:g})"))
+
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]

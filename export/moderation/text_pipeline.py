@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from export import artifacts
 from export.moderation import (
     finetune,
     lexical,
     natural_set,
+    offline_cascade,
     text_classifier,
     text_dataset,
     text_natural_templates,
@@ -41,6 +44,7 @@ from marquee.routes import manifest
 from marquee.specs.moderation_text import (
     MODERATE_TEXT,
     PROFANITY_LEXICAL,
+    TEMPLATED_FLAGGED_FLOOR,
     TEXT_CLASSIFIER_FP32,
     TEXT_CLASSIFIER_INT8,
     TEXT_MODERATION_MODELS,
@@ -63,6 +67,9 @@ TRAINING_MODULES = (
 @dataclass(frozen=True)
 class TextExportConfig:
     seed: int = text_dataset.DEFAULT_SEED
+    # The fine-tuning run's own seed (batch order, logistic start); None: `seed`. Varying
+    # it alone, on the same data, measures training noise (perf/quality_moderation_training_noise.py).
+    training_seed: int | None = None
     per_template: int = text_dataset.PER_TEMPLATE
     validation_texts: int = 384  # held-out texts the ONNX graphs are checked on
 
@@ -72,8 +79,11 @@ def _version_dir(repository: Path, spec) -> Path:
 
 
 def _training_inputs(config: TextExportConfig) -> list:
+    settings = {"seed": config.seed, "per_template": config.per_template}
+    if config.training_seed is not None:  # named only when set: default checkpoints keep their key
+        settings["training_seed"] = config.training_seed
     return [
-        json.dumps({"seed": config.seed, "per_template": config.per_template}, sort_keys=True),
+        json.dumps(settings, sort_keys=True),
         artifacts.toolchain_fingerprint(),
         ",".join(f"{p}={metadata.version(p)}" for p in PACKAGES),
         text_classifier.minilm_directory() / "model.safetensors",
@@ -103,7 +113,8 @@ def classifier_checkpoint(config: TextExportConfig | None = None) -> Path:
     if not path.is_file():
         data = training_set.shipped_training_set(config.seed, config.per_template)
         log.info("fine-tuning the text classifier on %d texts (cached as %s)", len(data.texts), path.name)
-        text_classifier.save_classifier(finetune.trained_classifier(data, config.seed), path)
+        seed = config.seed if config.training_seed is None else config.training_seed
+        text_classifier.save_classifier(finetune.trained_classifier(data, seed), path)
     return path
 
 
@@ -135,6 +146,7 @@ def export_text_moderation(
         checkpoint = classifier_checkpoint(config)
         classifier = text_classifier.load_classifier(checkpoint)
         text_classifier.export_checked(classifier, staged, validation_texts, report)
+        check_templated_quality(staged, dataset, report)
         log.info("%s", report.summary())
         report.raise_if_failed()
 
@@ -143,6 +155,25 @@ def export_text_moderation(
         install_classifier(staged, checkpoint, repository, TEXT_CLASSIFIER_FP32.version, stamp)
         _install_route(repository, policy_path, stamp)
     return True
+
+
+def check_templated_quality(staged: Path, dataset: text_dataset.TextDataset, report: ValidationReport) -> None:
+    """The staged INT8 cascade, with the shipped policy, against TEMPLATED_FLAGGED_FLOOR on
+    the templated held-out split: fine-tuning is not bit-reproducible across CPUs, so each
+    machine's run is judged before it ships. The shipped policy, not the one being
+    installed: this judges the model, and a platform's policy may trade recall away."""
+    texts, labels = [e.text for e in dataset.test], [e.label for e in dataset.test]
+    scored = offline_cascade.ScoredTexts(
+        offline_cascade.lexical_scores(staged / "lexical.onnx", texts),
+        text_classifier.onnx_probabilities(staged / "int8.onnx", texts),
+    )
+    policy = policy_module.load_policy(policy_module.default_policy_path())
+    flagged = np.array([decision != "allow" for decision, _ in offline_cascade.decisions(scored, policy)])
+    harmful = np.array([label != "clean" for label in labels])
+    hits = int((flagged & harmful).sum())
+    precision, recall = hits / max(int(flagged.sum()), 1), hits / max(int(harmful.sum()), 1)
+    for name, value in (("precision", precision), ("recall", recall)):
+        report.at_least(f"text_moderation.templated_flagged_{name}", round(value, 4), TEMPLATED_FLAGGED_FLOOR[name])
 
 
 def install_classifier(staged: Path, checkpoint: Path, repository: Path, version: int, stamp: dict) -> None:

@@ -108,6 +108,13 @@ TEXT_CLASSIFIER_FP32 = _classifier_spec(Precision.FP32, Tolerance(atol=1e-4))
 # measured). The quality report gives both precisions' decisions on the natural set.
 TEXT_CLASSIFIER_INT8 = _classifier_spec(Precision.INT8, Tolerance(atol=0.6, mean_atol=0.01, min_recall=0.96))
 
+# What every export of the fine-tuned classifier must reach before it is installed: the
+# INT8 cascade with the shipped policy, flagged (review or block) vs allowed, on the
+# generated set's templated held-out split. Measured 0.959 / 0.968 (2026-12-04); the
+# floors sit below the spread between fine-tuning runs
+# (perf/reports/moderation_training_noise.json) and catch a run that went wrong.
+TEMPLATED_FLAGGED_FLOOR = {"precision": 0.93, "recall": 0.93}
+
 TEXT_CLASSIFIER_BY_PRECISION: dict[Precision, ModelSpec] = {
     Precision.FP32: TEXT_CLASSIFIER_FP32,
     Precision.INT8: TEXT_CLASSIFIER_INT8,

@@ -59,3 +59,24 @@ def test_the_exported_classifier_has_a_fine_tuned_encoder(text_moderation_reposi
         exported["encoder.layer.0.attention.self.query.weight"],
         published["encoder.layer.0.attention.self.query.weight"],
     )
+
+
+def test_a_classifier_that_flags_everything_fails_the_export_quality_gate(text_moderation_repository, tmp_path):
+    import shutil
+
+    from export.moderation.text_pipeline import check_templated_quality
+    from export.validate import ValidationReport
+    from marquee.errors import ExportValidationError
+
+    broken = load_classifier(text_moderation_repository)
+    broken.set_head(np.zeros((len(TEXT_CLASSES), text_classifier.EMBEDDING_DIM)), np.zeros(len(TEXT_CLASSES)))
+    shutil.copy(text_moderation_repository / "profanity_lexical" / "1" / "model.onnx", tmp_path / "lexical.onnx")
+    text_classifier.export_classifier_onnx(broken, tmp_path / "fp32.onnx")
+    text_classifier.quantize_classifier_int8(tmp_path / "fp32.onnx", tmp_path / "int8.onnx")
+    report = ValidationReport("a uniform classifier")
+    check_templated_quality(tmp_path, build_dataset(), report)
+    # Uniform probabilities: harmful = 0.8 for every text, so every text is flagged.
+    assert [c.name for c in report.failures] == ["text_moderation.templated_flagged_precision"]
+    assert report.figures["text_moderation.templated_flagged_recall"] == 1.0
+    with pytest.raises(ExportValidationError, match="templated_flagged_precision"):
+        report.raise_if_failed()
