@@ -7,9 +7,10 @@ Each fold trains on the generated training split plus four fifths of the natural
 fifth left out; the out-of-fold scores of all folds are pooled. `final` is never read.
 
 Variants:
-- `frozen`: the shipped recipe, a logistic head on the frozen MiniLM's pooled embeddings;
+- `frozen`: a logistic head on the frozen MiniLM's pooled embeddings (shipped until
+  2026-12-04);
 - `finetuned`: the same head as a start, then encoder and head trained together
-  (export/moderation/finetune.py) for `--epochs` epochs.
+  (export/moderation/finetune.py) for `--epochs` epochs: the shipped recipe since then.
 
 Scores: `harmful` = 1 - P(clean), the policy's main signal. Reported per variant: precision
 at recall 0.95 and 0.90, average precision, each with a bootstrap interval over the
