@@ -86,13 +86,15 @@ def save_classifier(model: MiniLMClassifier, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(partial))
+    tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(partial), metadata={"classes": ",".join(TEXT_CLASSES)})
     partial.replace(path)
     return path
 
 
 def load_classifier(path: Path) -> MiniLMClassifier:
     """A classifier saved by `save_classifier`, on the published encoder's architecture."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     if not path.is_file():
@@ -100,6 +102,10 @@ def load_classifier(path: Path) -> MiniLMClassifier:
             f"{path} is missing (exports before 2026-12-04 kept only the head); "
             "re-export with `marquee export moderation --force`"
         )
+    with safe_open(str(path), framework="pt") as saved:
+        classes = tuple((saved.metadata() or {}).get("classes", "").split(","))
+    if classes != TEXT_CLASSES:
+        raise CheckpointError(f"{path} was trained for classes {classes}; the spec's are {TEXT_CLASSES}")
     model = MiniLMClassifier(load_encoder())
     model.load_state_dict(load_file(str(path)))
     return model.eval()

@@ -51,6 +51,18 @@ def test_a_missing_classifier_file_names_the_fix(tmp_path):
         text_classifier.load_classifier(tmp_path / "classifier.safetensors")
 
 
+def test_weights_saved_for_other_classes_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from marquee.errors import CheckpointError
+
+    model = text_classifier.MiniLMClassifier(text_classifier.load_encoder())
+    path = tmp_path / "classifier.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"classes": "spam,clean"})
+    with pytest.raises(CheckpointError, match=r"trained for classes \('spam', 'clean'\)"):
+        text_classifier.load_classifier(path)
+
+
 def test_the_exported_classifier_has_a_fine_tuned_encoder(text_moderation_repository):
     exported = load_classifier(text_moderation_repository).encoder.state_dict()
     published = text_classifier.load_encoder().state_dict()
