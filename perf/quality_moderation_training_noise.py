@@ -2,11 +2,12 @@
 differ only in float rounding (thread count) or in the run's own seed, all judged by the
 shipped policy's committed thresholds.
 
-    .venv/bin/python -m perf.quality_moderation_training_noise [--runs 2:0,1:0,2:1,2:2] [--final]
+    .venv/bin/python -m perf.quality_moderation_training_noise [--runs 2:0,1:0,2:1,2:2] [--final] [--append]
 
 Each run `THREADS:SEED` fine-tunes the classifier from scratch (export/moderation/
 finetune.py, on the shipped training set) with torch limited to THREADS threads and
-`TextExportConfig.training_seed` SEED, exports it into a scratch repository (with a
+`TextExportConfig.training_seed` SEED (the shipped classifier's is the dataset seed,
+20261122), exports it into a scratch repository (with a
 scratch cache, so no checkpoint is shared), and scores the templated held-out split and
 the natural set with the INT8 cascade, as perf/quality_moderation_natural.py does.
 Fine-tuning on another CPU rounds differently too; this measures what that costs
@@ -49,7 +50,13 @@ def one_run(threads: int, seed: int, scratch: Path, sets: dict, policy) -> dict:
     torch.set_num_threads(threads)
     started = time.perf_counter()
     export_text_moderation(scratch / "repository", config=TextExportConfig(training_seed=seed))
-    result = {"threads": threads, "training_seed": seed, "export_s": round(time.perf_counter() - started, 1)}
+    result = {
+        "threads": threads,
+        "training_seed": seed,
+        # Set for the whole process, it also changes which kernels the math libraries pick.
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "export_s": round(time.perf_counter() - started, 1),
+    }
     for name, (texts, labels) in sets.items():
         q = quality(offline_cascade.score_texts(scratch / "repository", texts), labels, policy)
         result[name] = {
@@ -66,11 +73,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="2:0,1:0,2:1,2:2", help="THREADS:SEED pairs, comma-separated")
     parser.add_argument("--final", action="store_true", help="also score the natural set's held-out final part")
+    parser.add_argument("--append", action="store_true", help="keep the report's earlier runs")
     args = parser.parse_args()
     runs = [tuple(int(x) for x in pair.split(":")) for pair in args.runs.split(",")]
     policy = parse_policy(default_policy_path().read_bytes(), default_policy_path())
     sets = evaluation_sets(args.final)
-    report = {"what": __doc__.split("\n\n")[0], "machine": machine_info(), "policy_version": policy.version, "runs": []}
+    earlier = json.loads(REPORT.read_text())["runs"] if args.append and REPORT.is_file() else []
+    report = {"what": __doc__.split("\n\n")[0], "machine": machine_info(), "policy_version": policy.version}
+    report["runs"] = earlier
     for threads, seed in runs:
         with tempfile.TemporaryDirectory(prefix="marquee-noise-") as scratch:
             report["runs"].append(one_run(threads, seed, Path(scratch), sets, policy))
