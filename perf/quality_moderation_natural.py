@@ -10,7 +10,7 @@ offline_cascade.py: the route's own `judge` and the policy's `decide`). Without
 `final` part (look at it once per model change). Writes
 perf/reports/moderation_natural_quality.json (`--precision fp32`: ..._fp32.json).
 
-The shipped head was trained on the generated set plus the natural set's `dev` part
+The shipped classifier was trained on the generated set plus the natural set's `dev` part
 (export/moderation/training_set.py), so its `dev` figures are on training data and
 judge nothing; `final` and the templated held-out split are the checks.
 
