@@ -85,7 +85,12 @@ def test_served_transnetv2_matches_the_package_pytorch_model(video_triton, video
             served = result.as_numpy(name)
             assert np.abs(served - reference).max() <= spec.tolerance.atol, (spec.name, name)
             assert np.abs(served - reference).mean() <= spec.tolerance.mean_atol, (spec.name, name)
-        assert ((result.as_numpy("single_frame") > 0.5) == (expected[0] > 0.5)).all(), spec.name
+        # The clips differ on every run (ffmpeg's `gradients` source), so a frame may land
+        # within the tolerance of 0.5, where either side is allowed (CI saw one INT8 flip).
+        # The export's own check counts flips on fixed footage (INT8_MAX_FLIPPED_DECISIONS).
+        decisive = np.abs(expected[0] - 0.5) > spec.tolerance.atol
+        agree = (result.as_numpy("single_frame") > 0.5) == (expected[0] > 0.5)
+        assert decisive.any() and agree[decisive].all(), spec.name
 
 
 def test_no_unsafe_thumbnail_is_chosen_when_safe_ones_exist(video_server_alive, safety_clip):
