@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from export import artifacts
 from export.moderation import (
     finetune,
@@ -31,6 +29,7 @@ from export.moderation import (
     text_classifier,
     text_dataset,
     text_natural_templates,
+    text_quality,
     text_social_templates,
     training_set,
 )
@@ -168,12 +167,10 @@ def check_templated_quality(staged: Path, dataset: text_dataset.TextDataset, rep
         text_classifier.onnx_probabilities(staged / "int8.onnx", texts),
     )
     policy = policy_module.load_policy(policy_module.default_policy_path())
-    flagged = np.array([decision != "allow" for decision, _ in offline_cascade.decisions(scored, policy)])
-    harmful = np.array([label != "clean" for label in labels])
-    hits = int((flagged & harmful).sum())
-    precision, recall = hits / max(int(flagged.sum()), 1), hits / max(int(harmful.sum()), 1)
-    for name, value in (("precision", precision), ("recall", recall)):
-        report.at_least(f"text_moderation.templated_flagged_{name}", round(value, 4), TEMPLATED_FLAGGED_FLOOR[name])
+    results = offline_cascade.decisions(scored, policy)
+    quality = text_quality.cascade_quality(labels, [d for d, _ in results], [len(a["stages"]) for _, a in results])
+    for name, floor in TEMPLATED_FLAGGED_FLOOR.items():
+        report.at_least(f"text_moderation.templated_flagged_{name}", quality["flagged_vs_allow"][name], floor)
 
 
 def install_classifier(staged: Path, checkpoint: Path, repository: Path, version: int, stamp: dict) -> None:
